@@ -1,0 +1,25 @@
+"""ferrolock: cross-process locks for Python tools, with a Rust core that waits in the kernel.
+
+``FileLock`` is a drop-in for py-filelock's ``FileLock`` (same constructor, ``acquire``, ``release``,
+``is_locked``, ``lock_counter``, context manager and decorator use) that also offers shared locks, a
+holder record naming who holds a lock, ``async with``, and hand-offs in microseconds instead of at the
+next poll.
+"""
+
+from ._ferrolock import CancelToken, __version__, probe, remove_if_unheld
+from ._lock import FileLock
+from .exceptions import Cancelled, CorruptFileError, InvalidName, LockError, Timeout, WouldDeadlock
+
+__all__ = (
+    "CancelToken",
+    "Cancelled",
+    "CorruptFileError",
+    "FileLock",
+    "InvalidName",
+    "LockError",
+    "Timeout",
+    "WouldDeadlock",
+    "__version__",
+    "probe",
+    "remove_if_unheld",
+)

@@ -1,0 +1,200 @@
+"""Type stubs and API reference for ``ferrolock._ferrolock``, the native (Rust) half of ferrolock.
+
+Import the public names from ``ferrolock``; this module is private.
+"""
+
+from types import TracebackType
+from typing import Any, Literal, final
+
+from typing_extensions import Self, disjoint_base
+
+__all__ = ["AcquireReturnProxy", "CancelToken", "FileLock", "__version__", "probe", "remove_if_unheld"]
+
+__version__: str
+
+@disjoint_base
+class FileLock:
+    """A cross-process lock on one file (``flock(2)``), compatible with py-filelock's ``FileLock``.
+
+    Two ``FileLock`` objects on one path exclude each other, in one process or in many, and so do two
+    threads using one object; re-entry (acquiring again while holding) only counts, per thread. A
+    ``fcntl.flock`` user or shell ``flock(1)`` on the same path is excluded too.
+
+    Waiting happens in the kernel with the GIL released: the waiter wakes microseconds after the
+    holder releases or dies, uses no CPU while it waits, and a Ctrl-C on the main thread interrupts
+    it. After ``fork()`` the child holds nothing: releasing in the child never releases the parent's
+    lock.
+
+    Args:
+        lock_file: Path of the lock file. Created (with missing parent directories) on first use,
+            never truncated, never followed if it is a symbolic link.
+        timeout: Default timeout in seconds for ``acquire`` and ``with``: negative waits forever,
+            ``0`` is a single attempt.
+        mode: Permission bits for a newly created lock file (the umask still applies).
+        blocking: Default for ``acquire(blocking=...)``; ``False`` makes every acquire one attempt.
+        shared: Take a shared lock (``LOCK_SH``): any number of shared holders, no exclusive one.
+        purpose: Written into the holder record, shown by ``holder()``, ``Timeout`` messages and
+            ``ferrolock status``.
+        create_dirs: Create missing parent directories.
+        holder_record: Write a holder record after winning an exclusive lock.
+        detect_deadlock: Raise ``WouldDeadlock`` instead of waiting forever when the calling thread
+            already holds the same file through another lock object.
+
+    Raises:
+        InvalidName: the path is empty or contains a NUL byte.
+        TypeError: the path is not a ``str`` or ``os.PathLike``.
+    """
+
+    def __new__(
+        cls,
+        lock_file: str | Any,
+        timeout: float = -1.0,
+        mode: int = 0o644,
+        *,
+        blocking: bool = True,
+        shared: bool = False,
+        purpose: str | None = None,
+        create_dirs: bool = True,
+        holder_record: bool = True,
+        detect_deadlock: bool = True,
+    ) -> Self: ...
+    def acquire(
+        self,
+        timeout: float | None = None,
+        poll_interval: float | None = None,
+        *,
+        blocking: bool | None = None,
+        cancel: CancelToken | None = None,
+    ) -> AcquireReturnProxy:
+        """Acquire the lock for the calling thread, waiting in the kernel.
+
+        Args:
+            timeout: Seconds to wait; ``None`` uses the lock's ``timeout``, negative waits forever,
+                ``0`` is one attempt.
+            poll_interval: Accepted for py-filelock compatibility and ignored: ferrolock does not poll.
+            blocking: ``False`` makes this one attempt whatever the timeout.
+            cancel: A token another thread can use to abandon the wait.
+
+        Returns:
+            A context manager that releases on exit (``with lock.acquire(timeout=5): ...``).
+
+        Raises:
+            Timeout: the lock was not free in time (its message and ``holder`` name the holder).
+            WouldDeadlock: this thread holds the file through another ``FileLock``.
+            Cancelled: ``cancel`` was cancelled.
+            KeyboardInterrupt: Ctrl-C during the wait; nothing is held.
+            OSError: the lock file cannot be opened (a directory, a symlink, no permission, ...).
+        """
+
+    def release(self, force: bool = False) -> None:
+        """Release one level of the calling thread's hold (all levels with ``force``).
+
+        A thread that does not hold the lock releases nothing; it can never release another
+        thread's (or process's) lock.
+        """
+
+    def __enter__(self) -> Self:
+        """Acquire with the lock's default timeout and blocking mode."""
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> bool:
+        """Release one level."""
+
+    def _acquire_as(
+        self,
+        owner: int,
+        timeout: float | None = None,
+        *,
+        blocking: bool | None = None,
+        cancel: CancelToken | None = None,
+    ) -> bool:
+        """Acquire for an explicit owner id (used by the asyncio layer). True if newly taken."""
+
+    def _release_as(self, owner: int, force: bool = False) -> bool:
+        """Release for an explicit owner id. False if that owner held nothing."""
+
+    def _lock_count_as(self, owner: int) -> int:
+        """The re-entry depth of an explicit owner id."""
+
+    @property
+    def is_locked(self) -> bool:
+        """True while some thread of this process holds the lock through this object."""
+
+    @property
+    def lock_counter(self) -> int:
+        """How many times the calling thread has acquired without releasing."""
+
+    @property
+    def lock_file(self) -> str:
+        """The lock file's path."""
+
+    @property
+    def timeout(self) -> float:
+        """The default timeout in seconds (settable)."""
+
+    @timeout.setter
+    def timeout(self, value: float) -> None: ...
+    @property
+    def blocking(self) -> bool:
+        """The default blocking mode."""
+
+    @property
+    def mode(self) -> int:
+        """Permission bits used when creating the lock file."""
+
+    @property
+    def shared(self) -> bool:
+        """True for a shared (``LOCK_SH``) lock."""
+
+    @property
+    def purpose(self) -> str | None:
+        """The purpose written into holder records."""
+
+    def holder(self) -> dict[str, Any] | None:
+        """The live holder record of the lock file, or ``None`` if nobody holds it exclusively.
+
+        The record is a dict with ``pid``, ``host``, ``since`` (RFC 3339, UTC), ``purpose`` and
+        ``version``. It is read without disturbing the lock.
+        """
+
+@final
+class AcquireReturnProxy:
+    """Returned by ``FileLock.acquire()``; entering gives the lock, exiting releases it."""
+
+    def __enter__(self) -> FileLock: ...
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> bool: ...
+
+@final
+class CancelToken:
+    """Lets one thread abandon another thread's wait: pass it to ``acquire(cancel=...)`` and call
+    ``cancel()``. The waiter wakes at once and raises ``Cancelled``; cancelling is permanent."""
+
+    def __new__(cls) -> Self: ...
+    def cancel(self) -> None:
+        """Cancel every present and future wait that uses this token."""
+
+    @property
+    def cancelled(self) -> bool:
+        """Whether ``cancel()`` was called."""
+
+def probe(path: str | Any) -> tuple[Literal["missing", "free", "held"], dict[str, Any] | None]:
+    """Whether a lock file is held exclusively, and the holder record if so, without disturbing it.
+
+    Returns:
+        ``("missing", None)``, ``("free", None)`` (nobody, or only shared holders) or
+        ``("held", record_or_None)``.
+
+    Raises:
+        OSError: the path is a symbolic link, not a regular file, or cannot be opened.
+    """
+
+def remove_if_unheld(path: str | Any) -> Literal["removed", "held", "missing"]:
+    """Remove a lock file if, and only if, nobody holds it.
+
+    Takes the lock without waiting, checks the path still names the locked file, unlinks it while
+    holding it, then releases. Processes that were waiting on the old file notice and move to the new
+    one, so this is safe while the fleet runs.
+    """

@@ -1,0 +1,72 @@
+"""The exceptions ferrolock raises.
+
+They live in Python (and are raised from Rust by name) so that they can use multiple inheritance:
+``Timeout`` is both a ``LockError`` and a builtin ``TimeoutError``, so ``except TimeoutError`` keeps
+working for code written against py-filelock, and every class pickles across processes.
+
+System call failures are not wrapped: they are the builtin ``OSError`` subclasses
+(``PermissionError``, ``IsADirectoryError``, ...) with ``errno``, ``strerror`` and ``filename`` set.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = ["Cancelled", "CorruptFileError", "InvalidName", "LockError", "Timeout", "WouldDeadlock"]
+
+
+class LockError(Exception):
+    """Base class of every error ferrolock raises itself."""
+
+
+class Timeout(LockError, TimeoutError):
+    """The lock could not be acquired in time (or at all, for a non-blocking attempt).
+
+    Attributes:
+        lock_file: Path of the lock file.
+        holder: The holder record of whoever held the lock when the wait ended (a dict with
+            ``pid``, ``host``, ``since``, ``purpose``, ``version``), or ``None`` if unknown.
+    """
+
+    def __init__(self, lock_file: str, holder: dict[str, Any] | None = None, message: str | None = None) -> None:
+        self.lock_file = lock_file
+        self.holder = holder
+        self.message = message or f"The file lock '{lock_file}' could not be acquired."
+        super().__init__(self.message)
+
+    def __str__(self) -> str:
+        return self.message
+
+    def __reduce__(self) -> tuple[type[Timeout], tuple[str, dict[str, Any] | None, str]]:
+        return (type(self), (self.lock_file, self.holder, self.message))
+
+
+class WouldDeadlock(LockError, RuntimeError):
+    """The calling thread already holds this lock file through another lock object, so waiting for it
+    would wait for itself forever. Reuse the first object (it is re-entrant) instead."""
+
+
+class Cancelled(LockError):
+    """A wait was cancelled through its ``CancelToken``. Nothing is held."""
+
+
+class InvalidName(LockError, ValueError):
+    """An identifier that becomes part of a path (a job id, loop name or task id) would escape its
+    directory (``..``, ``/``, an absolute path) or contains a NUL byte."""
+
+
+class CorruptFileError(LockError, ValueError):
+    """A file that must hold a known format does not parse. Nothing was overwritten.
+
+    Attributes:
+        path: The file.
+        reason: What is wrong with it.
+    """
+
+    def __init__(self, path: str, reason: str) -> None:
+        self.path = path
+        self.reason = reason
+        super().__init__(f"{path} is corrupt: {reason}")
+
+    def __reduce__(self) -> tuple[type[CorruptFileError], tuple[str, str]]:
+        return (type(self), (self.path, self.reason))

@@ -1,0 +1,117 @@
+//! The one error type of the core. The Python binding maps each variant in exactly one place
+//! (`src/py/errors.rs`), with an exhaustive match so a new variant forces a decision there.
+
+use std::io;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::lock::Holder;
+
+/// Everything that can go wrong in ferrolock.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A system call failed. `op` says what ferrolock was doing, `path` on which file.
+    #[error("{op} {path}: {source}", path = path.display())]
+    Io {
+        op: &'static str,
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+
+    /// A non-blocking attempt found the lock held (in a conflicting mode) by someone else.
+    #[error("{path} is locked{}", holder_suffix(holder.as_deref()), path = path.display())]
+    WouldBlock { path: PathBuf, holder: Option<Box<Holder>> },
+
+    /// The deadline passed before the lock was free.
+    #[error(
+        "could not acquire the lock on {path} within {secs:.3} s{}",
+        holder_suffix(holder.as_deref()),
+        path = path.display(),
+        secs = waited.as_secs_f64()
+    )]
+    Timeout {
+        path: PathBuf,
+        waited: Duration,
+        holder: Option<Box<Holder>>,
+    },
+
+    /// Another thread cancelled the wait through its [`CancelToken`](crate::CancelToken).
+    #[error("the wait for {path} was cancelled", path = path.display())]
+    Cancelled { path: PathBuf },
+
+    /// The caller's interrupt check asked the wait to stop (in Python: a signal handler raised, e.g.
+    /// `KeyboardInterrupt`). Nothing is held.
+    #[error("the wait for {path} was interrupted", path = path.display())]
+    Interrupted { path: PathBuf },
+
+    /// The caller already holds this lock file through another lock object, so waiting would block on
+    /// itself forever.
+    #[error(
+        "{path}: this thread already holds the lock through another lock object; waiting would deadlock",
+        path = path.display()
+    )]
+    WouldDeadlock { path: PathBuf },
+
+    /// The lock path is a symbolic link. Lock files are never followed through symlinks, so a link
+    /// planted in a shared directory cannot make ferrolock open (or write) its target.
+    #[error("{path} is a symbolic link; ferrolock does not follow symlinks for lock files", path = path.display())]
+    Symlink { path: PathBuf },
+
+    /// The lock path exists but is not a regular file (a directory, FIFO, socket or device).
+    #[error("{path} is a {kind}, not a regular file", path = path.display())]
+    NotRegularFile { path: PathBuf, kind: &'static str },
+
+    /// An identifier that becomes a path component would escape its directory or is unusable.
+    #[error("invalid {what} {name:?}: {reason}")]
+    InvalidName {
+        what: &'static str,
+        name: String,
+        reason: &'static str,
+    },
+
+    /// A file that must hold a known format does not parse. Nothing was overwritten.
+    #[error("{path} is corrupt: {reason}", path = path.display())]
+    Corrupt { path: PathBuf, reason: String },
+}
+
+/// `Result` with the core's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    pub(crate) fn io(op: &'static str, path: impl Into<PathBuf>, source: io::Error) -> Self {
+        Self::Io {
+            op,
+            path: path.into(),
+            source,
+        }
+    }
+
+    /// The file the error is about, where there is one.
+    #[must_use]
+    pub fn path(&self) -> Option<&std::path::Path> {
+        match self {
+            Self::Io { path, .. }
+            | Self::WouldBlock { path, .. }
+            | Self::Timeout { path, .. }
+            | Self::Cancelled { path }
+            | Self::Interrupted { path }
+            | Self::WouldDeadlock { path }
+            | Self::Symlink { path }
+            | Self::NotRegularFile { path, .. }
+            | Self::Corrupt { path, .. } => Some(path),
+            Self::InvalidName { .. } => None,
+        }
+    }
+
+    /// True for the two "someone else has it" outcomes: [`Error::WouldBlock`] and [`Error::Timeout`].
+    #[must_use]
+    pub fn is_contention(&self) -> bool {
+        matches!(self, Self::WouldBlock { .. } | Self::Timeout { .. })
+    }
+}
+
+fn holder_suffix(holder: Option<&Holder>) -> String {
+    holder.map_or_else(String::new, |h| format!(" (held by {})", h.describe()))
+}

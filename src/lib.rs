@@ -1,0 +1,38 @@
+//! ferrolock: cross-process coordination on one machine's filesystem, for Python tools, with a pure
+//! Rust core.
+//!
+//! The core (everything outside `py/`) is usable from Rust alone:
+//!
+//! ```
+//! use ferrolock::{FileLock, LockOptions, Wait};
+//!
+//! let dir = std::env::temp_dir().join(format!("ferrolock-doc-{}", std::process::id()));
+//! let lock = FileLock::new(dir.join("build.lock"), &LockOptions::default())?;
+//! {
+//!     let _held = lock.lock()?; // blocks in the kernel until no other process holds it
+//!     // ... critical section ...
+//! } // released here
+//! assert!(!lock.is_locked());
+//! # std::fs::remove_dir_all(&dir).ok();
+//! # Ok::<(), ferrolock::Error>(())
+//! ```
+//!
+//! # Notes on advisory locks
+//!
+//! flock(2) locks are advisory: they exclude only processes that also take them. They belong to an
+//! open file description, so they are inherited across `fork()` (ferrolock's objects refuse to use
+//! inherited descriptors) and released when the holder dies. They work on local filesystems; on NFS
+//! Linux emulates them with POSIX byte-range locks.
+
+pub mod error;
+pub mod lock;
+mod sys;
+
+#[cfg(feature = "python")]
+mod py;
+
+pub use error::{Error, Result};
+pub use lock::{
+    Acquired, CancelToken, FileLock, FileLockGuard, Holder, LockMode, LockOptions, LockState, Owner, Removal, Wait,
+    WaitControl, probe, read_holder, remove_if_unheld,
+};

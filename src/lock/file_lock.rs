@@ -1,0 +1,321 @@
+//! [`FileLock`]: one lock file, re-entrant per owner, safe to share between threads and across fork.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Mutex, MutexGuard, PoisonError};
+
+use super::holder::{self, Holder, RecordTemplate};
+use super::protocol::{self, DeadlockCheck, LockFd, Target};
+use super::registry;
+use super::wait::{Wait, WaitControl};
+use crate::error::{Error, Result};
+use crate::sys::{self, FlockOp};
+
+/// Exclusive (one holder) or shared (any number of shared holders, no exclusive one).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum LockMode {
+    /// `LOCK_EX`.
+    #[default]
+    Exclusive,
+    /// `LOCK_SH`.
+    Shared,
+}
+
+/// How a [`FileLock`] opens and records its file.
+#[derive(Clone, Debug)]
+pub struct LockOptions {
+    /// Exclusive or shared.
+    pub mode: LockMode,
+    /// Permission bits for a newly created lock file (the umask still applies). Default `0o644`.
+    pub file_mode: u32,
+    /// Written into the holder record ("rebase job 17").
+    pub purpose: Option<String>,
+    /// Create missing parent directories. Default `true`.
+    pub create_dirs: bool,
+    /// Write a holder record after winning an exclusive lock. Default `true`.
+    pub holder_record: bool,
+    /// Fail with [`Error::WouldDeadlock`] instead of waiting when the same owner already holds the
+    /// file through another lock object. Default `true`.
+    pub detect_deadlock: bool,
+}
+
+impl Default for LockOptions {
+    fn default() -> Self {
+        Self {
+            mode: LockMode::Exclusive,
+            file_mode: 0o644,
+            purpose: None,
+            create_dirs: true,
+            holder_record: true,
+            detect_deadlock: true,
+        }
+    }
+}
+
+/// Who holds a re-entrant acquisition: a thread by default, or any id the caller chooses (the asyncio
+/// layer uses one per task, so two tasks on one thread still exclude each other).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Owner(u64);
+
+impl Owner {
+    /// The calling thread (`pthread_self()`, equal to Python's `threading.get_ident()`).
+    #[must_use]
+    pub fn current_thread() -> Self {
+        Self(sys::current_thread_owner())
+    }
+
+    /// An owner id chosen by the caller.
+    #[must_use]
+    pub const fn from_raw(id: u64) -> Self {
+        Self(id)
+    }
+}
+
+/// Whether [`FileLock::acquire_as`] took the file or only counted a re-entry.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Acquired {
+    /// The owner now holds the file.
+    Fresh,
+    /// The owner already held it; its count went up by one.
+    Reentered,
+}
+
+/// A cross-process lock on one file (`flock(2)`), following the protocol in [`crate::lock`].
+///
+/// * Each owner (thread, or caller-chosen id) that holds the lock has its own open file description,
+///   so two owners exclude each other in the kernel (exclusive mode) exactly as two processes do.
+///   Re-entry by the same owner only increments a counter.
+/// * After `fork()`, the child holds nothing: inherited descriptors are closed without unlocking
+///   (which would release the parent's lock) and never reused.
+/// * Dropping the lock releases what this process holds through it.
+#[derive(Debug)]
+pub struct FileLock {
+    target: Target,
+    mode: LockMode,
+    template: Option<RecordTemplate>,
+    detect_deadlock: bool,
+    /// Distinguishes lock objects in the deadlock registry (addresses would change on a move).
+    object_id: usize,
+    state: Mutex<State>,
+}
+
+static NEXT_OBJECT_ID: AtomicUsize = AtomicUsize::new(1);
+
+#[derive(Debug)]
+struct State {
+    generation: u64,
+    pid: u32,
+    holds: Vec<Hold>,
+    /// An open, unlocked descriptor kept for the next acquisition (saves an open per cycle).
+    idle: Option<LockFd>,
+}
+
+#[derive(Debug)]
+struct Hold {
+    owner: Owner,
+    count: u32,
+    fd: LockFd,
+}
+
+impl FileLock {
+    /// A lock on `path`. Nothing is opened or created until the first acquisition.
+    pub fn new(path: impl Into<PathBuf>, options: &LockOptions) -> Result<Self> {
+        let target = Target::new(path.into(), options.file_mode, options.create_dirs)?;
+        let template = (options.holder_record && options.mode == LockMode::Exclusive)
+            .then(|| RecordTemplate::new(options.purpose.as_deref()));
+        let state = State {
+            generation: sys::fork_generation(),
+            pid: std::process::id(),
+            holds: Vec::new(),
+            idle: None,
+        };
+        Ok(Self {
+            target,
+            mode: options.mode,
+            template,
+            detect_deadlock: options.detect_deadlock,
+            object_id: NEXT_OBJECT_ID.fetch_add(1, Ordering::Relaxed),
+            state: Mutex::new(state),
+        })
+    }
+
+    /// The lock file's path.
+    #[must_use]
+    pub fn path(&self) -> &Path {
+        &self.target.path
+    }
+
+    /// Exclusive or shared.
+    #[must_use]
+    pub fn mode(&self) -> LockMode {
+        self.mode
+    }
+
+    /// Acquires for the calling thread, waiting as `wait` allows.
+    pub fn acquire(&self, wait: Wait) -> Result<Acquired> {
+        self.acquire_as(Owner::current_thread(), wait, &mut WaitControl::default())
+    }
+
+    /// Acquires for `owner`. Re-entry by an owner that already holds the lock only counts.
+    ///
+    /// # Errors
+    /// [`Error::WouldBlock`] (`Wait::Try`) or [`Error::Timeout`] when someone else holds it;
+    /// [`Error::Cancelled`] / [`Error::Interrupted`] from `ctl`; [`Error::WouldDeadlock`] if the owner
+    /// holds the file through another `FileLock`; I/O and bad-path errors from the protocol.
+    pub fn acquire_as(&self, owner: Owner, wait: Wait, ctl: &mut WaitControl<'_>) -> Result<Acquired> {
+        let (reuse, pid) = {
+            let mut st = self.state();
+            if let Some(h) = st.holds.iter_mut().find(|h| h.owner == owner) {
+                h.count = h.count.checked_add(1).ok_or_else(|| Error::InvalidName {
+                    what: "re-entry count",
+                    name: self.target.path.display().to_string(),
+                    reason: "exceeds 2^32 nested acquisitions",
+                })?;
+                return Ok(Acquired::Reentered);
+            }
+            (st.idle.take(), st.pid)
+        };
+        let object = self.object_id();
+        let would_deadlock = |fd: &LockFd| registry::held_elsewhere(fd.dev, fd.ino, owner.0, object);
+        let check: Option<DeadlockCheck<'_>> = self.detect_deadlock.then_some(&would_deadlock);
+        let fd = protocol::acquire(&self.target, reuse, self.flock_op(), wait, ctl, check)?;
+        if let Some(template) = &self.template
+            && fd.writable
+            && let Err(e) = holder::write_record(&fd.file, &template.render(pid))
+        {
+            // The record is advice for humans; the lock itself is held and valid.
+            log::warn!(target: "ferrolock::lock", "could not write holder record to {}: {e}", self.target.path.display());
+        }
+        registry::insert(fd.dev, fd.ino, owner.0, object);
+        self.state().holds.push(Hold { owner, count: 1, fd });
+        Ok(Acquired::Fresh)
+    }
+
+    /// Releases one level of `owner`'s hold (all levels with `force`). Returns `false`, doing nothing,
+    /// if `owner` holds nothing here: a non-holder can never release someone else's lock.
+    pub fn release_as(&self, owner: Owner, force: bool) -> Result<bool> {
+        let hold = {
+            let mut st = self.state();
+            let Some(i) = st.holds.iter().position(|h| h.owner == owner) else {
+                return Ok(false);
+            };
+            if !force && st.holds[i].count > 1 {
+                st.holds[i].count -= 1;
+                return Ok(true);
+            }
+            st.holds.swap_remove(i)
+        };
+        registry::remove(hold.fd.dev, hold.fd.ino, owner.0, self.object_id());
+        // Unlock explicitly before the descriptor can be closed: a child forked by another thread may
+        // share the open file description, and only an unlock releases it for both.
+        hold.fd
+            .unlock()
+            .map_err(|e| Error::io("unlock", &self.target.path, e))?;
+        let mut st = self.state();
+        if st.idle.is_none() {
+            st.idle = Some(hold.fd);
+        }
+        Ok(true)
+    }
+
+    /// Releases one level of the calling thread's hold.
+    pub fn release(&self) -> Result<bool> {
+        self.release_as(Owner::current_thread(), false)
+    }
+
+    /// Blocks until the calling thread holds the lock; released when the guard drops.
+    pub fn lock(&self) -> Result<FileLockGuard<'_>> {
+        self.acquire(Wait::Forever)?;
+        Ok(FileLockGuard {
+            lock: self,
+            owner: Owner::current_thread(),
+        })
+    }
+
+    /// One attempt; [`Error::WouldBlock`] if someone else holds it.
+    pub fn try_lock(&self) -> Result<FileLockGuard<'_>> {
+        self.acquire(Wait::Try)?;
+        Ok(FileLockGuard {
+            lock: self,
+            owner: Owner::current_thread(),
+        })
+    }
+
+    /// True if some owner in this process holds the lock through this object.
+    #[must_use]
+    pub fn is_locked(&self) -> bool {
+        !self.state().holds.is_empty()
+    }
+
+    /// How many times `owner` has acquired without releasing (0 if it does not hold the lock).
+    #[must_use]
+    pub fn lock_count(&self, owner: Owner) -> u32 {
+        self.state()
+            .holds
+            .iter()
+            .find(|h| h.owner == owner)
+            .map_or(0, |h| h.count)
+    }
+
+    /// The live holder record of the file (ours or anybody's), if it is held exclusively.
+    #[must_use]
+    pub fn holder(&self) -> Option<Holder> {
+        holder::read_holder(&self.target.path)
+    }
+
+    fn flock_op(&self) -> FlockOp {
+        match self.mode {
+            LockMode::Exclusive => FlockOp::Exclusive,
+            LockMode::Shared => FlockOp::Shared,
+        }
+    }
+
+    fn object_id(&self) -> usize {
+        self.object_id
+    }
+
+    /// The state, after forgetting anything inherited through fork.
+    fn state(&self) -> MutexGuard<'_, State> {
+        let mut st = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        let generation = sys::fork_generation();
+        if st.generation != generation {
+            // Inherited from the parent: close without unlocking (dropping a File only closes it), so
+            // the parent keeps its lock; and never reuse a description the parent shares.
+            st.holds.clear();
+            st.idle = None;
+            st.generation = generation;
+            st.pid = std::process::id();
+        }
+        st
+    }
+}
+
+impl Drop for FileLock {
+    fn drop(&mut self) {
+        let object = self.object_id();
+        let st = self.state.get_mut().unwrap_or_else(PoisonError::into_inner);
+        let ours = st.generation == sys::fork_generation();
+        for hold in st.holds.drain(..) {
+            if ours {
+                registry::remove(hold.fd.dev, hold.fd.ino, hold.owner.0, object);
+                let _ = hold.fd.unlock();
+            }
+        }
+    }
+}
+
+/// Holds a [`FileLock`] for one owner until dropped.
+#[derive(Debug)]
+#[must_use = "the lock is released as soon as the guard is dropped"]
+pub struct FileLockGuard<'a> {
+    lock: &'a FileLock,
+    owner: Owner,
+}
+
+impl Drop for FileLockGuard<'_> {
+    fn drop(&mut self) {
+        if let Err(e) = self.lock.release_as(self.owner, false) {
+            log::warn!(target: "ferrolock::lock", "release of {} failed: {e}", self.lock.path().display());
+        }
+    }
+}

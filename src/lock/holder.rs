@@ -1,0 +1,205 @@
+//! Holder records: one line of JSON at offset 0 of a lock file, written by an exclusive holder after it
+//! wins the lock, naming who holds it.
+//!
+//! ```text
+//! {"pid":4121,"host":"build-3","since":"2026-11-22T04:30:00.123456Z","purpose":"rebase job 17","version":1}
+//! ```
+//!
+//! A record means something only while the file is locked: the kernel, not the record, says whether the
+//! holder is alive. Readers therefore probe the lock first (a non-blocking shared lock on their own
+//! descriptor) and read the record only when that probe fails. The record is never truncated: a newer,
+//! shorter record may leave the tail of an older one after its newline, and readers take the first line.
+
+use std::fs::File;
+use std::io::{self, Read};
+use std::os::fd::AsFd;
+use std::os::unix::fs::{FileExt, OpenOptionsExt};
+use std::path::Path;
+use std::sync::OnceLock;
+use std::time::SystemTime;
+
+use nix::libc;
+use serde_json::Value;
+
+use crate::error::{Error, Result};
+use crate::sys::{self, FlockOp};
+
+/// The record format version written by this library.
+pub const HOLDER_RECORD_VERSION: u64 = 1;
+
+/// Records longer than this are not read (a lock file is not a data file).
+const MAX_RECORD_LEN: usize = 4096;
+
+/// Who holds a lock, as its holder recorded it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Holder {
+    /// Process id of the holder.
+    pub pid: u32,
+    /// Host name of the holder's machine.
+    pub host: String,
+    /// When the holder won the lock (RFC 3339, UTC).
+    pub since: String,
+    /// What the holder said it holds the lock for, if anything.
+    pub purpose: Option<String>,
+    /// Record format version.
+    pub version: u64,
+}
+
+impl Holder {
+    /// Parses the first line of `bytes`. Returns `None` for anything that is not a record
+    /// (empty file, garbage, a legacy tool's content): a record is advice, never required.
+    #[must_use]
+    pub fn parse(bytes: &[u8]) -> Option<Self> {
+        let line = bytes.split(|&b| b == b'\n').next()?;
+        let value: Value = serde_json::from_slice(line).ok()?;
+        let obj = value.as_object()?;
+        Some(Self {
+            pid: u32::try_from(obj.get("pid")?.as_u64()?).ok()?,
+            host: obj.get("host")?.as_str()?.to_owned(),
+            since: obj.get("since")?.as_str()?.to_owned(),
+            purpose: obj.get("purpose").and_then(Value::as_str).map(str::to_owned),
+            version: obj.get("version").and_then(Value::as_u64).unwrap_or(0),
+        })
+    }
+
+    /// A one-line human description: `pid 4121 on build-3 since 2026-... (rebase job 17)`.
+    #[must_use]
+    pub fn describe(&self) -> String {
+        let mut s = format!("pid {} on {} since {}", self.pid, self.host, self.since);
+        if let Some(p) = &self.purpose {
+            s.push_str(" (");
+            s.push_str(p);
+            s.push(')');
+        }
+        s
+    }
+}
+
+/// The parts of a holder record that do not change between acquisitions, JSON-escaped once.
+#[derive(Debug, Clone)]
+pub(crate) struct RecordTemplate {
+    host_json: String,
+    purpose_json: String,
+}
+
+impl RecordTemplate {
+    pub(crate) fn new(purpose: Option<&str>) -> Self {
+        Self {
+            host_json: Value::from(hostname()).to_string(),
+            purpose_json: purpose.map_or_else(|| "null".to_owned(), |p| Value::from(p).to_string()),
+        }
+    }
+
+    /// The record for `pid`, stamped now, newline-terminated.
+    pub(crate) fn render(&self, pid: u32) -> String {
+        let since = humantime::format_rfc3339_micros(SystemTime::now());
+        format!(
+            "{{\"pid\":{pid},\"host\":{},\"since\":\"{since}\",\"purpose\":{},\"version\":{HOLDER_RECORD_VERSION}}}\n",
+            self.host_json, self.purpose_json
+        )
+    }
+}
+
+/// This machine's host name, looked up once.
+pub(crate) fn hostname() -> &'static str {
+    static HOST: OnceLock<String> = OnceLock::new();
+    HOST.get_or_init(|| {
+        nix::unistd::gethostname().map_or_else(|_| "unknown".to_owned(), |h| h.to_string_lossy().into_owned())
+    })
+}
+
+/// Writes `record` at offset 0 of a locked file. Never truncates (see the module docs).
+pub(crate) fn write_record(file: &File, record: &str) -> io::Result<()> {
+    file.write_all_at(record.as_bytes(), 0)
+}
+
+/// Whether a lock file is held, and by whom, found without disturbing it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LockState {
+    /// The file does not exist.
+    Missing,
+    /// Nobody holds the file (or only shared holders, which write no record).
+    Free,
+    /// Someone holds the file exclusively; the record, if it has a readable one.
+    Held(Option<Holder>),
+}
+
+/// Probes `path` with a non-blocking shared lock on a fresh read-only descriptor, and reads the holder
+/// record if the probe shows an exclusive holder. Symlinks are not followed.
+pub fn probe(path: &Path) -> Result<LockState> {
+    let file = match std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC)
+        .open(path)
+    {
+        Ok(f) => f,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(LockState::Missing),
+        Err(e) if e.raw_os_error() == Some(libc::ELOOP) => return Err(Error::Symlink { path: path.into() }),
+        Err(e) => return Err(Error::io("open lock file", path, e)),
+    };
+    match sys::flock(file.as_fd(), FlockOp::Shared, true) {
+        Ok(()) => {
+            // Free (or shared-held). Our probe dies with the descriptor; unlock first anyway so a
+            // forked child of another thread cannot keep it alive.
+            let _ = sys::flock(file.as_fd(), FlockOp::Unlock, false);
+            Ok(LockState::Free)
+        }
+        Err(e) if is_would_block(&e) => {
+            let mut buf = Vec::with_capacity(256);
+            // A read error only costs us the record, not the answer.
+            let _ = (&file).take(MAX_RECORD_LEN as u64).read_to_end(&mut buf);
+            Ok(LockState::Held(Holder::parse(&buf)))
+        }
+        Err(e) => Err(Error::io("probe lock", path, e)),
+    }
+}
+
+/// The live holder of `path`, if it is held exclusively and left a record.
+#[must_use]
+pub fn read_holder(path: &Path) -> Option<Holder> {
+    match probe(path) {
+        Ok(LockState::Held(h)) => h,
+        _ => None,
+    }
+}
+
+pub(crate) fn is_would_block(e: &io::Error) -> bool {
+    e.raw_os_error() == Some(libc::EWOULDBLOCK)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trips_through_render_and_parse() {
+        let t = RecordTemplate::new(Some("rebase \"job\" 17"));
+        let line = t.render(4121);
+        let h = Holder::parse(line.as_bytes()).expect("parses");
+        assert_eq!(h.pid, 4121);
+        assert_eq!(h.purpose.as_deref(), Some("rebase \"job\" 17"));
+        assert_eq!(h.version, HOLDER_RECORD_VERSION);
+        assert!(h.since.ends_with('Z'));
+    }
+
+    #[test]
+    fn takes_the_first_line_only() {
+        let mut bytes = RecordTemplate::new(None).render(7).into_bytes();
+        bytes.extend_from_slice(b"ld tail of an older, longer record\"}\n");
+        assert_eq!(Holder::parse(&bytes).map(|h| h.pid), Some(7));
+    }
+
+    #[test]
+    fn garbage_is_not_a_record() {
+        for junk in [
+            &b""[..],
+            b"\n",
+            b"{",
+            b"[1,2]",
+            b"{\"pid\":-1,\"host\":\"h\",\"since\":\"s\"}",
+            b"\xff\xfe",
+        ] {
+            assert_eq!(Holder::parse(junk), None, "{junk:?}");
+        }
+    }
+}

@@ -1,0 +1,34 @@
+//! The `PyO3` binding: the only part of the crate that imports `pyo3`. Each file wraps one core concept
+//! and delegates; the Python API reference is `python/ferrolock/_ferrolock.pyi`.
+// PyO3 extracts arguments as owned values (`PathBuf`, `String`); borrowing them is not an option.
+#![allow(clippy::needless_pass_by_value)]
+
+mod convert;
+mod errors;
+mod file_lock;
+
+use pyo3::prelude::*;
+
+/// The native half of the `ferrolock` package.
+#[pymodule(gil_used = false)]
+#[pyo3(name = "_ferrolock")]
+fn ferrolock_native(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    // Rust `log` records reach Python `logging` under `ferrolock.*`. Another extension may already
+    // have installed a logger in this process; then ours simply stays silent.
+    let _ = pyo3_log::try_init();
+    m.add("__version__", python_version())?;
+    m.add_class::<file_lock::PyFileLock>()?;
+    m.add_class::<file_lock::PyAcquireReturnProxy>()?;
+    m.add_class::<file_lock::PyCancelToken>()?;
+    m.add_function(wrap_pyfunction!(file_lock::probe, m)?)?;
+    m.add_function(wrap_pyfunction!(file_lock::remove_if_unheld, m)?)?;
+    Ok(())
+}
+
+/// Cargo's version in PEP 440 spelling (`0.2.0-beta.1` becomes `0.2.0b1`).
+fn python_version() -> String {
+    env!("CARGO_PKG_VERSION")
+        .replace("-alpha.", "a")
+        .replace("-beta.", "b")
+        .replace("-rc.", "rc")
+}
