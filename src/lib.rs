@@ -24,13 +24,16 @@
 //! inherited descriptors) and released when the holder dies. They work on local filesystems; on NFS
 //! Linux emulates them with POSIX byte-range locks.
 
+pub mod durable;
 pub mod error;
 pub mod lock;
+pub mod names;
 mod sys;
 
 #[cfg(feature = "python")]
 mod py;
 
+pub use durable::{TempName, WriteOptions, atomic_write};
 pub use error::{Error, Result};
 pub use lock::{
     Acquired, CancelToken, FileLock, FileLockGuard, Holder, LockMode, LockOptions, LockState, Owner, Removal, Wait,

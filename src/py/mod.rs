@@ -4,6 +4,7 @@
 #![allow(clippy::needless_pass_by_value)]
 
 mod convert;
+mod durable;
 mod errors;
 mod file_lock;
 
@@ -22,6 +23,9 @@ fn ferrolock_native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<file_lock::PyCancelToken>()?;
     m.add_function(wrap_pyfunction!(file_lock::probe, m)?)?;
     m.add_function(wrap_pyfunction!(file_lock::remove_if_unheld, m)?)?;
+    m.add_function(wrap_pyfunction!(durable::atomic_write, m)?)?;
+    m.add_function(wrap_pyfunction!(durable::validate_name, m)?)?;
+    m.add_function(wrap_pyfunction!(durable::_set_failpoint, m)?)?;
     Ok(())
 }
 
