@@ -13,6 +13,7 @@ __all__ = [
     "CancelToken",
     "FileLock",
     "__version__",
+    "_reset_logging_cache",
     "_set_failpoint",
     "atomic_write",
     "probe",
@@ -253,3 +254,7 @@ def validate_name(what: str, name: str, *, nested: bool = False) -> str:
 def _set_failpoint(point: str | None, action: str = "error") -> None:
     """Test-only: make the write step ``point`` fail with EIO (``"error"``) or SIGKILL the process
     (``"crash"``); ``None`` disarms."""
+
+def _reset_logging_cache() -> None:
+    """Forget the cached levels of Python loggers, after changing ``logging`` configuration at run
+    time (Rust log records are filtered by a cache of the ``ferrolock.*`` loggers' levels)."""

@@ -14,9 +14,14 @@ use pyo3::prelude::*;
 #[pymodule(gil_used = false)]
 #[pyo3(name = "_ferrolock")]
 fn ferrolock_native(m: &Bound<'_, PyModule>) -> PyResult<()> {
-    // Rust `log` records reach Python `logging` under `ferrolock.*`. Another extension may already
-    // have installed a logger in this process; then ours simply stays silent.
-    let _ = pyo3_log::try_init();
+    // Rust `log` records reach Python `logging` under `ferrolock.*`. If another extension already
+    // installed a logger, or `logging` cannot be imported, ours stays silent: logging must never make
+    // `import ferrolock` fail (pyo3_log::try_init would panic in the second case).
+    if let Ok(logger) = pyo3_log::Logger::new(m.py(), pyo3_log::Caching::LoggersAndLevels)
+        && let Ok(handle) = logger.install()
+    {
+        let _ = LOG_RESET.set(handle);
+    }
     m.add("__version__", python_version())?;
     m.add_class::<file_lock::PyFileLock>()?;
     m.add_class::<file_lock::PyAcquireReturnProxy>()?;
@@ -26,7 +31,19 @@ fn ferrolock_native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(durable::atomic_write, m)?)?;
     m.add_function(wrap_pyfunction!(durable::validate_name, m)?)?;
     m.add_function(wrap_pyfunction!(durable::_set_failpoint, m)?)?;
+    m.add_function(wrap_pyfunction!(_reset_logging_cache, m)?)?;
     Ok(())
+}
+
+/// pyo3-log caches which Python loggers are enabled; this clears that cache.
+static LOG_RESET: std::sync::OnceLock<pyo3_log::ResetHandle> = std::sync::OnceLock::new();
+
+/// Forget cached Python logging levels (call after changing `logging` configuration at run time).
+#[pyfunction]
+fn _reset_logging_cache() {
+    if let Some(handle) = LOG_RESET.get() {
+        handle.reset();
+    }
 }
 
 /// Cargo's version in PEP 440 spelling (`0.2.0-beta.1` becomes `0.2.0b1`).

@@ -1,0 +1,119 @@
+"""The ``ferrolock`` command.
+
+``ferrolock run LOCKFILE -- CMD...`` is the ``flock(1)`` of this library: it holds LOCKFILE (waiting in
+the kernel) while CMD runs, writes a holder record naming CMD, and exits with CMD's status.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import signal
+import subprocess
+import sys
+from collections.abc import Sequence
+
+from . import FileLock, Timeout, __version__
+
+# Signals a runner passes on to its command, so Ctrl-C or a supervisor's SIGTERM reach the work, not
+# just the lock holder (which then exits with the command's status and releases the lock).
+_FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT)
+
+
+def _run(args: argparse.Namespace) -> int:
+    command = list(args.command)
+    if command and command[0] == "--":
+        command = command[1:]
+    if not command:
+        print("ferrolock run: no command given (usage: ferrolock run LOCKFILE -- CMD...)", file=sys.stderr)
+        return 2
+    timeout = 0.0 if args.nonblock else (-1.0 if args.timeout is None else args.timeout)
+    purpose = args.purpose or f"ferrolock run: {shlex.join(command)}"
+    lock = FileLock(args.lockfile, shared=args.shared, purpose=purpose)
+    try:
+        lock.acquire(timeout=timeout)
+    except Timeout as exc:
+        if args.verbose or not args.nonblock:
+            print(f"ferrolock: {exc}", file=sys.stderr)
+        return int(args.conflict_exit_code)
+    except OSError as exc:
+        print(f"ferrolock: {exc}", file=sys.stderr)
+        return 1
+    try:
+        return _run_command(command)
+    finally:
+        lock.release()
+
+
+def _run_command(command: list[str]) -> int:
+    try:
+        child = subprocess.Popen(command)
+    except FileNotFoundError:
+        print(f"ferrolock: {command[0]}: command not found", file=sys.stderr)
+        return 127
+    except PermissionError:
+        print(f"ferrolock: {command[0]}: permission denied", file=sys.stderr)
+        return 126
+
+    def forward(signum: int, _frame: object) -> None:
+        if child.poll() is None:
+            child.send_signal(signum)
+
+    previous = {sig: signal.signal(sig, forward) for sig in _FORWARDED}
+    try:
+        status = child.wait()
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    # Like a shell: a command killed by signal N exits 128 + N.
+    return 128 - status if status < 0 else status
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="ferrolock", description="Cross-process locks that wait in the kernel.")
+    parser.add_argument("--version", action="version", version=f"ferrolock {__version__}")
+    sub = parser.add_subparsers(dest="subcommand", required=True)
+
+    run = sub.add_parser(
+        "run",
+        help="hold a lock file while a command runs (like flock(1))",
+        description="Hold LOCKFILE while CMD runs; exit with CMD's status. The holder record names CMD.",
+    )
+    run.add_argument("--shared", "-s", action="store_true", help="take a shared lock (default: exclusive)")
+    run.add_argument("--timeout", "-w", type=float, metavar="S", help="give up after S seconds (default: wait)")
+    run.add_argument("--nonblock", "-n", action="store_true", help="fail at once if the lock is held")
+    run.add_argument(
+        "--conflict-exit-code",
+        "-E",
+        type=int,
+        default=1,
+        metavar="N",
+        help="exit status when the lock could not be taken (default 1)",
+    )
+    run.add_argument("--purpose", help="purpose for the holder record (default: the command line)")
+    run.add_argument("--verbose", "-v", action="store_true", help="report conflicts on stderr even with -n")
+    run.add_argument("lockfile", help="the lock file (created if missing)")
+    run.add_argument("command", nargs=argparse.REMAINDER, help="-- CMD [ARGS...]")
+    run.set_defaults(handler=_run)
+
+    bench = sub.add_parser("bench", help="measure ferrolock against fcntl.flock, filelock and portalocker")
+    bench.add_argument("--quick", action="store_true", help="few iterations (a smoke run)")
+    bench.add_argument("--json", metavar="FILE", help="also write the raw results as JSON")
+    bench.set_defaults(handler=_bench)
+    return parser
+
+
+def _bench(args: argparse.Namespace) -> int:
+    from .benchmark import main as bench_main
+
+    return bench_main(quick=args.quick, json_path=args.json)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    code: int = args.handler(args)
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,113 @@
+"""``async with FileLock``: never blocks the event loop; acquisitions belong to tasks; cancellation
+leaves nothing held."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import ferrolock
+import pytest
+from process_helpers import SPAWN, START_DEADLINE, cleanup_processes, hold_lock
+
+
+@pytest.mark.timeout(30)
+def test_async_with_acquires_and_releases(lock_path: Path) -> None:
+    lock = ferrolock.FileLock(lock_path)
+
+    async def main() -> tuple[bool, bool]:
+        async with lock:
+            inside = lock.is_locked
+        return inside, lock.is_locked
+
+    assert asyncio.run(main()) == (True, False)
+
+
+@pytest.mark.timeout(30)
+def test_two_tasks_sharing_one_object_exclude_each_other(lock_path: Path) -> None:
+    lock = ferrolock.FileLock(lock_path)
+    log: list[str] = []
+
+    async def worker(name: str, entered: asyncio.Event | None = None) -> None:
+        async with lock:
+            log.append(f"{name} in")
+            if entered is not None:
+                entered.set()
+            await asyncio.sleep(0.05)  # hold across an await: the other task must not get in
+            log.append(f"{name} out")
+
+    async def main() -> None:
+        entered = asyncio.Event()
+        first = asyncio.create_task(worker("a", entered))
+        await entered.wait()
+        await asyncio.wait_for(asyncio.gather(first, worker("b")), START_DEADLINE)
+
+    asyncio.run(main())
+    assert log == ["a in", "a out", "b in", "b out"]
+
+
+@pytest.mark.timeout(60)
+def test_waiting_does_not_block_the_event_loop_and_cancel_leaves_nothing_held(lock_path: Path) -> None:
+    held, release = SPAWN.Event(), SPAWN.Event()
+    holder = SPAWN.Process(target=hold_lock, args=(str(lock_path), held, release))
+    lock = ferrolock.FileLock(lock_path)
+
+    async def main() -> int:
+        ticks = 0
+        waiting = asyncio.create_task(lock.acquire_async())
+        for _ in range(20):  # the loop keeps running while the task waits for the other process
+            await asyncio.sleep(0.005)
+            ticks += 1
+        assert not waiting.done()
+        waiting.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await waiting
+        return ticks
+
+    with cleanup_processes(holder):
+        holder.start()
+        assert held.wait(START_DEADLINE)
+        assert asyncio.run(main()) == 20
+        assert not lock.is_locked
+        release.set()
+        holder.join(START_DEADLINE)
+    # Nothing was left held by the cancelled wait: another object can take the lock at once.
+    with ferrolock.FileLock(lock_path).acquire(timeout=0):
+        pass
+
+
+@pytest.mark.timeout(60)
+def test_an_async_waiter_gets_the_lock_when_the_holder_releases(lock_path: Path) -> None:
+    held, release = SPAWN.Event(), SPAWN.Event()
+    holder = SPAWN.Process(target=hold_lock, args=(str(lock_path), held, release))
+    lock = ferrolock.FileLock(lock_path)
+
+    async def main() -> bool:
+        task = asyncio.create_task(lock.acquire_async(timeout=START_DEADLINE))
+        await asyncio.sleep(0)
+        release.set()
+        await asyncio.wait_for(task, START_DEADLINE)
+        try:
+            return lock.is_locked
+        finally:
+            await lock.__aexit__(None, None, None)
+
+    with cleanup_processes(holder):
+        holder.start()
+        assert held.wait(START_DEADLINE)
+        assert asyncio.run(main()) is True
+        holder.join(START_DEADLINE)
+    assert not lock.is_locked
+
+
+@pytest.mark.timeout(30)
+def test_async_timeout_raises_timeout(lock_path: Path) -> None:
+    holder = ferrolock.FileLock(lock_path)
+    holder.acquire()
+
+    async def main() -> None:
+        await ferrolock.FileLock(lock_path, detect_deadlock=False).acquire_async(timeout=0.05)
+
+    with pytest.raises(ferrolock.Timeout):
+        asyncio.run(main())
+    holder.release()

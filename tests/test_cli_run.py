@@ -1,0 +1,81 @@
+"""``ferrolock run``: the flock(1) of this library, run as a real command."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from process_helpers import SPAWN, START_DEADLINE, cleanup_processes, hold_lock
+
+FERROLOCK = [sys.executable, "-m", "ferrolock.cli"]
+
+
+def run(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*FERROLOCK, *args], capture_output=True, text=True, timeout=timeout, check=False)
+
+
+@pytest.mark.timeout(60)
+def test_runs_the_command_under_the_lock_and_returns_its_status(lock_path: Path) -> None:
+    probe = f"import ferrolock, sys; state, rec = ferrolock.probe({str(lock_path)!r}); print(state, rec['purpose'])"
+    out = run("run", str(lock_path), "--", sys.executable, "-c", probe)
+    assert out.returncode == 0, out.stderr
+    state, purpose = out.stdout.strip().split(" ", 1)
+    assert state == "held"
+    assert purpose.startswith("ferrolock run: ")
+    assert "ferrolock.probe" in purpose
+    assert run("run", str(lock_path), "--", "sh", "-c", "exit 7").returncode == 7
+    assert run("run", "--purpose", "nightly", str(lock_path), "--", "true").returncode == 0
+
+
+@pytest.mark.timeout(60)
+def test_conflicts_exit_with_the_conflict_code_without_running_the_command(lock_path: Path, tmp_path: Path) -> None:
+    marker = tmp_path / "ran"
+    held, release = SPAWN.Event(), SPAWN.Event()
+    holder = SPAWN.Process(target=hold_lock, args=(str(lock_path), held, release, False, "holding it"))
+    with cleanup_processes(holder):
+        holder.start()
+        assert held.wait(START_DEADLINE)
+        touch = ["--", "touch", str(marker)]
+        nonblock = run("run", "-n", str(lock_path), *touch)
+        assert nonblock.returncode == 1
+        assert nonblock.stderr == ""
+        assert run("run", "-n", "-E", "75", str(lock_path), *touch).returncode == 75
+        start = time.monotonic()
+        waited = run("run", "--timeout", "0.2", "-E", "3", str(lock_path), *touch)
+        assert time.monotonic() - start >= 0.2
+        assert waited.returncode == 3
+        assert "holding it" in waited.stderr  # the message names the holder
+        assert not marker.exists()
+        release.set()
+        holder.join(START_DEADLINE)
+    assert run("run", "-n", str(lock_path), "--", "touch", str(marker)).returncode == 0
+    assert marker.exists()
+
+
+@pytest.mark.timeout(60)
+def test_signals_reach_the_command_and_the_lock_is_released(lock_path: Path) -> None:
+    sleeper = "import time; print('up', flush=True); time.sleep(60)"
+    with subprocess.Popen(
+        [*FERROLOCK, "run", str(lock_path), "--", sys.executable, "-c", sleeper], stdout=subprocess.PIPE, text=True
+    ) as runner:
+        try:
+            assert runner.stdout is not None
+            assert runner.stdout.readline().strip() == "up"
+            runner.send_signal(signal.SIGTERM)
+            assert runner.wait(timeout=30) == 128 + signal.SIGTERM
+        finally:
+            if runner.poll() is None:
+                runner.kill()
+                runner.wait()
+    assert run("run", "-n", str(lock_path), "--", "true").returncode == 0
+
+
+def test_usage_errors(lock_path: Path) -> None:
+    assert run("run", str(lock_path)).returncode == 2
+    missing = run("run", str(lock_path), "--", "definitely-not-a-command-xyz")
+    assert missing.returncode == 127
+    assert "command not found" in missing.stderr
