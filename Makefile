@@ -56,13 +56,15 @@ test-python: build-dev
 .PHONY: test  ## every test: Rust core, then Python
 test: test-rust test-python
 
-.PHONY: bench  ## benchmark against fcntl.flock, filelock and portalocker; prints a markdown table
-bench: build-dev
-	$(PY) -m ferrolock.cli bench
+BENCHES := $(sort $(wildcard bench/bench_*.py))
 
-.PHONY: bench-ci  ## a short benchmark run (CI checks it runs; numbers from a loaded CI box mean little)
+.PHONY: bench  ## every benchmark in bench/ (locks vs fcntl.flock/filelock/portalocker, state, scopes, todo2)
+bench: build-dev
+	@set -e; for b in $(BENCHES); do echo "== $$b"; $(PY) $$b; done
+
+.PHONY: bench-ci  ## every benchmark, shortened (CI checks they run; a loaded CI box's numbers mean little)
 bench-ci: build-dev
-	$(PY) -m ferrolock.cli bench --quick
+	@set -e; for b in $(BENCHES); do echo "== $$b"; timeout 600 $(PY) $$b --quick; done
 
 .PHONY: clean  ## remove build products and the venv
 clean:
