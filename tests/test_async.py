@@ -111,3 +111,18 @@ def test_async_timeout_raises_timeout(lock_path: Path) -> None:
     with pytest.raises(ferrolock.Timeout):
         asyncio.run(main())
     holder.release()
+
+
+@pytest.mark.timeout(30)
+def test_acquiring_in_a_helper_task_and_releasing_in_another_works(lock_path: Path) -> None:
+    """asyncio.wait_for runs the coroutine in a task of its own; the acquisition still belongs to the
+    loop, so the caller's task can release it."""
+    lock = ferrolock.FileLock(lock_path)
+
+    async def main() -> tuple[bool, bool]:
+        await asyncio.wait_for(lock.acquire_async(), START_DEADLINE)
+        held = lock.is_locked
+        await lock.release_async()
+        return held, lock.is_locked
+
+    assert asyncio.run(main()) == (True, False)
