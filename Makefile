@@ -28,7 +28,7 @@ format: $(STAMP)
 	$(VENV)/bin/ruff check --fix python tests bench
 
 .PHONY: lint-rust  ## rustfmt, clippy (-D warnings), and "pyo3 only in src/py/"
-lint-rust:
+lint-rust: $(STAMP)
 	cargo fmt --all -- --check
 	cargo clippy --all-targets -- -D warnings
 	cargo clippy --all-targets --features python -- -D warnings
