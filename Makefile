@@ -24,8 +24,8 @@ build-dev: $(STAMP)
 .PHONY: format  ## format Rust and Python
 format: $(STAMP)
 	cargo fmt --all
-	$(VENV)/bin/ruff format python tests bench
-	$(VENV)/bin/ruff check --fix python tests bench
+	$(VENV)/bin/ruff format python tests bench torture
+	$(VENV)/bin/ruff check --fix python tests bench torture
 
 .PHONY: lint-rust  ## rustfmt, clippy (-D warnings), and "pyo3 only in src/py/"
 lint-rust: $(STAMP)
@@ -37,8 +37,8 @@ lint-rust: $(STAMP)
 
 .PHONY: lint-python  ## ruff check + format check, and the stubs against the built module
 lint-python: build-dev
-	$(VENV)/bin/ruff check python tests bench
-	$(VENV)/bin/ruff format --check python tests bench
+	$(VENV)/bin/ruff check python tests bench torture
+	$(VENV)/bin/ruff format --check python tests bench torture
 	$(PY) -m mypy.stubtest ferrolock._ferrolock --allowlist .mypy-stubtest-allowlist
 	$(PY) -m mypy python/ferrolock
 
@@ -65,6 +65,16 @@ bench: build-dev
 .PHONY: bench-ci  ## every benchmark, shortened (CI checks they run; a loaded CI box's numbers mean little)
 bench-ci: build-dev
 	@set -e; for b in $(BENCHES); do echo "== $$b"; timeout 600 $(PY) $$b --quick; done
+
+TORTURE_SECONDS ?= 120
+
+.PHONY: torture  ## the torture suite: kill storms, crash points, hostile input, load (TORTURE_SECONDS per storm)
+torture: build-dev
+	FERROLOCK_TORTURE_SECONDS=$(TORTURE_SECONDS) $(PY) -m pytest -q torture
+
+.PHONY: torture-ci  ## the torture suite, bounded to a few seconds per storm
+torture-ci: build-dev
+	FERROLOCK_TORTURE_SECONDS=5 FERROLOCK_TORTURE_FIGURES=/dev/null $(PY) -m pytest -q torture
 
 .PHONY: clean  ## remove build products and the venv
 clean:
