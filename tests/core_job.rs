@@ -10,8 +10,7 @@ use std::thread;
 use std::time::{Duration, Instant, SystemTime};
 
 use ferrolock::{
-    Error, FileLock, JobLock, JobLocks, LockOptions, RunOnce, RunOnceError, RunOnceOutcome, Wait, WaitControl,
-    run_once,
+    Error, FileLock, JobLock, JobLocks, LockOptions, RunOnce, RunOnceError, RunOnceOutcome, Wait, WaitControl, run_once,
 };
 
 struct TempDir(PathBuf);
@@ -40,7 +39,12 @@ fn ctl() -> WaitControl<'static> {
 
 fn make_old(path: &Path) {
     let old = SystemTime::now() - Duration::from_secs(7200);
-    File::options().write(true).open(path).unwrap().set_modified(old).unwrap();
+    File::options()
+        .write(true)
+        .open(path)
+        .unwrap()
+        .set_modified(old)
+        .unwrap();
 }
 
 #[test]
@@ -152,7 +156,10 @@ fn cleanup_keeps_held_locks_however_old_and_removes_old_unheld_ones() {
     let cleaned = jobs.cleanup_stale(Duration::from_secs(3600)).unwrap();
 
     assert_eq!(cleaned, vec![std::ffi::OsString::from("old")]);
-    assert!(jobs.job_lock_path("held").unwrap().exists(), "a held lock file was removed");
+    assert!(
+        jobs.job_lock_path("held").unwrap().exists(),
+        "a held lock file was removed"
+    );
     assert!(held.is_locked().unwrap());
     assert!(jobs.job_lock_path("young").unwrap().exists());
     assert!(!jobs.job_lock_path("old").unwrap().exists());
@@ -165,7 +172,12 @@ fn cleanup_keeps_held_locks_however_old_and_removes_old_unheld_ones() {
 #[test]
 fn cleanup_of_a_missing_directory_is_empty_and_of_a_file_is_an_error() {
     let dir = TempDir::new("cleanup-missing");
-    assert!(JobLocks::new(dir.join("nope")).cleanup_stale(Duration::ZERO).unwrap().is_empty());
+    assert!(
+        JobLocks::new(dir.join("nope"))
+            .cleanup_stale(Duration::ZERO)
+            .unwrap()
+            .is_empty()
+    );
     fs::write(dir.join("file"), b"").unwrap();
     assert!(matches!(
         JobLocks::new(dir.join("file")).cleanup_stale(Duration::ZERO),
@@ -270,7 +282,9 @@ fn a_setup_that_replaces_its_folder_never_runs_twice_at_once() {
     let first = call(Arc::clone(&spec), Arc::clone(&setup), true);
     deleted_rx.recv_timeout(Duration::from_secs(10)).unwrap();
     // Newcomers arrive while the folder (and the legacy lock file) is gone.
-    let late: Vec<_> = (0..4).map(|_| call(Arc::clone(&spec), Arc::clone(&setup), false)).collect();
+    let late: Vec<_> = (0..4)
+        .map(|_| call(Arc::clone(&spec), Arc::clone(&setup), false))
+        .collect();
     assert_eq!(first.join().unwrap(), RunOnceOutcome::Ran);
     for t in late {
         assert_eq!(t.join().unwrap(), RunOnceOutcome::DoneByOther);

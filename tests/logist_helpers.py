@@ -256,3 +256,19 @@ def ensure_ready_replacing_workspace(job_dir: str, log: str, seconds: float, del
 
     ensure_workspace_ready(job_dir, setup)
     _append(log, "returned")
+
+
+def ensure_ready_until_interrupted(job_dir: str, log: str, waiting: Any) -> None:
+    """Wait in ``ensure_workspace_ready`` (someone else holds the setup lock) until Ctrl-C arrives."""
+    from ferrolock.compat.logist import ensure_workspace_ready
+
+    def setup(job_dir: str, debug: bool = False) -> None:
+        _append(log, "setup ran")
+
+    waiting.set()
+    try:
+        ensure_workspace_ready(job_dir, setup)
+    except KeyboardInterrupt:
+        _append(log, "interrupted")
+        return
+    _append(log, "returned")

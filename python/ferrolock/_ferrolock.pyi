@@ -383,11 +383,12 @@ def run_once(
     """Run ``setup()`` once across processes, using a marker file and a lock.
 
     If ``marker`` exists, returns at once. Otherwise takes ``lock_path`` (waiting in the kernel, with
-    the GIL released), checks the marker again, takes each of ``also_lock``, calls ``setup()``, writes
-    the marker atomically and releases. Callers that arrive meanwhile wait for the setup however long it
-    takes, then find the marker and return without running it. If ``setup`` raises, the exception
-    reaches this caller unchanged, no marker is left, and the next caller runs the setup again. If the
-    process dies during setup, the kernel releases the lock and the next caller runs it.
+    the GIL released), checks the marker again, takes each of ``also_lock``, creates the marker's folder
+    if missing, calls ``setup()``, writes the marker atomically and releases. Callers that arrive
+    meanwhile wait for the setup however long it takes, then find the marker and return without running
+    it. If ``setup`` raises, the exception reaches this caller unchanged, no marker is left, and the next
+    caller runs the setup again. If the process dies during setup, the kernel releases the lock and the
+    next caller runs it.
 
     ``lock_path`` is the mutex: it must not be inside anything ``setup`` deletes or replaces (a newcomer
     would create a fresh lock file there and run a second setup beside the first). A legacy tool's lock

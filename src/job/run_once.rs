@@ -150,6 +150,11 @@ fn run_locked<E>(
         lock.acquire_as(me, spec.wait, ctl)?;
         extra.push(lock);
     }
+    // The marker's folder exists when the setup starts (logist created it first, too). It is not
+    // recreated afterwards: a setup that removed it and did not put it back has failed.
+    if let Some(dir) = spec.marker.parent().filter(|d| !d.as_os_str().is_empty()) {
+        fs::create_dir_all(dir).map_err(|e| Error::io("create directory", dir, e))?;
+    }
     log::debug!(target: "ferrolock::job", "running setup for {}", spec.marker.display());
     let result = match setup() {
         Ok(text) => write_marker(&spec.marker, &text).map_err(RunOnceError::Coordination),
