@@ -233,8 +233,9 @@ pub(crate) fn run_once(
         wait: Wait::from_timeout_secs(timeout),
         cleanup,
     };
-    // Never `Wait::Try` here: the setup must run with the GIL, reached from a detached wait.
-    let wait = if spec.wait == Wait::Try {
+    // Always detached, even for one attempt: the marker's fsyncs and the cleanup need not hold the GIL,
+    // and the setup re-attaches to run.
+    let detach_for = if spec.wait == Wait::Try {
         Wait::Forever
     } else {
         spec.wait
@@ -247,7 +248,7 @@ pub(crate) fn run_once(
             })
         })
     };
-    let outcome = interruptible(py, wait, run_once_interrupted, run)?;
+    let outcome = interruptible(py, detach_for, run_once_interrupted, run)?;
     Ok(outcome == RunOnceOutcome::Ran)
 }
 
