@@ -94,7 +94,7 @@ fn another_thread_waits_in_the_kernel_and_gets_the_lock_on_release() {
             tx.send("waiting").unwrap();
             let got = b.acquire(Wait::after(Duration::from_secs(30)), &mut ctl()).unwrap();
             tx.send(if got { "acquired" } else { "not acquired" }).unwrap();
-            assert!(b.is_locked().unwrap());
+            assert!(b.is_locked());
         })
     };
     assert_eq!(rx.recv_timeout(Duration::from_secs(10)).unwrap(), "waiting");
@@ -110,15 +110,15 @@ fn is_locked_asks_the_kernel_and_acquire_replaces_a_hold_on_a_deleted_file() {
     let path = dir.join(".lock");
     let lock = JobLock::new(&path, Some("job j".into())).unwrap();
     assert!(lock.acquire(Wait::Forever, &mut ctl()).unwrap());
-    assert!(lock.is_locked().unwrap());
+    assert!(lock.is_locked());
     assert_eq!(lock.holder_record().unwrap().purpose.as_deref(), Some("job j"));
     // A legacy cleaner deletes the held file: the hold protects nothing any more.
     fs::remove_file(&path).unwrap();
     assert!(lock.is_held());
-    assert!(!lock.is_locked().unwrap());
+    assert!(!lock.is_locked());
     assert!(lock.acquire(Wait::Try, &mut ctl()).unwrap());
     assert!(path.exists());
-    assert!(lock.is_locked().unwrap());
+    assert!(lock.is_locked());
     let other = JobLock::new(&path, None).unwrap();
     let t = thread::spawn(move || other.acquire(Wait::Try, &mut ctl()).unwrap());
     assert!(!t.join().unwrap(), "the fresh file must be held");
@@ -160,7 +160,7 @@ fn cleanup_keeps_held_locks_however_old_and_removes_old_unheld_ones() {
         jobs.job_lock_path("held").unwrap().exists(),
         "a held lock file was removed"
     );
-    assert!(held.is_locked().unwrap());
+    assert!(held.is_locked());
     assert!(jobs.job_lock_path("young").unwrap().exists());
     assert!(!jobs.job_lock_path("old").unwrap().exists());
     assert!(!jobs.index_lock_path().exists());
@@ -296,10 +296,7 @@ fn a_setup_that_replaces_its_folder_never_runs_twice_at_once() {
 #[test]
 fn run_once_times_out_while_someone_else_holds_the_lock() {
     let dir = TempDir::new("run-once-timeout");
-    let spec = RunOnce {
-        wait: Wait::after(Duration::from_millis(150)),
-        ..spec(&dir)
-    };
+    let mut spec = spec(&dir);
     let holder_path = spec.lock.clone();
     let (held_tx, held_rx) = mpsc::channel();
     let (done_tx, done_rx) = mpsc::channel::<()>();
@@ -311,6 +308,7 @@ fn run_once_times_out_while_someone_else_holds_the_lock() {
     });
     held_rx.recv_timeout(Duration::from_secs(10)).unwrap();
     let started = Instant::now();
+    spec.wait = Wait::Until(started + Duration::from_millis(150));
     let result = run_once(&spec, &mut ctl(), || -> Result<Vec<u8>, ()> { panic!("must not run") });
     assert!(matches!(result, Err(RunOnceError::Coordination(Error::Timeout { .. }))));
     assert!(started.elapsed() >= Duration::from_millis(150));

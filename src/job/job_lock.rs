@@ -111,13 +111,17 @@ impl JobLock {
     }
 
     /// Whether this object holds the lock *and* the lock still protects the path: see
-    /// [`FileLock::verify`].
-    ///
-    /// # Errors
-    /// I/O errors from the checks.
-    pub fn is_locked(&self) -> Result<bool> {
+    /// [`FileLock::verify`]. If the kernel cannot be asked (an I/O error while probing, logged), the
+    /// bookkeeping answers, so this never fails.
+    #[must_use]
+    pub fn is_locked(&self) -> bool {
         let holder = *self.holder();
-        holder.map_or(Ok(false), |owner| self.lock.verify(owner))
+        holder.is_some_and(|owner| {
+            self.lock.verify(owner).unwrap_or_else(|e| {
+                log::warn!(target: "ferrolock::job", "could not verify the lock on {}: {e}", self.path().display());
+                self.lock.lock_count(owner) > 0
+            })
+        })
     }
 
     /// True if this object holds the lock and the calling thread took it.

@@ -65,8 +65,8 @@ impl PyJobLock {
         Ok(())
     }
 
-    fn is_locked(&self) -> PyResult<bool> {
-        Ok(self.core.is_locked()?)
+    fn is_locked(&self) -> bool {
+        self.core.is_locked()
     }
 
     fn _held_by_current_thread(&self) -> bool {
