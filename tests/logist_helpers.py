@@ -265,8 +265,8 @@ def ensure_ready_until_interrupted(job_dir: str, log: str, waiting: Any) -> None
     def setup(job_dir: str, debug: bool = False) -> None:
         _append(log, "setup ran")
 
-    waiting.set()
     try:
+        waiting.set()
         ensure_workspace_ready(job_dir, setup)
     except KeyboardInterrupt:
         _append(log, "interrupted")
