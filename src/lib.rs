@@ -26,6 +26,7 @@
 
 pub mod durable;
 pub mod error;
+pub mod job;
 pub mod lock;
 pub mod names;
 mod sys;
@@ -39,3 +40,6 @@ pub use lock::{
     Acquired, CancelToken, FileLock, FileLockGuard, Holder, LockMode, LockOptions, LockState, Owner, Removal, Wait,
     WaitControl, probe, read_holder, remove_if_unheld,
 };
+
+// Job-directory locks and run-once setup (issue #3, logist drop-in).
+pub use job::{JobLock, JobLocks, RunOnce, RunOnceError, RunOnceOutcome, cleanup_stale, run_once};

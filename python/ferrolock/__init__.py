@@ -6,7 +6,8 @@ holder record naming who holds a lock, ``async with``, and hand-offs in microsec
 next poll.
 """
 
-from ._ferrolock import CancelToken, __version__, atomic_write, probe, remove_if_unheld
+from ._ferrolock import CancelToken, JobLock, __version__, atomic_write, probe, remove_if_unheld, run_once
+from ._job import JobLockManager
 from ._lock import FileLock
 from .exceptions import Cancelled, CorruptFileError, InvalidName, LockError, Timeout, WouldDeadlock
 
@@ -16,6 +17,8 @@ __all__ = (
     "CorruptFileError",
     "FileLock",
     "InvalidName",
+    "JobLock",
+    "JobLockManager",
     "LockError",
     "Timeout",
     "WouldDeadlock",
@@ -23,4 +26,5 @@ __all__ = (
     "atomic_write",
     "probe",
     "remove_if_unheld",
+    "run_once",
 )

@@ -3,6 +3,8 @@
 Import the public names from ``ferrolock``; this module is private.
 """
 
+from collections.abc import Callable, Sequence
+from pathlib import Path
 from types import TracebackType
 from typing import Any, Literal, final
 
@@ -12,12 +14,17 @@ __all__ = [
     "AcquireReturnProxy",
     "CancelToken",
     "FileLock",
+    "JobLock",
     "__version__",
     "_reset_logging_cache",
     "_set_failpoint",
     "atomic_write",
+    "cleanup_stale_job_locks",
+    "job_lock_path",
+    "jobs_index_lock_path",
     "probe",
     "remove_if_unheld",
+    "run_once",
     "validate_name",
 ]
 
@@ -258,3 +265,158 @@ def _set_failpoint(point: str | None, action: str = "error") -> None:
 def _reset_logging_cache() -> None:
     """Forget the cached levels of Python loggers, after changing ``logging`` configuration at run
     time (Rust log records are filtered by a cache of the ``ferrolock.*`` loggers' levels)."""
+
+# --- Job-directory locks and run-once setup (issue #3, logist drop-in) ---
+
+@disjoint_base
+class JobLock:
+    """An exclusive lock on one file, held by this object rather than by a thread (logist's ``FileLock``).
+
+    ``acquire()`` while this object holds the lock returns ``True`` at once (no counting: one
+    ``release()`` frees it), and any thread may release it. Everything else is ferrolock's: waits happen
+    in the kernel with the GIL released and exact timeouts, a second lock object taking the same file in
+    the same thread fails at once instead of waiting for itself, ``is_locked()`` asks the kernel, and a
+    forked child holds nothing (its ``release()`` never releases the parent's lock). The lock file is
+    created with mode ``0o666`` minus the umask (as ``Path.touch()`` creates it), never truncated, and
+    holds a one-line holder record while held. Garbage collection releases the lock.
+
+    Args:
+        lock_file_path: Path of the lock file; missing parent directories are created.
+        timeout: Seconds a blocking ``acquire`` waits: ``0`` or less is one attempt, ``None``, NaN or
+            infinity wait forever.
+        purpose: Written into the holder record.
+
+    Raises:
+        InvalidName: the path is empty or contains a NUL byte.
+    """
+
+    def __new__(
+        cls, lock_file_path: str | Any, timeout: float | None = 30.0, *, purpose: str | None = None
+    ) -> Self: ...
+    def acquire(self, blocking: bool = True) -> bool:
+        """Acquire the lock for this object.
+
+        Args:
+            blocking: ``False`` makes this one attempt that returns ``False`` if the lock is busy.
+
+        Returns:
+            ``True`` once held (at once if this object already holds it and the kernel confirms it).
+
+        Raises:
+            Timeout: a blocking acquire did not get the lock within ``timeout``.
+            WouldDeadlock: the calling thread holds the same file through another lock object.
+            KeyboardInterrupt: Ctrl-C during the wait; nothing is held.
+            OSError: the lock file cannot be opened (a directory, a symlink, no permission, ...).
+        """
+
+    def release(self) -> None:
+        """Release the lock if this object holds it (from any thread); otherwise do nothing."""
+
+    def is_locked(self) -> bool:
+        """True if this object holds the lock and the kernel confirms the lock still protects the file
+        (it is False once the file was deleted or replaced, or the lock was dropped through a descriptor
+        shared with a forked child)."""
+
+    def holder(self) -> dict[str, Any] | None:
+        """The live holder record of the lock file (ours or anybody's), or ``None``; see ``FileLock.holder``."""
+
+    def _held_by_current_thread(self) -> bool:
+        """True if this object holds the lock and the calling thread took it."""
+
+    @property
+    def _locked(self) -> bool:
+        """Whether this object holds the lock in this process (bookkeeping only; False in a forked child)."""
+
+    @property
+    def _lock_fd(self) -> int | None:
+        """The descriptor the lock is held through, or ``None``; owned by the lock, never close it."""
+
+    @property
+    def lock_file_path(self) -> Path:
+        """The lock file."""
+
+    @property
+    def timeout(self) -> float | None:
+        """Seconds a blocking ``acquire`` waits (settable)."""
+
+    @timeout.setter
+    def timeout(self, value: float | None) -> None: ...
+    def __enter__(self) -> Self:
+        """``acquire(True)`` (through the subclass's ``acquire`` if overridden)."""
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> bool:
+        """``release()``."""
+
+def job_lock_path(base: str | Any, job_id: str) -> Path:
+    """``<base>/<job_id>/.lock``, the lock of one job directory.
+
+    Raises:
+        InvalidName: ``job_id`` is empty, ``.``, ``..``, longer than 255 bytes, or contains ``/`` or NUL.
+    """
+
+def jobs_index_lock_path(base: str | Any) -> Path:
+    """``<base>/.jobs_index.lock``, the lock of the jobs index."""
+
+def cleanup_stale_job_locks(base: str | Any, max_age_seconds: float) -> list[str]:
+    """Remove the job lock files nobody holds that were last modified more than ``max_age_seconds`` ago.
+
+    Looks at ``<base>/<job>/.lock`` for every directory whose name does not start with ``.``, and at
+    ``<base>/.jobs_index.lock``. A lock file somebody holds is kept however old it is; removal happens
+    while holding the file, and waiters re-verify, so this is safe while the fleet runs. Symlinks and
+    non-regular files are left alone; errors on single files are logged and skipped. The GIL is
+    released meanwhile.
+
+    Returns:
+        The sorted names of the jobs whose lock file was removed (the index is never listed).
+
+    Raises:
+        OSError: ``base`` exists but cannot be listed.
+    """
+
+def run_once(
+    marker: str | Any,
+    lock_path: str | Any,
+    setup: Callable[[], object],
+    *,
+    timeout: float | None = None,
+    marker_text: str | bytes | Callable[[], str | bytes] | None = None,
+    also_lock: Sequence[str | Any] = ...,
+    cleanup: bool = True,
+) -> bool:
+    """Run ``setup()`` once across processes, using a marker file and a lock.
+
+    If ``marker`` exists, returns at once. Otherwise takes ``lock_path`` (waiting in the kernel, with
+    the GIL released), checks the marker again, takes each of ``also_lock``, creates the marker's folder
+    if missing, calls ``setup()``, writes the marker atomically and releases. Callers that arrive
+    meanwhile wait for the setup however long it takes, then find the marker and return without running
+    it. If ``setup`` raises, the exception reaches this caller unchanged, no marker is left, and the next
+    caller runs the setup again. If the process dies during setup, the kernel releases the lock and the
+    next caller runs it.
+
+    ``lock_path`` is the mutex: it must not be inside anything ``setup`` deletes or replaces (a newcomer
+    would create a fresh lock file there and run a second setup beside the first). A legacy tool's lock
+    file inside such a folder can go in ``also_lock``, so old processes are excluded as well.
+
+    Args:
+        marker: The file whose existence means the setup is done.
+        lock_path: The lock file every caller takes before running the setup.
+        setup: Called with no arguments, while the locks are held.
+        timeout: Seconds to wait for the locks in total; ``None`` or negative waits forever.
+        marker_text: The marker's contents, or a callable returning them (called after ``setup``);
+            default: ``completed <RFC 3339 time> by pid <pid>``.
+        also_lock: Further lock files held while ``setup`` runs, taken after ``lock_path``.
+        cleanup: Once the marker exists, remove the lock files that nobody holds.
+
+    Returns:
+        ``True`` if this call ran the setup, ``False`` if it was already done (or done meanwhile).
+
+    Raises:
+        Timeout: ``timeout`` passed while another caller held a lock.
+        WouldDeadlock: the calling thread already holds ``lock_path`` (``setup`` called ``run_once``
+            on the same lock).
+        KeyboardInterrupt: Ctrl-C during the wait; nothing is held and the setup did not run.
+        OSError: a lock file cannot be opened, the marker cannot be written, or ``marker`` is a
+            dangling symlink.
+    """

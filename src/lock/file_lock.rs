@@ -1,5 +1,6 @@
 //! [`FileLock`]: one lock file, re-entrant per owner, safe to share between threads and across fork.
 
+use std::os::fd::{AsRawFd, RawFd};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
@@ -261,6 +262,55 @@ impl FileLock {
     #[must_use]
     pub fn holder(&self) -> Option<Holder> {
         holder::read_holder(&self.target.path)
+    }
+
+    /// The descriptor number `owner` holds the lock through, if it holds it. The descriptor stays owned
+    /// by this lock (legacy APIs expose it as `_lock_fd`); never close or unlock it yourself.
+    #[must_use]
+    pub fn raw_fd(&self, owner: Owner) -> Option<RawFd> {
+        let st = self.state();
+        st.holds
+            .iter()
+            .find(|h| h.owner == owner)
+            .map(|h| h.fd.file.as_raw_fd())
+    }
+
+    /// Asks the kernel whether `owner`'s hold still protects the path, instead of trusting the
+    /// bookkeeping: `owner` holds the lock here, the path still names the locked inode (a tool that
+    /// deletes lock files may have removed it), and the description still holds the lock (anyone
+    /// sharing it, such as a child forked from this process, could have unlocked it).
+    ///
+    /// The last check is a non-blocking conflicting lock on a fresh descriptor, which must fail, then a
+    /// non-blocking re-lock of our own description in the mode it already holds, which must succeed
+    /// (flock makes that a no-op, and it fails if the conflicting holder is someone else).
+    pub fn verify(&self, owner: Owner) -> Result<bool> {
+        let st = self.state();
+        let Some(hold) = st.holds.iter().find(|h| h.owner == owner) else {
+            return Ok(false);
+        };
+        if !hold.fd.still_linked(&self.target)? {
+            return Ok(false);
+        }
+        let conflicting = match self.mode {
+            LockMode::Exclusive => FlockOp::Shared,
+            LockMode::Shared => FlockOp::Exclusive,
+        };
+        let Some(probe) = protocol::open_existing(&self.target)? else {
+            return Ok(false);
+        };
+        match sys::flock(probe.as_fd(), conflicting, true) {
+            Ok(()) => {
+                let _ = probe.unlock();
+                return Ok(false);
+            }
+            Err(e) if holder::is_would_block(&e) => {}
+            Err(e) => return Err(Error::io("probe lock", &self.target.path, e)),
+        }
+        match sys::flock(hold.fd.as_fd(), self.flock_op(), true) {
+            Ok(()) => Ok(true),
+            Err(e) if holder::is_would_block(&e) => Ok(false),
+            Err(e) => Err(Error::io("probe lock", &self.target.path, e)),
+        }
     }
 
     fn flock_op(&self) -> FlockOp {

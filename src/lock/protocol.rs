@@ -276,7 +276,7 @@ pub fn remove_if_unheld(path: &Path) -> Result<Removal> {
     Ok(outcome)
 }
 
-fn open_existing(target: &Target) -> Result<Option<LockFd>> {
+pub(crate) fn open_existing(target: &Target) -> Result<Option<LockFd>> {
     match open_read_only(&target.path) {
         Ok(file) => {
             let meta = file

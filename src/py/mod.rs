@@ -7,6 +7,7 @@ mod convert;
 mod durable;
 mod errors;
 mod file_lock;
+mod job;
 
 use pyo3::prelude::*;
 
@@ -32,6 +33,12 @@ fn ferrolock_native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(durable::validate_name, m)?)?;
     m.add_function(wrap_pyfunction!(durable::_set_failpoint, m)?)?;
     m.add_function(wrap_pyfunction!(_reset_logging_cache, m)?)?;
+    // Job-directory locks and run-once setup (issue #3).
+    m.add_class::<job::PyJobLock>()?;
+    m.add_function(wrap_pyfunction!(job::job_lock_path, m)?)?;
+    m.add_function(wrap_pyfunction!(job::jobs_index_lock_path, m)?)?;
+    m.add_function(wrap_pyfunction!(job::cleanup_stale_job_locks, m)?)?;
+    m.add_function(wrap_pyfunction!(job::run_once, m)?)?;
     Ok(())
 }
 
