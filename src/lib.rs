@@ -29,6 +29,8 @@ pub mod error;
 pub mod lock;
 pub mod names;
 mod sys;
+// BlackBox5's STATE.md format (issue 5).
+pub mod workflow;
 
 #[cfg(feature = "python")]
 mod py;

@@ -102,3 +102,34 @@ def run_python(code: str, timeout: float = 30.0) -> subprocess.CompletedProcess[
     return subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=timeout, env=env, check=False
     )
+
+
+def state_manager_class(legacy_dir: str | None) -> Any:
+    """``StateManager`` of ferrolock's compat module, or of the legacy module extracted to
+    ``legacy_dir`` (see ``legacy_blackbox5.py``)."""
+    if legacy_dir is None:
+        from ferrolock.compat.blackbox5 import StateManager
+
+        return StateManager
+    sys.path.insert(0, legacy_dir)
+    import legacy_blackbox5_state_manager as legacy  # type: ignore[import-not-found]
+
+    return legacy.StateManager
+
+
+def add_notes(legacy_dir: str | None, state_path: str, worker: int, count: int, go: Event, results: Any) -> None:  # noqa: PLR0917
+    """``count`` ``add_note`` calls with the default retry settings, started together: reports "ready"
+    once imported, waits for ``go``, then reports (landed, refused)."""
+    from pathlib import Path
+
+    manager = state_manager_class(legacy_dir)(Path(state_path))
+    results.put("ready")
+    go.wait(JOIN_DEADLINE)
+    landed = refused = 0
+    for i in range(count):
+        try:
+            manager.add_note(f"worker {worker} note {i}")
+            landed += 1
+        except RuntimeError:
+            refused += 1
+    results.put((landed, refused))

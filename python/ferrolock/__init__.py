@@ -8,6 +8,8 @@ next poll.
 
 from ._ferrolock import CancelToken, StateFile, __version__, atomic_write, probe, remove_if_unheld
 from ._lock import FileLock
+from ._state_manager import StateLocked, StateManager
+from ._workflow import TaskState, WorkflowState
 from .exceptions import Cancelled, CorruptFileError, InvalidName, LockError, Timeout, WouldDeadlock
 
 __all__ = (
@@ -18,7 +20,11 @@ __all__ = (
     "InvalidName",
     "LockError",
     "StateFile",
+    "StateLocked",
+    "StateManager",
+    "TaskState",
     "Timeout",
+    "WorkflowState",
     "WouldDeadlock",
     "__version__",
     "atomic_write",

@@ -17,7 +17,11 @@ __all__ = [
     "StateFile",
     "StateLock",
     "__version__",
+    "_parse_workflow",
+    "_render_workflow",
     "_set_failpoint",
+    "_workflow_add_note",
+    "_workflow_corruption",
     "atomic_write",
     "probe",
     "remove_if_unheld",
@@ -428,3 +432,33 @@ class StateLock:
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> bool: ...
+
+# BlackBox5's STATE.md format (private: used by ferrolock._workflow and ferrolock._state_manager).
+
+def _render_workflow(state: Any, started: str, updated: str) -> str | None:
+    """Render a ``WorkflowState`` (timestamps already formatted) to ``STATE.md`` text, or ``None`` if a
+    field holds a type only the Python renderer handles."""
+
+def _parse_workflow(
+    content: str, *, tasks: bool = True
+) -> tuple[
+    str,
+    str,
+    int,
+    int,
+    str | None,
+    str | None,
+    list[tuple[str, str, str, int, list[str], str | None, str | None]],
+    list[str],
+    dict[str, str],
+]:
+    """Parse ``STATE.md`` text: ``(name, id, current_wave, total_waves, started, updated, tasks, notes,
+    metadata)``; each task is ``(id, description, status, wave, files, commit, error)`` and the
+    timestamps are ``YYYY-MM-DD HH:MM:SS`` text or ``None``. ``tasks=False`` leaves the task list empty."""
+
+def _workflow_corruption(content: str) -> str | None:
+    """Why ``content`` cannot be a ``STATE.md`` at all (empty, or nothing to recover), or ``None``."""
+
+def _workflow_add_note(content: str, note: str, updated: str, now: str) -> str | None:
+    """Parse, append ``note``, set the updated time (and ``now`` as the start time if none is recorded)
+    and render; ``None`` if the result needs the Python renderer."""

@@ -9,6 +9,7 @@ mod errors;
 mod file_lock;
 // Durable state files (issue 5).
 mod state_file;
+mod workflow;
 
 use pyo3::prelude::*;
 
@@ -33,6 +34,10 @@ fn ferrolock_native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<state_file::PyStateEdit>()?;
     m.add_class::<state_file::PyStateDraft>()?;
     m.add_class::<state_file::PyStateLock>()?;
+    m.add_function(wrap_pyfunction!(workflow::_render_workflow, m)?)?;
+    m.add_function(wrap_pyfunction!(workflow::_parse_workflow, m)?)?;
+    m.add_function(wrap_pyfunction!(workflow::_workflow_corruption, m)?)?;
+    m.add_function(wrap_pyfunction!(workflow::_workflow_add_note, m)?)?;
     Ok(())
 }
 
