@@ -21,6 +21,9 @@ import pytest
 from ferrolock.compat import blackbox5
 from ferrolock.compat.blackbox5 import StateManager, TaskState, WorkflowState
 
+# Every test here bounds its own time (a marker on a test overrides this default).
+pytestmark = pytest.mark.timeout(60)
+
 LEGACY = legacy.legacy_module()
 needs_legacy = pytest.mark.skipif(LEGACY is None, reason="legacy module not available (set FERROLOCK_MIRRORS)")
 

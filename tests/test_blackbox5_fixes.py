@@ -22,6 +22,9 @@ import pytest
 import state_helpers as h
 from ferrolock.compat import blackbox5
 
+# Every test here bounds its own time (a marker on a test overrides this default).
+pytestmark = pytest.mark.timeout(60)
+
 LEGACY_DIR = legacy.legacy_source_dir()
 LEGACY_MODULE = legacy.legacy_module()
 NO_LEGACY = "legacy module not available (set FERROLOCK_MIRRORS to the mirrors folder)"

@@ -14,6 +14,9 @@ import pytest
 import state_helpers as h
 from ferrolock import StateFile
 
+# Every test here bounds its own time (a marker on a test overrides this default).
+pytestmark = pytest.mark.timeout(60)
+
 # (fault point, content of the file after a crash there, content of the backup after it)
 WRITE_STEPS = [
     ("atomic_write:create_temp", b"v2", b"v1"),

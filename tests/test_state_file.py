@@ -13,6 +13,9 @@ import pytest
 import state_helpers as h
 from ferrolock import StateFile
 
+# Every test here bounds its own time (a marker on a test overrides this default).
+pytestmark = pytest.mark.timeout(60)
+
 
 @pytest.fixture
 def state(tmp_path: Path) -> StateFile:

@@ -21,6 +21,7 @@ __all__ = [
     "_render_workflow",
     "_set_failpoint",
     "_workflow_add_note",
+    "_workflow_bad_checkboxes",
     "_workflow_corruption",
     "atomic_write",
     "probe",
@@ -462,3 +463,6 @@ def _workflow_corruption(content: str) -> str | None:
 def _workflow_add_note(content: str, note: str, updated: str, now: str) -> str | None:
     """Parse, append ``note``, set the updated time (and ``now`` as the start time if none is recorded)
     and render; ``None`` if the result needs the Python renderer."""
+
+def _workflow_bad_checkboxes(content: str) -> int:
+    """``len(re.findall(r'^- \\[[^x~ ]\\]', content, re.MULTILINE))``, counted natively."""

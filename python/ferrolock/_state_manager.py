@@ -19,7 +19,15 @@ from pathlib import Path
 from typing import Any
 
 from ._ferrolock import StateFile, _workflow_add_note
-from ._workflow import TIMESTAMP_FORMAT, TaskState, WorkflowState, corruption, parse_workflow, validate_markdown
+from ._workflow import (
+    TIMESTAMP_FORMAT,
+    TaskState,
+    WorkflowState,
+    corruption,
+    decode_state,
+    parse_workflow,
+    validate_markdown,
+)
 from .exceptions import CorruptFileError, Timeout
 
 __all__ = ["StateLocked", "StateManager"]
@@ -188,17 +196,17 @@ class StateManager:
 
     def _usable_text(self, data: bytes, state_file: StateFile) -> str:
         """``data`` as text, or the backup's text if ``data`` is corrupt (with a warning)."""
-        reason = corruption(data)
-        if reason is None:
-            return data.decode("utf-8")
+        text, reason = decode_state(data)
+        if text is not None:
+            return text
         backup = state_file.read_backup()
-        backup_reason = corruption(backup) if backup is not None else "there is no backup"
-        if backup is None or backup_reason is not None:
+        backup_text, backup_reason = decode_state(backup) if backup is not None else (None, "there is no backup")
+        if backup_text is None:
             raise CorruptFileError(
                 str(self.state_path), f"{reason}; and {self._backup_path} is unusable: {backup_reason}"
             )
         self._log.warning("%s is corrupt (%s); using %s instead", self.state_path, reason, self._backup_path)
-        return backup.decode("utf-8")
+        return backup_text
 
     def get_resume_info(self) -> dict[str, Any] | None:
         """Where to resume: the wave after the current one, or the current one if a task failed."""

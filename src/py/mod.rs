@@ -38,6 +38,7 @@ fn ferrolock_native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(workflow::_parse_workflow, m)?)?;
     m.add_function(wrap_pyfunction!(workflow::_workflow_corruption, m)?)?;
     m.add_function(wrap_pyfunction!(workflow::_workflow_add_note, m)?)?;
+    m.add_function(wrap_pyfunction!(workflow::_workflow_bad_checkboxes, m)?)?;
     Ok(())
 }
 

@@ -5,6 +5,7 @@
 //! dicts); for anything else it returns `None` and the Python reference renderer takes over, so the
 //! output is the legacy output in every case.
 
+use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyDict, PyInt, PyList, PyString, PyTuple};
 
@@ -35,7 +36,7 @@ pub(crate) fn _render_workflow(
 #[pyfunction]
 #[pyo3(signature = (content, *, tasks=true))]
 pub(crate) fn _parse_workflow<'py>(py: Python<'py>, content: &str, tasks: bool) -> PyResult<Bound<'py, PyTuple>> {
-    let parsed = py.detach(|| workflow::parse(content));
+    let parsed = py.detach(|| workflow::parse_with(content, tasks));
     let w = parsed.workflow;
     let task_list = PyList::empty(py);
     if tasks {
@@ -60,6 +61,12 @@ pub(crate) fn _parse_workflow<'py>(py: Python<'py>, content: &str, tasks: bool) 
         metadata,
     )
         .into_pyobject(py)
+}
+
+/// `len(re.findall(r'^- \[[^x~ ]\]', content, re.MULTILINE))`, without a regex pass in Python.
+#[pyfunction]
+pub(crate) fn _workflow_bad_checkboxes(py: Python<'_>, content: &str) -> usize {
+    py.detach(|| workflow::bad_checkbox_lines(content))
 }
 
 /// Why `content` cannot be a `STATE.md` at all (empty, or nothing a parser could recover), or `None`.
@@ -102,27 +109,31 @@ fn extract_workflow(state: &Bound<'_, PyAny>, started: &str, updated: &str) -> P
         };
     }
     let mut w = Workflow {
-        name: some!(text(&state.getattr("workflow_name")?)?),
-        id: some!(text(&state.getattr("workflow_id")?)?),
-        current_wave: some!(exact_int(&state.getattr("current_wave")?).filter(|v| v.abs() <= EXACT_FLOAT_INT)),
-        total_waves: some!(exact_int(&state.getattr("total_waves")?).filter(|v| v.abs() <= EXACT_FLOAT_INT)),
+        name: some!(text(&state.getattr(intern!(state.py(), "workflow_name"))?)?),
+        id: some!(text(&state.getattr(intern!(state.py(), "workflow_id"))?)?),
+        current_wave: some!(
+            exact_int(&state.getattr(intern!(state.py(), "current_wave"))?).filter(|v| v.abs() <= EXACT_FLOAT_INT)
+        ),
+        total_waves: some!(
+            exact_int(&state.getattr(intern!(state.py(), "total_waves"))?).filter(|v| v.abs() <= EXACT_FLOAT_INT)
+        ),
         started: started.to_owned(),
         updated: updated.to_owned(),
         ..Workflow::default()
     };
-    let tasks = state.getattr("tasks")?;
+    let tasks = state.getattr(intern!(state.py(), "tasks"))?;
     let tasks = some!(tasks.cast::<PyDict>().ok());
     w.tasks.reserve(tasks.len());
     for task in tasks.values() {
         w.tasks.push(some!(extract_task(&task)?));
     }
-    let notes = state.getattr("notes")?;
+    let notes = state.getattr(intern!(state.py(), "notes"))?;
     if notes.is_truthy()? {
         for note in notes.try_iter()? {
             w.notes.push(some!(text(&note?)?));
         }
     }
-    let metadata = state.getattr("metadata")?;
+    let metadata = state.getattr(intern!(state.py(), "metadata"))?;
     if metadata.is_truthy()? {
         let metadata = some!(metadata.cast::<PyDict>().ok());
         for (key, value) in metadata.iter() {
@@ -133,17 +144,17 @@ fn extract_workflow(state: &Bound<'_, PyAny>, started: &str, updated: &str) -> P
 }
 
 fn extract_task(task: &Bound<'_, PyAny>) -> PyResult<Option<Task>> {
-    let status = task.getattr("status")?;
+    let status = task.getattr(intern!(task.py(), "status"))?;
     // Only a str can equal "completed" etc.; anything else belongs to no section, like "".
     let status = match status.cast::<PyString>() {
         Ok(s) if status.is_exact_instance_of::<PyString>() => s.to_str()?.to_owned(),
         Ok(_) => return Ok(None),
         Err(_) => String::new(),
     };
-    let Some(wave) = exact_int(&task.getattr("wave_id")?) else {
+    let Some(wave) = exact_int(&task.getattr(intern!(task.py(), "wave_id"))?) else {
         return Ok(None);
     };
-    let files_obj = task.getattr("files_modified")?;
+    let files_obj = task.getattr(intern!(task.py(), "files_modified"))?;
     let mut files = Vec::new();
     if files_obj.is_truthy()? {
         let Ok(list) = files_obj.cast::<PyList>() else {
@@ -157,7 +168,11 @@ fn extract_task(task: &Bound<'_, PyAny>) -> PyResult<Option<Task>> {
         }
     }
     let mut details = [None, None];
-    for (slot, name) in details.iter_mut().zip(["commit_hash", "error"]) {
+    let py = task.py();
+    for (slot, name) in details
+        .iter_mut()
+        .zip([intern!(py, "commit_hash"), intern!(py, "error")])
+    {
         match detail(&task.getattr(name)?)? {
             Detail::Absent => {}
             Detail::Text(t) => *slot = Some(t),
@@ -165,7 +180,10 @@ fn extract_task(task: &Bound<'_, PyAny>) -> PyResult<Option<Task>> {
         }
     }
     let [commit, error] = details;
-    let (Some(id), Some(description)) = (text(&task.getattr("task_id")?)?, text(&task.getattr("description")?)?) else {
+    let (Some(id), Some(description)) = (
+        text(&task.getattr(intern!(task.py(), "task_id"))?)?,
+        text(&task.getattr(intern!(task.py(), "description"))?)?,
+    ) else {
         return Ok(None);
     };
     Ok(Some(Task {

@@ -25,7 +25,7 @@ mod render;
 mod text;
 
 pub use model::{FILE_PLACEHOLDER, ParsedWorkflow, Task, Workflow};
-pub use parse::parse;
+pub use parse::{parse, parse_with};
 pub use render::{RenderError, render, render_task};
 
 /// Why a file cannot be a `STATE.md` at all (as opposed to one with odd content, which parses to
@@ -46,9 +46,34 @@ pub fn corruption(text: &str) -> Option<&'static str> {
     None
 }
 
+/// How many matches `re.findall(r'^- \[[^x~ ]\]', text, re.MULTILINE)` finds: lines (after a `\n`)
+/// starting with a checkbox whose mark is not `x`, `~` or a space (the mark may even be a `\n`, as
+/// the legacy pattern allows). The legacy validation's only check that reads the whole file.
+#[must_use]
+pub fn bad_checkbox_lines(text: &str) -> usize {
+    std::iter::once(0)
+        .chain(text.match_indices('\n').map(|(i, _)| i + 1))
+        .filter(|&start| {
+            let Some(after) = text[start..].strip_prefix("- [") else {
+                return false;
+            };
+            let mut chars = after.chars();
+            matches!((chars.next(), chars.next()), (Some(mark), Some(']')) if !matches!(mark, 'x' | '~' | ' '))
+        })
+        .count()
+}
+
 #[cfg(test)]
 mod tests {
-    use super::corruption;
+    use super::{bad_checkbox_lines, corruption};
+
+    #[test]
+    fn counts_bad_checkboxes_like_the_legacy_pattern() {
+        assert_eq!(bad_checkbox_lines("- [x] a\n- [ ] b\n- [~] c"), 0);
+        assert_eq!(bad_checkbox_lines("- [z] a\n  - [z] indented\n- [é] b\n- [\n]"), 3);
+        assert_eq!(bad_checkbox_lines("x- [z]\r- [z]"), 0, "only \\n starts a line");
+        assert_eq!(bad_checkbox_lines("- [zz]"), 0);
+    }
 
     #[test]
     fn detects_empty_and_foreign_content() {

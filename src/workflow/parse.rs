@@ -1,7 +1,7 @@
 //! Reading a `STATE.md` back: the legacy parser's rules, one pass over the lines, with the fixes listed
 //! in the module docs of [`super`].
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use super::model::{FILE_PLACEHOLDER, ParsedWorkflow, Task, Workflow};
 use super::text::{first_backticked, leading_number, lines, py_strip, remove_dash_label, skip_chars};
@@ -54,6 +54,13 @@ impl Section {
 /// content apart.
 #[must_use]
 pub fn parse(content: &str) -> ParsedWorkflow {
+    parse_with(content, true)
+}
+
+/// [`parse`], optionally without the tasks (the header, timestamps, notes and metadata only: what a
+/// rewrite from new task lists carries over), which skips most of the work on a large file.
+#[must_use]
+pub fn parse_with(content: &str, tasks: bool) -> ParsedWorkflow {
     let all: Vec<&str> = lines(content).collect();
     let mut w = Workflow {
         name: "Unknown".to_owned(),
@@ -79,7 +86,9 @@ pub fn parse(content: &str) -> ParsedWorkflow {
         w.current_wave = current;
         w.total_waves = total;
     }
-    w.tasks = parse_tasks(&all, w.current_wave);
+    if tasks {
+        w.tasks = parse_tasks(&all, w.current_wave);
+    }
     w.notes = section_lines(&all, "## Notes")
         .filter_map(|l| py_strip(l).strip_prefix("- ").map(str::to_owned))
         .collect();
@@ -93,7 +102,7 @@ pub fn parse(content: &str) -> ParsedWorkflow {
 
 fn parse_tasks(all: &[&str], current_wave: i64) -> Vec<Task> {
     let mut tasks: Vec<Task> = Vec::new();
-    let mut index: HashMap<String, usize> = HashMap::new();
+    let mut seen: HashSet<&str> = HashSet::new();
     let mut section: Option<Section> = None;
     // The `### Wave N` header seen in the current section, if any.
     let mut section_wave: Option<i64> = None;
@@ -119,7 +128,7 @@ fn parse_tasks(all: &[&str], current_wave: i64) -> Vec<Task> {
             let Some((id, description)) = task_line(line) else {
                 continue;
             };
-            if index.contains_key(id) {
+            if !seen.insert(id) {
                 continue; // the first occurrence wins
             }
             let status = if line.contains("- [x]") {
@@ -134,7 +143,6 @@ fn parse_tasks(all: &[&str], current_wave: i64) -> Vec<Task> {
                 Some(Section::InProgress | Section::Failed) => current_wave,
                 _ => 0,
             });
-            index.insert(id.to_owned(), tasks.len());
             tasks.push(Task {
                 id: id.to_owned(),
                 description: strip_in_progress(description).to_owned(),
