@@ -19,9 +19,9 @@ from pathlib import Path
 from typing import Any
 
 from ._ferrolock import StateFile, _workflow_add_note
+from ._state_tasks import TaskList
 from ._workflow import (
     TIMESTAMP_FORMAT,
-    TaskState,
     WorkflowState,
     corruption,
     decode_state,
@@ -279,45 +279,11 @@ class StateManager:
         with self._writer_lock() as state_file:
             current = state_file.read()
             existing = self._existing_header(current, state_file)
-            tasks: dict[str, TaskState] = {}
-            for task in completed_tasks:
-                result = task.get("result", {})
-                self._add_task(
-                    tasks,
-                    TaskState(
-                        task_id=task.get("task_id", task.get("agent_id", "unknown")),
-                        description=_description(task),
-                        status="completed",
-                        wave_id=task.get("wave_id", 0),
-                        commit_hash=task.get("commit_hash"),
-                        files_modified=_files(result),
-                        error=task.get("error"),
-                    ),
-                )
-            for task in current_wave_tasks:
-                result = task.get("result")
-                if not result:
-                    status = "in_progress"
-                elif result.get("success"):
-                    status = "completed"
-                else:
-                    status = "failed" if result.get("error") else "in_progress"
-                task_commit = task.get("commit_hash")
-                if status == "completed" and not task_commit and commit_hash:
-                    task_commit = commit_hash
-                self._add_task(
-                    tasks,
-                    TaskState(
-                        task_id=task.get("task_id", task.get("agent_id", "unknown")),
-                        description=_description(task),
-                        status=status,
-                        wave_id=wave_id,
-                        commit_hash=task_commit,
-                        files_modified=_files(result),
-                        error=task.get("error") or (result.get("error") if result else None),
-                    ),
-                )
-            self._add_pending(tasks, pending_waves, first_wave=wave_id + 1)
+            task_list = self._task_list()
+            task_list.add_completed(completed_tasks)
+            task_list.add_current(current_wave_tasks, wave_id, commit_hash)
+            task_list.add_pending(pending_waves, first_wave=wave_id + 1)
+            tasks = task_list.tasks
             now = self._now()
             workflow_state = WorkflowState(
                 workflow_id=workflow_id,
@@ -348,8 +314,9 @@ class StateManager:
             StateLocked: the lock stayed busy for the whole retry budget.
         """
         with self._writer_lock():
-            tasks: dict[str, TaskState] = {}
-            self._add_pending(tasks, all_waves, first_wave=1)
+            task_list = self._task_list()
+            task_list.add_pending(all_waves, first_wave=1)
+            tasks = task_list.tasks
             now = self._now()
             workflow_state = WorkflowState(
                 workflow_id=workflow_id,
@@ -422,23 +389,8 @@ class StateManager:
             return None
         return parse_workflow(text, self._now, tasks=False)
 
-    def _add_task(self, tasks: dict[str, TaskState], task: TaskState) -> None:
-        if task.task_id in tasks:
-            self._log.warning("Task id %r appears twice; the later entry replaces the earlier one", task.task_id)
-        tasks[task.task_id] = task
+    def _task_list(self) -> TaskList:
+        def duplicate(task_id: Any) -> None:
+            self._log.warning("Task id %r appears twice; the later entry replaces the earlier one", task_id)
 
-    def _add_pending(self, tasks: dict[str, TaskState], waves: list[list[dict[str, Any]]], first_wave: int) -> None:
-        for wave_num, wave_tasks in enumerate(waves, start=first_wave):
-            for task in wave_tasks:
-                task_id = task.get("task_id", task.get("agent_id", f"wave{wave_num}_task{len(tasks) + 1}"))
-                self._add_task(tasks, TaskState(task_id, _description(task), "pending", wave_num))
-
-
-def _description(task: dict[str, Any]) -> Any:
-    return task.get("description") or task.get("task") or task.get("prompt", "Unknown")[:100]
-
-
-def _files(result: dict[str, Any] | None) -> Any:
-    if not result:
-        return []
-    return result.get("files_modified", result.get("files_created", []))
+        return TaskList(duplicate)

@@ -17,7 +17,8 @@ Differences from BlackBox5 ``state_manager`` (each fixes a legacy bug):
    code slept between three non-blocking attempts, so 40 concurrent ``add_note`` calls kept only 13-20
    notes. ``max_retries <= 1`` makes one attempt (the legacy code silently did nothing with 0).
 2. ``started_at`` survives updates: timestamps are read back (the legacy parser never could, so every
-   update reset "Started" to now and ``get_resume_info()['started_at']`` was wrong).
+   update reset "Started" to now and ``get_resume_info()['started_at']`` was wrong). ``updated_at`` is
+   likewise the recorded time, at the file's one-second resolution, instead of the time of the load.
 3. ``add_note`` keeps the ``## Metadata`` section, and ``update(metadata=None)`` keeps the existing
    metadata (pass ``{}`` to clear it); the legacy parser dropped metadata, so both lost it. Metadata
    values read back from the file are strings.
@@ -39,8 +40,9 @@ Differences from BlackBox5 ``state_manager`` (each fixes a legacy bug):
 8. The lock error (``StateLocked``, a ``RuntimeError`` and a ``ferrolock.Timeout``) names the holder and
    no longer tells users to delete ``STATE.lock``: flock locks cannot go stale, and deleting a held lock
    file breaks mutual exclusion.
-9. ``_lock_state(timeout=0.0)`` accepts a timeout and is re-entrant on one thread, so writers can be
-   nested (the legacy lock deadlocked against itself by failing).
+9. ``_lock_state(timeout=0.0)`` accepts a timeout and is re-entrant on one thread, so a writer can be
+   called while the lock is held (the legacy lock refused its own thread: "locked by another process").
+   It yields the ``ferrolock.StateFile`` rather than the open lock file.
 10. Reusing a task id within one ``update`` logs a warning (the later entry still replaces the earlier).
 """
 
