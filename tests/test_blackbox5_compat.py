@@ -179,6 +179,17 @@ def test_lock_state_is_one_attempt_and_re_entrant(tmp_path: Path) -> None:
 
 
 @pytest.mark.timeout(30)
+def test_two_managers_of_one_file_on_one_thread_fail_fast_with_the_legacy_message(tmp_path: Path) -> None:
+    outer = StateManager(tmp_path / "STATE.md")
+    inner = StateManager(tmp_path / "STATE.md", max_retries=3, retry_delay=5.0)
+    inner.initialize("wf", "Nested", 1, [[{"task_id": "a"}]])
+    with outer._lock_state(), pytest.raises(RuntimeError, match="locked by another process"):
+        inner.add_note("would wait for its own thread")  # no 15 s budget spent: it cannot succeed
+    inner.add_note("fine once the outer block is done")
+    assert inner.load_state().notes == ["fine once the outer block is done"]
+
+
+@pytest.mark.timeout(30)
 def test_the_module_datetime_can_be_patched(tmp_path: Path) -> None:
     fixed = datetime(2030, 5, 6, 7, 8, 9)
     with mock.patch.object(blackbox5, "datetime", wraps=datetime) as patched:

@@ -28,7 +28,7 @@ from ._workflow import (
     parse_workflow,
     validate_markdown,
 )
-from .exceptions import CorruptFileError, Timeout
+from .exceptions import CorruptFileError, Timeout, WouldDeadlock
 
 __all__ = ["StateLocked", "StateManager"]
 
@@ -119,7 +119,11 @@ class StateManager:
         try:
             held.__enter__()
         except Timeout as exc:
-            raise self._locked_error(exc) from None
+            raise self._locked_error(exc.holder) from None
+        except WouldDeadlock:
+            # This thread holds the lock through another StateManager (or StateFile) on the same file.
+            # The legacy code failed here too, after its retries, with the same message.
+            raise self._locked_error(None, " (by this thread, through another StateManager)") from None
         self._log.debug("Acquired lock on %s", self.state_path)
         try:
             yield state_file
@@ -127,13 +131,11 @@ class StateManager:
             held.__exit__(None, None, None)
             self._log.debug("Released lock on %s", self.state_path)
 
-    def _locked_error(self, exc: Timeout) -> StateLocked:
-        holder = exc.holder
-        held_by = ""
+    def _locked_error(self, holder: dict[str, Any] | None, detail: str = "") -> StateLocked:
         if holder:
-            held_by = f" (held by pid {holder.get('pid')} on {holder.get('host')} since {holder.get('since')})"
+            detail = f" (held by pid {holder.get('pid')} on {holder.get('host')} since {holder.get('since')})"
         message = (
-            f"STATE.md is {LOCKED_TEXT}{held_by}. The kernel releases the lock when its holder exits, so it "
+            f"STATE.md is {LOCKED_TEXT}{detail}. The kernel releases the lock when its holder exits, so it "
             f"is never stale; do not delete {self._lock_file}, that would break mutual exclusion."
         )
         return StateLocked(str(self._lock_file), holder, message)
