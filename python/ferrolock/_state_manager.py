@@ -34,6 +34,13 @@ __all__ = ["StateLocked", "StateManager"]
 
 _LOGGER = logging.getLogger("ferrolock.state")
 
+
+class _Unchecked:
+    """Marks "the caller did not check the current file"."""
+
+
+_UNCHECKED = _Unchecked()
+
 # Callers of the legacy module tell "someone else holds it" apart by this text; it must stay.
 LOCKED_TEXT = "locked by another process"
 # More attempts than this would only overflow the exponential budget.
@@ -194,13 +201,18 @@ class StateManager:
         data = state_file.read()
         if data is None:
             return None
-        return self.parse_state(self._usable_text(data, state_file))
+        return self.parse_state(self._usable_text(data, state_file)[0])
 
-    def _usable_text(self, data: bytes, state_file: StateFile) -> str:
-        """``data`` as text, or the backup's text if ``data`` is corrupt (with a warning)."""
+    def _usable_text(self, data: bytes, state_file: StateFile) -> tuple[str, str | None]:
+        """``(text of data, None)``; or, if ``data`` is corrupt, ``(text of the backup, why data is
+        corrupt)``, with a warning.
+
+        Raises:
+            CorruptFileError: ``data`` is corrupt and the backup is missing or corrupt too.
+        """
         text, reason = decode_state(data)
         if text is not None:
-            return text
+            return text, None
         backup = state_file.read_backup()
         backup_text, backup_reason = decode_state(backup) if backup is not None else (None, "there is no backup")
         if backup_text is None:
@@ -208,7 +220,7 @@ class StateManager:
                 str(self.state_path), f"{reason}; and {self._backup_path} is unusable: {backup_reason}"
             )
         self._log.warning("%s is corrupt (%s); using %s instead", self.state_path, reason, self._backup_path)
-        return backup_text
+        return backup_text, reason
 
     def get_resume_info(self) -> dict[str, Any] | None:
         """Where to resume: the wave after the current one, or the current one if a task failed."""
@@ -237,27 +249,27 @@ class StateManager:
         previous ``STATE.md`` as ``STATE.backup`` (a hard link)."""
         self._write_text(workflow_state.to_markdown())
 
-    def _write_text(self, content: str, current: bytes | None = None, *, read_current: bool = True) -> None:
+    def _write_text(self, content: str, corrupt: str | _Unchecked | None = _UNCHECKED) -> None:
+        """Validate (warnings are only logged) and write under the lock. ``corrupt`` is why the current
+        ``STATE.md`` is corrupt (``None``: it is fine), when the caller checked it under the lock."""
         errors = self.validate_markdown(content)
         if errors:
             self._log.warning("Markdown validation warnings: %s", errors)
         with self._writer_lock() as state_file:
-            if read_current:
+            if isinstance(corrupt, _Unchecked):
                 current = state_file.read()
-            self._set_aside_if_corrupt(current, state_file)
+                corrupt = corruption(current) if current is not None else None
+            if corrupt is not None:
+                self._set_aside(corrupt, state_file)
             state_file.write(content, timeout=0)
         self._log.debug("Written state to %s", self.state_path)
 
-    def _set_aside_if_corrupt(self, current: bytes | None, state_file: StateFile) -> bool:
+    def _set_aside(self, reason: str, state_file: StateFile) -> None:
         """A corrupt ``STATE.md`` must not become the backup (it would replace the last good version):
         it is kept as ``STATE.corrupt`` instead, and the backup stays."""
-        reason = corruption(current) if current is not None else None
-        if reason is None:
-            return False
         aside = self.state_path.with_suffix(".corrupt")
         state_file.set_aside(aside, timeout=0)
         self._log.warning("%s was corrupt (%s); kept it as %s", self.state_path, reason, aside)
-        return True
 
     def update(  # noqa: PLR0917 - the legacy signature
         self,
@@ -279,8 +291,7 @@ class StateManager:
             StateLocked: the lock stayed busy for the whole retry budget.
         """
         with self._writer_lock() as state_file:
-            current = state_file.read()
-            existing = self._existing_header(current, state_file)
+            existing, corrupt = self._existing_header(state_file.read(), state_file)
             task_list = self._task_list()
             task_list.add_completed(completed_tasks)
             task_list.add_current(current_wave_tasks, wave_id, commit_hash)
@@ -298,7 +309,7 @@ class StateManager:
                 notes=[*(existing.notes if existing else []), *(notes or [])],
                 metadata=metadata if metadata is not None else (existing.metadata if existing else {}),
             )
-            self._write_text(workflow_state.to_markdown(), current, read_current=False)
+            self._write_text(workflow_state.to_markdown(), corrupt)
         self._log.info("Updated STATE.md: Wave %s/%s, %d tasks total", wave_id, total_waves, len(tasks))
 
     def initialize(
@@ -351,7 +362,7 @@ class StateManager:
             if current is None:
                 self._log.warning("No existing state to add note to")
                 return
-            text = self._usable_text(current, state_file)
+            text, corrupt = self._usable_text(current, state_file)
             now = self._now()
             stamp = now.strftime(TIMESTAMP_FORMAT)
             content = _workflow_add_note(text, note, stamp, stamp) if isinstance(note, str) else None
@@ -360,7 +371,7 @@ class StateManager:
                 state.notes.append(note)
                 state.updated_at = now
                 content = state.to_markdown()
-            self._write_text(content, current, read_current=False)
+            self._write_text(content, corrupt)
 
     def clear(self) -> None:
         """Remove ``STATE.md`` under the lock. Its content becomes ``STATE.backup`` (a corrupt one is kept
@@ -373,23 +384,27 @@ class StateManager:
             current = state_file.read()
             if current is None:
                 return
-            if not self._set_aside_if_corrupt(current, state_file):
+            corrupt = corruption(current)
+            if corrupt is not None:
+                self._set_aside(corrupt, state_file)
+            else:
                 state_file.remove(timeout=0)
         self._log.info("Cleared STATE.md")
 
     # --- helpers ------------------------------------------------------------------------------------
 
-    def _existing_header(self, current: bytes | None, state_file: StateFile) -> WorkflowState | None:
+    def _existing_header(self, current: bytes | None, state_file: StateFile) -> tuple[WorkflowState | None, str | None]:
         """What ``update`` carries over (start time, notes, metadata) from the current file, or from the
-        backup if the file is corrupt; ``None`` if there is nothing usable."""
+        backup if the file is corrupt (``None`` if there is nothing usable), and why the current file is
+        corrupt (``None`` if it is not)."""
         if current is None:
-            return None
+            return None, None
         try:
-            text = self._usable_text(current, state_file)
+            text, corrupt = self._usable_text(current, state_file)
         except CorruptFileError as exc:
             self._log.warning("%s; writing a fresh STATE.md", exc)
-            return None
-        return parse_workflow(text, self._now, tasks=False)
+            return None, corruption(current)
+        return parse_workflow(text, self._now, tasks=False), corrupt
 
     def _task_list(self) -> TaskList:
         def duplicate(task_id: Any) -> None:
