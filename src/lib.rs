@@ -30,11 +30,15 @@ pub mod job;
 pub mod lock;
 pub mod names;
 mod sys;
+// BlackBox5's STATE.md format (issue 5).
+pub mod workflow;
 
 #[cfg(feature = "python")]
 mod py;
 
 pub use durable::{TempName, WriteOptions, atomic_write};
+// Durable state files (issue 5).
+pub use durable::{StateEdit, StateFile, StateFileOptions};
 pub use error::{Error, Result};
 pub use lock::{
     Acquired, CancelToken, FileLock, FileLockGuard, Holder, LockMode, LockOptions, LockState, Owner, Removal, Wait,

@@ -6,9 +6,20 @@ holder record naming who holds a lock, ``async with``, and hand-offs in microsec
 next poll.
 """
 
-from ._ferrolock import CancelToken, JobLock, __version__, atomic_write, probe, remove_if_unheld, run_once
+from ._ferrolock import (
+    CancelToken,
+    JobLock,
+    StateFile,
+    __version__,
+    atomic_write,
+    probe,
+    remove_if_unheld,
+    run_once,
+)
 from ._job import JobLockManager
 from ._lock import FileLock
+from ._state_manager import StateLocked, StateManager
+from ._workflow import TaskState, WorkflowState
 from .exceptions import Cancelled, CorruptFileError, InvalidName, LockError, Timeout, WouldDeadlock
 
 __all__ = (
@@ -20,7 +31,12 @@ __all__ = (
     "JobLock",
     "JobLockManager",
     "LockError",
+    "StateFile",
+    "StateLocked",
+    "StateManager",
+    "TaskState",
     "Timeout",
+    "WorkflowState",
     "WouldDeadlock",
     "__version__",
     "atomic_write",

@@ -8,6 +8,9 @@ mod durable;
 mod errors;
 mod file_lock;
 mod job;
+// Durable state files (issue 5).
+mod state_file;
+mod workflow;
 
 use pyo3::prelude::*;
 
@@ -39,6 +42,16 @@ fn ferrolock_native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(job::jobs_index_lock_path, m)?)?;
     m.add_function(wrap_pyfunction!(job::cleanup_stale_job_locks, m)?)?;
     m.add_function(wrap_pyfunction!(job::run_once, m)?)?;
+    // Durable state files (issue 5).
+    m.add_class::<state_file::PyStateFile>()?;
+    m.add_class::<state_file::PyStateEdit>()?;
+    m.add_class::<state_file::PyStateDraft>()?;
+    m.add_class::<state_file::PyStateLock>()?;
+    m.add_function(wrap_pyfunction!(workflow::_render_workflow, m)?)?;
+    m.add_function(wrap_pyfunction!(workflow::_parse_workflow, m)?)?;
+    m.add_function(wrap_pyfunction!(workflow::_workflow_corruption, m)?)?;
+    m.add_function(wrap_pyfunction!(workflow::_workflow_add_note, m)?)?;
+    m.add_function(wrap_pyfunction!(workflow::_workflow_bad_checkboxes, m)?)?;
     Ok(())
 }
 

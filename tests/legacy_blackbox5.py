@@ -1,0 +1,67 @@
+"""The legacy BlackBox5 ``state_manager`` module, for tests that show ferrolock fixes what it got wrong.
+
+Nothing legacy is stored in this repository: the one file is extracted at run time from a bare git mirror
+of ``Lordsisodia/blackbox5`` found under ``$FERROLOCK_MIRRORS`` (the folder holding
+``<owner>+<repo>/repo``), into a temporary directory. Without the mirror, ``legacy_module()`` returns
+``None`` and the legacy variants of the tests skip.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib.util
+import os
+import subprocess
+import tempfile
+from pathlib import Path
+from types import ModuleType
+
+REPO = "Lordsisodia+blackbox5"
+COMMIT = "3edb7e110cdbafc4e4152146e5b301cf7d361cde"
+PATH = "2-engine/01-core/state/state_manager.py"
+MODULE_NAME = "legacy_blackbox5_state_manager"
+
+
+def legacy_source_dir() -> Path | None:
+    """A directory holding the legacy file as ``legacy_blackbox5_state_manager.py``, or ``None``."""
+    return _extract()
+
+
+@functools.cache
+def _extract() -> Path | None:
+    mirrors = os.environ.get("FERROLOCK_MIRRORS")
+    if not mirrors:
+        return None
+    git_dir = Path(mirrors) / REPO / "repo"
+    if not git_dir.is_dir():
+        return None
+    try:
+        source = subprocess.run(
+            ["git", f"--git-dir={git_dir}", "show", f"{COMMIT}:{PATH}"],
+            capture_output=True,
+            check=True,
+            timeout=60,
+        ).stdout
+    except (OSError, subprocess.SubprocessError):
+        return None
+    directory = Path(tempfile.mkdtemp(prefix="ferrolock-legacy-"))
+    (directory / f"{MODULE_NAME}.py").write_bytes(source)
+    return directory
+
+
+def legacy_module() -> ModuleType | None:
+    """The legacy module, imported from the extracted file (once per process), or ``None``."""
+    directory = _extract()
+    if directory is None:
+        return None
+    return _import(directory)
+
+
+@functools.cache
+def _import(directory: Path) -> ModuleType:
+    spec = importlib.util.spec_from_file_location(MODULE_NAME, directory / f"{MODULE_NAME}.py")
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
