@@ -13,12 +13,13 @@ from __future__ import annotations
 
 import os
 import random
+import shutil
 import signal
+import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from multiprocessing.context import SpawnProcess
-from multiprocessing.synchronize import Event
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,28 @@ from process_helpers import SPAWN
 
 # A surviving worker must notice ``stop`` and exit within this; anything longer is a hang.
 STOP_DEADLINE = 30.0
+
+
+class StopFlag:
+    """Tells workers to stop: the existence of a file.
+
+    Not a ``multiprocessing.Event``: a worker SIGKILLed inside ``Event.is_set()`` or ``Event.wait()``
+    dies holding the event's internal lock or semaphore, and every other process then blocks on it
+    (or ``set()`` fails its own consistency check). A ``stat`` cannot be left half done.
+    """
+
+    def __init__(self) -> None:
+        self.directory = tempfile.mkdtemp(prefix="ferrolock-storm-")
+        self.path = os.path.join(self.directory, "stop")
+
+    def is_set(self) -> bool:
+        return os.path.exists(self.path)
+
+    def set(self) -> None:
+        Path(self.path).touch()
+
+    def remove(self) -> None:
+        shutil.rmtree(self.directory, ignore_errors=True)
 
 
 @dataclass
@@ -43,7 +66,7 @@ class Storm:
 def run_storm(
     target: Callable[..., None],
     args: Callable[[int], Sequence[Any]],
-    stop: Event,
+    stop: StopFlag,
     *,
     seconds: float,
     workers: int = 6,
@@ -83,6 +106,7 @@ def run_storm(
             if p.is_alive():
                 p.kill()
                 p.join(5)
+        stop.remove()
     return storm
 
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from multiprocessing.queues import Queue
-from multiprocessing.synchronize import Event
 from pathlib import Path
 
 import ferrolock
@@ -21,12 +20,12 @@ from conftest import storm_seconds
 from ferrolock._workflow import decode_state, parse_workflow, validate_markdown
 from ferrolock.compat.blackbox5 import StateManager
 from process_helpers import SPAWN
-from storm import journal, leftovers, read_journal, run_storm
+from storm import StopFlag, journal, leftovers, read_journal, run_storm
 
 # --- StateFile: a JSON list that every writer extends by one -----------------------------------------
 
 
-def _append_worker(path: str, journal_path: str, stop: Event) -> None:
+def _append_worker(path: str, journal_path: str, stop: StopFlag) -> None:
     state = ferrolock.StateFile(path, backup_path=path + ".backup")
     log = journal(journal_path)
     while not stop.is_set():
@@ -37,7 +36,7 @@ def _append_worker(path: str, journal_path: str, stop: Event) -> None:
             log(str(entries[-1]))  # under the lock: the journal's order is the lock's order
 
 
-def _reader(path: str, stop: Event, results: Queue[tuple[int, int]]) -> None:
+def _reader(path: str, stop: StopFlag, results: Queue[tuple[int, int]]) -> None:
     """Reads without any lock; every read must be a complete version."""
     state = ferrolock.StateFile(path)
     reads = torn = 0
@@ -54,7 +53,7 @@ def _reader(path: str, stop: Event, results: Queue[tuple[int, int]]) -> None:
 
 def test_state_file_kill_storm(tmp_path: Path, report: Callable[..., None]) -> None:
     path, journal_path = tmp_path / "state.json", tmp_path / "journal"
-    stop = SPAWN.Event()
+    stop = StopFlag()
     results: Queue[tuple[int, int]] = SPAWN.Queue()
     reader = SPAWN.Process(target=_reader, args=(str(path), stop, results))
     reader.start()
@@ -95,7 +94,7 @@ def test_state_file_kill_storm(tmp_path: Path, report: Callable[..., None]) -> N
 # --- StateManager: add_note and update on one STATE.md ------------------------------------------------
 
 
-def _notes_worker(state_md: str, journal_path: str, stop: Event, n: int) -> None:
+def _notes_worker(state_md: str, journal_path: str, stop: StopFlag, n: int) -> None:
     # A retry budget far beyond any wait in a storm: a refusal would be a hang in disguise.
     manager = StateManager(Path(state_md), max_retries=12, retry_delay=0.05)
     log = journal(journal_path)
@@ -130,7 +129,7 @@ def _notes_of(data: bytes | None, what: str) -> list[str]:
 def test_state_manager_kill_storm(tmp_path: Path, report: Callable[..., None]) -> None:
     state_md, journal_path = tmp_path / "STATE.md", tmp_path / "journal"
     StateManager(state_md).initialize("wf-storm", "Storm", 3, [[{"task_id": "T-0", "description": "first"}]])
-    stop = SPAWN.Event()
+    stop = StopFlag()
     storm = run_storm(
         _notes_worker, lambda n: (str(state_md), str(journal_path), stop, n), stop, seconds=storm_seconds()
     )
