@@ -90,7 +90,7 @@ def _once_worker(base: str, stop: StopFlag, n: int) -> None:
             shutil.rmtree(workspace, ignore_errors=True)  # logist's setup replaces the whole folder
             workspace.mkdir()
             # The setup's own work takes a while, so kills land inside it too.
-            time.sleep(rng.uniform(0, 0.01))
+            time.sleep(rng.uniform(0, 0.03))
             log(f"end {r} {pid}")
 
         ferrolock.run_once(
@@ -105,7 +105,11 @@ def _once_worker(base: str, stop: StopFlag, n: int) -> None:
 
 def test_run_once_kill_storm(tmp_path: Path, report: Callable[..., None]) -> None:
     stop = StopFlag()
-    storm = run_storm(_once_worker, lambda n: (str(tmp_path), stop, n), stop, seconds=storm_seconds())
+    # Workers need a moment to start (spawn + import); kill less often than the lock storms do, so most
+    # of them live into their setups.
+    storm = run_storm(
+        _once_worker, lambda n: (str(tmp_path), stop, n), stop, seconds=storm_seconds(), pause=(0.01, 0.1)
+    )
     killed = {str(pid) for pid in storm.killed}
 
     lines = [line.split() for line in read_journal(tmp_path / "journal")]
