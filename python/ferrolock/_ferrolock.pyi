@@ -212,7 +212,9 @@ def probe(path: str | Any) -> tuple[Literal["missing", "free", "held"], dict[str
 
     Returns:
         ``("missing", None)``, ``("free", None)`` (nobody, or only shared holders) or
-        ``("held", record_or_None)``.
+        ``("held", record_or_None)``. The record is ``None`` when the holder wrote none (a legacy
+        ``fcntl.flock`` tool) or when it names a process of this host that no longer exists (a
+        leftover of a holder that died before or while replacing it).
 
     Raises:
         OSError: the path is a symbolic link, not a regular file, or cannot be opened.

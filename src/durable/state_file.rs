@@ -27,10 +27,11 @@
 use std::ffi::OsString;
 use std::fs;
 use std::io;
-use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
-use super::atomic::{TempName, WriteOptions, atomic_write, parent_dir, replace_backup, resolve_symlink, sync_dir};
+use super::atomic::{
+    TempName, WriteOptions, atomic_write, parent_dir, replace_backup, resolve_symlink, sweep, sync_dir,
+};
 use super::faults::hit;
 use crate::error::{Error, Result};
 use crate::lock::{FileLock, LockOptions, Owner, Wait, WaitControl};
@@ -315,27 +316,4 @@ fn with_suffix_appended(path: &Path, suffix: &str) -> PathBuf {
     let mut s = OsString::from(path.as_os_str());
     s.push(suffix);
     PathBuf::from(s)
-}
-
-/// Removes regular files named `.<name>.<tag>-*` beside `path` (the names `atomic_write` gives its
-/// temporary files and backup staging links).
-fn sweep(path: &Path, tag: &str) {
-    let Some(name) = path.file_name() else { return };
-    let mut prefix = OsString::from(".");
-    prefix.push(name);
-    prefix.push(format!(".{tag}-"));
-    let dir = parent_dir(path);
-    let Ok(entries) = fs::read_dir(&dir) else { return };
-    for entry in entries.flatten() {
-        let stale =
-            entry.file_name().as_bytes().starts_with(prefix.as_bytes()) && entry.file_type().is_ok_and(|t| t.is_file());
-        if !stale {
-            continue;
-        }
-        let leftover = entry.path();
-        match fs::remove_file(&leftover) {
-            Ok(()) => log::info!(target: "ferrolock::state", "removed {} left by a crashed writer", leftover.display()),
-            Err(e) => log::warn!(target: "ferrolock::state", "could not remove {}: {e}", leftover.display()),
-        }
-    }
 }

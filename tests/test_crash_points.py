@@ -1,0 +1,130 @@
+"""Crash points of the write paths that ``test_state_crash.py`` does not cover: the holder record a lock
+writes after it wins, and the marker ``run_once`` writes after its setup.
+
+Each case arms one fault point in a fresh interpreter (fault points are process-global, and a crash
+kills the process) and then checks that what is left is old-or-new, that nothing blocks the next caller
+(it gets the lock at once), that no dead process is reported as a holder, and that the next caller
+sweeps whatever the crash left.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import signal
+from pathlib import Path
+
+import ferrolock
+import pytest
+import state_helpers as h
+
+pytestmark = pytest.mark.timeout(60)
+
+HOLDER_POINTS = ["holder_record:write", "holder_record:torn"]
+# Every step of the marker's atomic write (a new file: no chmod, no backup).
+MARKER_POINTS = [
+    "atomic_write:create_temp",
+    "atomic_write:write",
+    "atomic_write:fsync_temp",
+    "atomic_write:rename",
+    "atomic_write:fsync_dir",
+]
+
+
+def run_armed(point: str, action: str, body: str) -> tuple[int, str]:
+    code = f"""
+import os, ferrolock
+from ferrolock import _ferrolock
+_ferrolock._set_failpoint({point!r}, {action!r})
+try:
+{body}
+except OSError as exc:
+    print("OSError", exc.errno)
+"""
+    done = h.run_python(code)
+    return done.returncode, (done.stdout + done.stderr).strip()
+
+
+def leave_long_record(lock: Path) -> None:
+    """A previous holder, since exited, with a long purpose: a torn shorter record lands on its bytes."""
+    code = f"import ferrolock\nwith ferrolock.FileLock({str(lock)!r}, purpose='previous ' + 'x' * 200): pass"
+    done = h.run_python(code)
+    assert done.returncode == 0, done.stderr
+
+
+def held_by_legacy_tool(lock: Path) -> int:
+    """A holder that writes no record (a legacy ``fcntl.flock`` process): the file keeps what it had."""
+    fd = os.open(lock, os.O_RDWR)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    return fd
+
+
+@pytest.mark.parametrize("point", HOLDER_POINTS)
+def test_a_crash_while_writing_the_holder_record_frees_the_lock_and_names_no_dead_holder(
+    tmp_path: Path, point: str
+) -> None:
+    lock = tmp_path / "a.lock"
+    leave_long_record(lock)
+    code, output = run_armed(point, "crash", f"    ferrolock.FileLock({str(lock)!r}, purpose='crasher').acquire()")
+    assert code == -signal.SIGKILL, output
+    assert ferrolock.probe(lock) == ("free", None), "the kernel released the dead holder's lock"
+
+    fd = held_by_legacy_tool(lock)
+    try:
+        state, holder = ferrolock.probe(lock)
+        assert state == "held"
+        assert holder is None, f"a dead process (or a mix of two records) reported as the holder: {holder}"
+    finally:
+        os.close(fd)
+
+    with ferrolock.FileLock(lock, timeout=0, purpose="next") as next_holder:
+        record = next_holder.holder()
+        assert record is not None
+        assert (record["pid"], record["purpose"]) == (os.getpid(), "next")
+
+
+@pytest.mark.parametrize("point", HOLDER_POINTS)
+def test_a_failed_holder_record_keeps_the_lock_and_leaves_no_stale_record(tmp_path: Path, point: str) -> None:
+    """The record is advice: a write error (EIO, a full disk) must not fail the acquisition, and must not
+    leave the previous holder's record (here: a live process's) in place to be reported as the holder."""
+    lock = tmp_path / "a.lock"
+    with ferrolock.FileLock(lock, purpose="previous, still running"):
+        pass
+    body = f"""    with ferrolock.FileLock({str(lock)!r}, purpose="unlucky") as held:
+        state, holder = ferrolock.probe({str(lock)!r})
+        print(state, holder and holder["purpose"], held.is_locked)"""
+    code, output = run_armed(point, "error", body)
+    assert code == 0, output
+    assert "held None True" in output.splitlines(), output
+
+
+@pytest.mark.parametrize("point", MARKER_POINTS)
+def test_a_crash_while_writing_the_marker_leaves_no_marker_or_a_whole_one(tmp_path: Path, point: str) -> None:
+    marker, lock, ran = tmp_path / "ws" / ".done", tmp_path / "setup.lock", tmp_path / "ran"
+    body = f"""    ferrolock.run_once({str(marker)!r}, {str(lock)!r}, lambda: open({str(ran)!r}, "a").write("x"),
+                       marker_text="complete marker")"""
+    code, output = run_armed(point, "crash", body)
+    assert code == -signal.SIGKILL, output
+    assert ran.read_text() == "x"
+    expected = "complete marker" if point == "atomic_write:fsync_dir" else None
+    assert (marker.read_text() if marker.exists() else None) == expected
+
+    # The next caller never waits for the dead one, runs the setup again only if there is no marker,
+    # and sweeps what the crash left.
+    again = ferrolock.run_once(marker, lock, lambda: ran.write_text(ran.read_text() + "y"), timeout=0)
+    assert again is (expected is None)
+    assert marker.read_text() == "complete marker" if expected else marker.exists()
+    assert sorted(p.name for p in marker.parent.iterdir()) == [".done"], "litter beside the marker"
+    assert ferrolock.probe(lock)[0] in ("free", "missing")
+
+
+@pytest.mark.parametrize("point", MARKER_POINTS)
+def test_a_failed_marker_write_fails_the_call_and_leaves_no_litter(tmp_path: Path, point: str) -> None:
+    marker, lock = tmp_path / "ws" / ".done", tmp_path / "setup.lock"
+    code, output = run_armed(point, "error", f"    ferrolock.run_once({str(marker)!r}, {str(lock)!r}, lambda: None)")
+    assert code == 0, output
+    assert output == "OSError 5", "the caller learns that the marker may not be there"
+    names = sorted(p.name for p in marker.parent.iterdir())
+    # After a failed directory fsync the rename has happened; otherwise nothing is left.
+    assert names == ([".done"] if point == "atomic_write:fsync_dir" else [])
+    assert ferrolock.probe(lock)[0] in ("free", "missing")
