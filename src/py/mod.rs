@@ -8,6 +8,7 @@ mod durable;
 mod errors;
 mod file_lock;
 mod job;
+mod wait;
 // Durable state files (issue 5).
 mod state_file;
 mod workflow;
