@@ -28,6 +28,7 @@ pub mod durable;
 pub mod error;
 pub mod lock;
 pub mod names;
+pub mod scope;
 mod sys;
 
 #[cfg(feature = "python")]
