@@ -8,6 +8,7 @@ next poll.
 
 from ._ferrolock import CancelToken, __version__, atomic_write, probe, remove_if_unheld
 from ._lock import FileLock
+from ._scope import LockManager, ScopeLock
 from .exceptions import Cancelled, CorruptFileError, InvalidName, LockError, Timeout, WouldDeadlock
 
 __all__ = (
@@ -17,6 +18,8 @@ __all__ = (
     "FileLock",
     "InvalidName",
     "LockError",
+    "LockManager",
+    "ScopeLock",
     "Timeout",
     "WouldDeadlock",
     "__version__",

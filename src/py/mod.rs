@@ -7,6 +7,7 @@ mod convert;
 mod durable;
 mod errors;
 mod file_lock;
+mod scope;
 
 use pyo3::prelude::*;
 
@@ -26,6 +27,10 @@ fn ferrolock_native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(durable::atomic_write, m)?)?;
     m.add_function(wrap_pyfunction!(durable::validate_name, m)?)?;
     m.add_function(wrap_pyfunction!(durable::_set_failpoint, m)?)?;
+    // Scope claims (little-loops).
+    m.add_class::<scope::PyScopeDir>()?;
+    m.add_class::<scope::PyScopeEntry>()?;
+    m.add_function(wrap_pyfunction!(scope::process_ancestry, m)?)?;
     Ok(())
 }
 
