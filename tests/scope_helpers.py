@@ -42,7 +42,8 @@ def load_impl(spec: str) -> ModuleType:
     if name in sys.modules:
         return sys.modules[name]
     loader_spec = importlib.util.spec_from_file_location(name, spec)
-    assert loader_spec is not None and loader_spec.loader is not None
+    assert loader_spec is not None
+    assert loader_spec.loader is not None
     module = importlib.util.module_from_spec(loader_spec)
     sys.modules[name] = module
     loader_spec.loader.exec_module(module)
@@ -68,6 +69,7 @@ def hold_claim(
     name: str,
     scope: list[str],
     conn: Connection,
+    *,
     fake_pid: int | None = None,
     instance_id: str | None = None,
 ) -> None:
@@ -85,7 +87,7 @@ def hold_claim(
         manager.release(name, instance_id=instance_id)
 
 
-def claim_cycles(spec: str, loops_dir: str, name: str, scope: list[str], cycles: int, done: Event) -> None:
+def claim_cycles(spec: str, loops_dir: str, name: str, scope: list[str], *, cycles: int, done: Event) -> None:
     """Child: acquire and release ``name`` ``cycles`` times as fast as it can."""
     manager = load_impl(spec).LockManager(Path(loops_dir))
     for _ in range(cycles):

@@ -10,9 +10,8 @@ import os
 from pathlib import Path
 from unittest.mock import patch
 
-import pytest
-
 import ferrolock
+import pytest
 from ferrolock.compat import little_loops as ll
 
 
@@ -31,22 +30,26 @@ def test_module_names() -> None:
     assert issubclass(ll.LockManager, ferrolock.LockManager)
 
 
-@pytest.mark.parametrize(
-    ("func", "expected"),
-    [
-        ("acquire", "(self, loop_name: 'str', scope: 'list[str]', instance_id: 'str | None' = None, *, singleton: 'bool' = False) -> 'bool'"),
-        ("release", "(self, loop_name: 'str', instance_id: 'str | None' = None) -> 'None'"),
-        ("find_conflict", "(self, scope: 'list[str]', *, caller_loop_name: 'str | None' = None, caller_singleton: 'bool' = False) -> 'ScopeLock | None'"),
-        ("list_locks", "(self) -> 'list[ScopeLock]'"),
-        ("wait_for_scope", "(self, scope: 'list[str]', timeout: 'float' = 300, *, loop_name: 'str | None' = None, singleton: 'bool' = False) -> 'bool'"),
-        ("_get_ancestry", "(self) -> 'set[int]'"),
-        ("_scopes_overlap", "(self, scope1: 'list[str]', scope2: 'list[str]') -> 'bool'"),
-        ("_paths_overlap", "(self, path1: 'str', path2: 'str') -> 'bool'"),
-        ("_normalize_path", "(self, path: 'str') -> 'str'"),
-        ("_process_alive", "(self, pid: 'int') -> 'bool'"),
-        ("__init__", "(self, loops_dir: 'Path | None' = None) -> 'None'"),
-    ],
-)
+OPT_STR = "'str | None' = None"
+SIGNATURES = {
+    "acquire": f"(self, loop_name: 'str', scope: 'list[str]', instance_id: {OPT_STR}, *, singleton: 'bool' = False)"
+    " -> 'bool'",
+    "release": f"(self, loop_name: 'str', instance_id: {OPT_STR}) -> 'None'",
+    "find_conflict": f"(self, scope: 'list[str]', *, caller_loop_name: {OPT_STR}, caller_singleton: 'bool' = False)"
+    " -> 'ScopeLock | None'",
+    "list_locks": "(self) -> 'list[ScopeLock]'",
+    "wait_for_scope": f"(self, scope: 'list[str]', timeout: 'float' = 300, *, loop_name: {OPT_STR},"
+    " singleton: 'bool' = False) -> 'bool'",
+    "_get_ancestry": "(self) -> 'set[int]'",
+    "_scopes_overlap": "(self, scope1: 'list[str]', scope2: 'list[str]') -> 'bool'",
+    "_paths_overlap": "(self, path1: 'str', path2: 'str') -> 'bool'",
+    "_normalize_path": "(self, path: 'str') -> 'str'",
+    "_process_alive": "(self, pid: 'int') -> 'bool'",
+    "__init__": "(self, loops_dir: 'Path | None' = None) -> 'None'",
+}
+
+
+@pytest.mark.parametrize(("func", "expected"), SIGNATURES.items())
 def test_lock_manager_signatures(func: str, expected: str) -> None:
     assert str(inspect.signature(getattr(ll.LockManager, func))) == expected
 
@@ -126,7 +129,8 @@ def test_legacy_records_are_judged_through_the_patchable_hooks(manager: ll.LockM
     with patch.object(ll, "_process_alive", return_value=True) as alive:
         conflict = manager.find_conflict(["src"])
     alive.assert_called_once_with(12345)
-    assert conflict is not None and conflict.loop_name == "other"
+    assert conflict is not None
+    assert conflict.loop_name == "other"
     with patch.object(ll.LockManager, "_get_ancestry", return_value={12345}):
         assert manager.find_conflict(["src"]) is None
     with patch("os.kill", side_effect=OSError(errno.ESRCH, "gone")):
@@ -168,7 +172,8 @@ def test_not_reentrant_and_scopes(manager: ll.LockManager, tmp_path: Path) -> No
     assert manager.acquire("three", ["lib"])
     assert {lock.loop_name for lock in manager.list_locks()} == {"one", "three"}
     conflict = manager.find_conflict(["src/api/x"])
-    assert conflict is not None and conflict.loop_name == "one"
+    assert conflict is not None
+    assert conflict.loop_name == "one"
     manager.release("one")
     assert manager.acquire("two", ["src/api"])
 
@@ -179,7 +184,8 @@ def test_singleton_rule(manager: ll.LockManager) -> None:
     assert manager.acquire("auto", ["/r3"], instance_id="auto-3")
     assert manager.acquire("other", ["/r4"], instance_id="other-1", singleton=True)
     conflict = manager.find_conflict(["/r9"], caller_loop_name="auto", caller_singleton=True)
-    assert conflict is not None and conflict.scope == ["/r1"]
+    assert conflict is not None
+    assert conflict.scope == ["/r1"]
 
 
 def test_running_dir_can_be_reassigned(manager: ll.LockManager, tmp_path: Path) -> None:

@@ -98,7 +98,8 @@ def test_stale_cleanup_never_deletes_a_live_claim(mod: ModuleType, loops: Path, 
     assert record.exists(), "the cleanup deleted the new run's live claim"
     assert json.loads(record.read_text())["pid"] == racing[0].proc.pid
     conflict = mod.LockManager(loops).find_conflict(["src/api"])
-    assert conflict is not None and conflict.loop_name == "job"
+    assert conflict is not None
+    assert conflict.loop_name == "job"
 
 
 @pytest.mark.timeout(60)
@@ -129,7 +130,8 @@ def test_nested_names_are_seen_by_conflict_checks(mod: ModuleType, loops: Path, 
     _hold(holders, loops, "group/loop", ["src"])
     manager = mod.LockManager(loops)
     conflict = manager.find_conflict(["src/api"])
-    assert conflict is not None and conflict.loop_name == "group/loop"
+    assert conflict is not None
+    assert conflict.loop_name == "group/loop"
     assert not manager.acquire("other", ["src"])
     assert [lock.loop_name for lock in manager.list_locks()] == ["group/loop"]
 
@@ -140,7 +142,9 @@ def test_readers_never_see_a_partial_record(mod: ModuleType, loops: Path) -> Non
     outside the sentinel (list_locks, wait_for_scope, `ll-loop status`) saw empty or partial files."""
     (loops / ".running").mkdir(parents=True)
     done = ctx.Event()
-    writer = ctx.Process(target=claim_cycles, args=(impl_spec(), str(loops), "job", ["src"], 3000, done))
+    writer = ctx.Process(
+        target=claim_cycles, args=(impl_spec(), str(loops), "job", ["src"]), kwargs={"cycles": 3000, "done": done}
+    )
     partial = reads = 0
     with running(writer):
         writer.start()
@@ -189,7 +193,9 @@ def _timed_wait(manager: Any, scope: list[str], timeout: float, out: list[tuple[
 
 @pytest.mark.timeout(60)
 @pytest.mark.parametrize("end", ["release", "sigkill"])
-def test_wait_for_scope_wakes_within_milliseconds(mod: ModuleType, loops: Path, holders: list[Holder], end: str) -> None:
+def test_wait_for_scope_wakes_within_milliseconds(
+    mod: ModuleType, loops: Path, holders: list[Holder], end: str
+) -> None:
     """Legacy: `wait_for_scope` re-checked once a second, so a waiter noticed a release or a crash up
     to a second late (here: almost exactly a second, as the release follows the waiter's check)."""
     holder = _hold(holders, loops, "job", ["src"])
@@ -204,7 +210,8 @@ def test_wait_for_scope_wakes_within_milliseconds(mod: ModuleType, loops: Path, 
     else:
         os.kill(holder.proc.pid, signal.SIGKILL)
     waiter.join(BOUND)
-    assert out and out[0][0] is True
+    assert out
+    assert out[0][0] is True
     latency = out[0][1] - ended
     assert latency < 0.5, f"woke {latency * 1000:.0f} ms after the claim ended"
 

@@ -12,16 +12,15 @@ __all__ = [
     "AcquireReturnProxy",
     "CancelToken",
     "FileLock",
+    "ScopeDir",
+    "ScopeEntry",
     "__version__",
     "_set_failpoint",
     "atomic_write",
     "probe",
+    "process_ancestry",
     "remove_if_unheld",
     "validate_name",
-    # Scope claims (little-loops)
-    "ScopeDir",
-    "ScopeEntry",
-    "process_ancestry",
 ]
 
 __version__: str
@@ -345,7 +344,7 @@ class ScopeDir:
         singleton claim of ``caller_loop_name`` when ``caller_singleton``), ancestors' claims
         excepted. Stale records met on the way are removed."""
 
-    def list(self, *, judge: Any | None = None, custom_overlap: bool = False) -> list[ScopeEntry]:
+    def live_claims(self, *, judge: Any | None = None, custom_overlap: bool = False) -> list[ScopeEntry]:
         """Every live claim (nested names included). Stale records are removed."""
 
     def wait_for_scope(

@@ -61,7 +61,7 @@ def _process_alive(pid: int) -> bool:
 
 def _iso_now() -> str:
     """Now, as ``datetime.now(UTC).isoformat()`` (``2026-11-22T04:07:12.380965+00:00``)."""
-    return datetime.now(timezone.utc).isoformat()  # noqa: UP017 (datetime.UTC needs 3.11)
+    return datetime.now(timezone.utc).isoformat()
 
 
 @dataclass
@@ -186,7 +186,7 @@ class LockManager:
 
     def list_locks(self) -> list[ScopeLock]:
         """Every live claim (nested names included); stale records are removed."""
-        return [_to_lock(e) for e in self._dir().list(judge=self, custom_overlap=self._custom_overlap())]
+        return [_to_lock(e) for e in self._dir().live_claims(judge=self, custom_overlap=self._custom_overlap())]
 
     def wait_for_scope(
         self,

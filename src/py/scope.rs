@@ -97,7 +97,12 @@ impl PyScopeDir {
     }
 
     #[pyo3(signature = (*, judge=None, custom_overlap=false))]
-    fn list(&self, py: Python<'_>, judge: Option<Py<PyAny>>, custom_overlap: bool) -> PyResult<Vec<PyScopeEntry>> {
+    fn live_claims(
+        &self,
+        py: Python<'_>,
+        judge: Option<Py<PyAny>>,
+        custom_overlap: bool,
+    ) -> PyResult<Vec<PyScopeEntry>> {
         let live = with_judge(py, judge.as_ref(), custom_overlap, |judge, _| self.core.list(judge))?;
         Ok(live.into_iter().map(PyScopeEntry::from).collect())
     }
