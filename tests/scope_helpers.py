@@ -107,8 +107,8 @@ def wait_and_report(spec: str, loops_dir: str, scope: list[str], timeout: float,
 def wait_forever(spec: str, loops_dir: str, scope: list[str], ready: Event) -> None:
     """Child: wait for ``scope`` with no deadline; the test interrupts it with SIGINT."""
     manager = load_impl(spec).LockManager(Path(loops_dir))
-    ready.set()
     try:
+        ready.set()  # inside the try: a SIGINT that lands before the wait starts counts too
         manager.wait_for_scope(scope, timeout=10_000)
     except KeyboardInterrupt:
         sys.exit(7)
@@ -165,7 +165,10 @@ def legacy_hold(loops_dir: str, name: str, scope: list[str], conn: Connection) -
     ok = legacy_acquire(Path(loops_dir), name, scope)
     conn.send(ok)
     while conn.poll(BOUND):
-        command = conn.recv()
+        try:
+            command = conn.recv()
+        except EOFError:
+            return
         if command == "release":
             (Path(loops_dir) / ".running" / f"{name}.lock").unlink(missing_ok=True)
             conn.send("released")
