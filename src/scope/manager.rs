@@ -1,6 +1,7 @@
 //! [`ScopeDir`]: the claims of one running directory (little-loops' `.loops/.running`).
 
 use std::fs;
+use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -174,13 +175,14 @@ impl ScopeDir {
     pub fn list(&self, judge: &mut dyn Judge) -> Result<Vec<ScopeEntry>> {
         let mut session = Session::new(self, judge, false);
         let mut live = Vec::new();
-        for found in scan::scan(&self.running_dir)?.unwrap_or_default() {
+        scan::visit(&self.running_dir, &mut |found| {
             match session.classify(found)? {
                 Verdict::Live(entry) => live.push(entry),
                 Verdict::Stale(found) => session.remove_stale(&found)?,
                 Verdict::Unreadable(_) => {}
             }
-        }
+            Ok(ControlFlow::Continue(()))
+        })?;
         Ok(live)
     }
 
@@ -211,7 +213,7 @@ struct Session<'a, 'j> {
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Sentinel {
-    /// Held by the caller (`acquire`).
+    /// Held by the caller (`acquire`) since before the scan.
     Held,
     /// Not needed yet.
     Idle,
@@ -228,23 +230,27 @@ impl<'a, 'j> Session<'a, 'j> {
     }
 
     fn find_conflict(&mut self, query: &Query<'_>) -> Result<Option<ScopeEntry>> {
-        for found in scan::scan(&self.dir.running_dir)?.unwrap_or_default() {
+        let mut conflict = None;
+        let running_dir = self.dir.running_dir.clone();
+        scan::visit(&running_dir, &mut |found| {
             match self.classify(found)? {
                 Verdict::Live(entry) => {
                     if self.conflicts(query, &entry)? {
-                        return Ok(Some(entry));
+                        conflict = Some(entry);
+                        return Ok(ControlFlow::Break(()));
                     }
                 }
                 Verdict::Stale(found) => self.remove_stale(&found)?,
                 Verdict::Unreadable(_) => {}
             }
-        }
-        Ok(None)
+            Ok(ControlFlow::Continue(()))
+        })?;
+        Ok(conflict)
     }
 
     fn classify(&mut self, found: Found) -> Result<Verdict> {
         let found = match &found.record {
-            Err(_) if !found.held && self.sentinel_now() => {
+            Err(_) if !found.held && self.sentinel != Sentinel::Held && self.sentinel_now() => {
                 // A legacy writer truncates and rewrites records in place under the sentinel, so an
                 // unparseable record read outside it may be half-written: read it again under it.
                 match scan::read_record(&found.path, &found.name)? {

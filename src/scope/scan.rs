@@ -5,6 +5,7 @@
 
 use std::fs::{self, File};
 use std::io::{self, Read};
+use std::ops::ControlFlow;
 use std::os::fd::AsFd;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
@@ -39,25 +40,25 @@ pub(crate) struct Found {
     pub(crate) record: Result<ScopeRecord, String>,
 }
 
-/// Every record under `running_dir` (recursively, for nested names), in directory order with each
-/// directory's files before its subdirectories. `None` if the directory does not exist.
-pub(crate) fn scan(running_dir: &Path) -> Result<Option<Vec<Found>>> {
-    let mut out = Vec::new();
-    match walk(running_dir, "", 0, &mut out) {
-        Err(Error::Io { source, .. }) if source.kind() == io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(e),
-        Ok(()) => Ok(Some(out)),
-    }
+/// What a visitor wants after each record.
+pub(crate) type Visit = ControlFlow<()>;
+
+/// Calls `f` with every record under `running_dir` (recursively, for nested names), in directory
+/// order with each directory's files before its subdirectories, until `f` breaks. A missing
+/// directory has no records.
+pub(crate) fn visit(running_dir: &Path, f: &mut dyn FnMut(Found) -> Result<Visit>) -> Result<()> {
+    walk(running_dir, "", 0, f).map(|_| ())
 }
 
-fn walk(dir: &Path, prefix: &str, depth: usize, out: &mut Vec<Found>) -> Result<()> {
-    let entries = fs::read_dir(dir).map_err(|e| Error::io("read directory", dir, e))?;
+fn walk(dir: &Path, prefix: &str, depth: usize, f: &mut dyn FnMut(Found) -> Result<Visit>) -> Result<Visit> {
+    let entries = match fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if depth == 0 && e.kind() == io::ErrorKind::NotFound => return Ok(ControlFlow::Continue(())),
+        Err(e) => return Err(Error::io("read directory", dir, e)),
+    };
     let mut subdirs = Vec::new();
     for entry in entries {
-        let entry = match entry {
-            Ok(entry) => entry,
-            Err(e) => return Err(Error::io("read directory", dir, e)),
-        };
+        let entry = entry.map_err(|e| Error::io("read directory", dir, e))?;
         let file_name = entry.file_name();
         let Some(name) = file_name.to_str() else {
             log::debug!(target: "ferrolock::scope", "skipping non-UTF-8 name in {}", dir.display());
@@ -76,7 +77,11 @@ fn walk(dir: &Path, prefix: &str, depth: usize, out: &mut Vec<Found>) -> Result<
         }
         let record_name = format!("{prefix}{stem}");
         match read_record(&entry.path(), &record_name) {
-            Ok(Some(found)) => out.push(found),
+            Ok(Some(found)) => {
+                if f(found)?.is_break() {
+                    return Ok(ControlFlow::Break(()));
+                }
+            }
             Ok(None) => {}
             Err(e @ (Error::Symlink { .. } | Error::NotRegularFile { .. })) => {
                 log::warn!(target: "ferrolock::scope", "ignoring {e}");
@@ -87,15 +92,17 @@ fn walk(dir: &Path, prefix: &str, depth: usize, out: &mut Vec<Found>) -> Result<
     if depth < MAX_DEPTH {
         for sub in subdirs {
             let path = dir.join(&sub);
-            match walk(&path, &format!("{prefix}{sub}/"), depth + 1, out) {
+            match walk(&path, &format!("{prefix}{sub}/"), depth + 1, f) {
+                Ok(ControlFlow::Break(())) => return Ok(ControlFlow::Break(())),
+                Ok(ControlFlow::Continue(())) => {}
                 // A subdirectory that vanished or that we may not read holds nothing we can see.
                 Err(Error::Io { source, .. })
                     if matches!(source.kind(), io::ErrorKind::NotFound | io::ErrorKind::PermissionDenied) => {}
-                other => other?,
+                Err(e) => return Err(e),
             }
         }
     }
-    Ok(())
+    Ok(ControlFlow::Continue(()))
 }
 
 /// Reads one record: `None` if it vanished. Never follows a symlink.
