@@ -7,6 +7,7 @@ import errno
 import inspect
 import json
 import os
+import pickle
 from pathlib import Path
 from unittest.mock import patch
 
@@ -199,3 +200,13 @@ def test_wait_for_scope_non_positive_timeout_does_not_check(manager: ll.LockMana
     assert manager.wait_for_scope(["/free"], timeout=0) is False
     assert manager.wait_for_scope(["/free"], timeout=-1) is False
     assert manager.wait_for_scope(["/free"], timeout=1) is True
+
+
+def test_any_manager_of_the_process_can_release_and_managers_pickle(manager: ll.LockManager, tmp_path: Path) -> None:
+    assert manager.acquire("fix", ["/q"])
+    other = pickle.loads(pickle.dumps(manager))
+    assert other.running_dir == manager.running_dir
+    assert not other.acquire("again", ["/q"])
+    other.release("fix")
+    assert not (tmp_path / ".loops" / ".running" / "fix.lock").exists()
+    assert manager.acquire("again", ["/q"])

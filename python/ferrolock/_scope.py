@@ -246,9 +246,17 @@ class LockManager:
     def _dir(self) -> ScopeDir:
         """The native claims object for the current ``running_dir`` (which callers may reassign)."""
         running = str(self.running_dir)
-        if self._scope_dir.running_dir != running:
-            self._scope_dir = ScopeDir(running)
-        return self._scope_dir
+        native: ScopeDir | None = self.__dict__.get("_scope_dir")
+        if native is None or native.running_dir != running:
+            native = self._scope_dir = ScopeDir(running)
+        return native
+
+    def __getstate__(self) -> dict[str, Any]:
+        # Picklable like the legacy class (e.g. handed to a spawned worker): the native object is
+        # rebuilt on first use. Claims belong to the process, not to the manager, so none are lost.
+        state = dict(self.__dict__)
+        state.pop("_scope_dir", None)
+        return state
 
     def _custom_overlap(self) -> bool:
         """True if the overlap hooks were replaced (subclass, instance attribute or mock patch): the
