@@ -115,6 +115,17 @@ def wait_forever(spec: str, loops_dir: str, scope: list[str], ready: Event) -> N
     sys.exit(0)
 
 
+def acquire_until_interrupted(spec: str, loops_dir: str, scope: list[str], ready: Event) -> None:
+    """Child: an acquire that must wait for the sentinel; the test interrupts it with SIGINT."""
+    manager = load_impl(spec).LockManager(Path(loops_dir))
+    try:
+        ready.set()
+        manager.acquire("stuck", scope)
+    except KeyboardInterrupt:
+        sys.exit(7)
+    sys.exit(0)
+
+
 # --- A minimal legacy little-loops writer, written from the protocol spec -------------------------
 # (the `.acquire.lock` sentinel, `<name>.lock` JSON records written in place, pid-based liveness);
 # used to show that ferrolock and un-upgraded processes exclude each other.

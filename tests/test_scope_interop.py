@@ -24,6 +24,7 @@ from ferrolock.compat import little_loops as ll
 from scope_helpers import (
     BOUND,
     DEFAULT_IMPL,
+    acquire_until_interrupted,
     hold_claim,
     legacy_hold,
     legacy_hold_sentinel,
@@ -139,6 +140,25 @@ def test_both_kinds_take_the_same_sentinel(loops: Path) -> None:
         assert _recv(conn) == "released"
         acquirer.join(BOUND)
     assert out == [True]
+
+
+@pytest.mark.timeout(60)
+def test_ctrl_c_interrupts_an_acquire_stuck_behind_a_legacy_sentinel_holder(loops: Path) -> None:
+    """The sentinel wait is in the kernel with the GIL released; Ctrl-C still ends it, claiming nothing."""
+    conn, child_end = ctx.Pipe()
+    legacy = ctx.Process(target=legacy_hold_sentinel, args=(str(loops), child_end))
+    ready = ctx.Event()
+    stuck = ctx.Process(target=acquire_until_interrupted, args=(DEFAULT_IMPL, str(loops), ["src"], ready))
+    with running(legacy, stuck):
+        legacy.start()
+        assert _recv(conn) == "holding"
+        stuck.start()
+        assert ready.wait(BOUND)
+        os.kill(stuck.pid, signal.SIGINT)
+        stuck.join(BOUND)
+        assert stuck.exitcode == 7
+        conn.send("go")
+    assert not (loops / ".running" / "stuck.lock").exists()
 
 
 def _legacy_source() -> str | None:
