@@ -109,10 +109,10 @@ def wait_forever(spec: str, loops_dir: str, scope: list[str], ready: Event) -> N
     manager = load_impl(spec).LockManager(Path(loops_dir))
     try:
         ready.set()  # inside the try: a SIGINT that lands before the wait starts counts too
-        manager.wait_for_scope(scope, timeout=10_000)
+        result = manager.wait_for_scope(scope, timeout=10_000)
     except KeyboardInterrupt:
         sys.exit(7)
-    sys.exit(0)
+    sys.exit(3 if result else 4)  # the wait ended by itself: the scope was (or was not) free
 
 
 def acquire_until_interrupted(spec: str, loops_dir: str, scope: list[str], ready: Event) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import errno
 import json
+import logging
 import multiprocessing
 import os
 import signal
@@ -14,7 +15,7 @@ from pathlib import Path
 
 import ferrolock
 import pytest
-from scope_helpers import BOUND, DEFAULT_IMPL, running, wait_forever
+from scope_helpers import BOUND, DEFAULT_IMPL, hold_claim, running, wait_forever
 
 ctx = multiprocessing.get_context("spawn")
 
@@ -98,16 +99,20 @@ def test_wait_timeout_is_never_early(loops: Path) -> None:
 
 @pytest.mark.timeout(60)
 def test_ctrl_c_interrupts_a_wait(loops: Path) -> None:
-    manager = ferrolock.LockManager(loops)
-    assert manager.acquire("holder", ["src"])
+    # The holder is a sibling of the waiter: a parent's claim would be skipped as an ancestor's.
+    conn, holder_end = ctx.Pipe()
+    holder = ctx.Process(target=hold_claim, args=(DEFAULT_IMPL, str(loops), "holder", ["src"], holder_end))
     ready = ctx.Event()
-    child = ctx.Process(target=wait_forever, args=(DEFAULT_IMPL, str(loops), ["src"], ready))
-    with running(child):
-        child.start()
+    waiter = ctx.Process(target=wait_forever, args=(DEFAULT_IMPL, str(loops), ["src"], ready))
+    with running(holder, waiter):
+        holder.start()
+        assert conn.poll(BOUND)
+        assert conn.recv() is True
+        waiter.start()
         assert ready.wait(BOUND)
-        os.kill(child.pid, signal.SIGINT)
-        child.join(BOUND)
-        assert child.exitcode == 7, "the wait ended with KeyboardInterrupt"
+        os.kill(waiter.pid, signal.SIGINT)
+        waiter.join(BOUND)
+        assert waiter.exitcode == 7, "the wait ended with KeyboardInterrupt"
 
 
 @pytest.mark.parametrize("name", ["", "../escape", "/abs", "a//b", "a/../b", "x\0y"])
@@ -145,3 +150,28 @@ def test_garbage_records_are_skipped(loops: Path) -> None:
     assert manager.list_locks() == []
     assert manager.acquire("ok", ["src"])
     assert sorted(p.name for p in running_dir.iterdir()) == [".acquire.lock", "a.lock", "b.lock", "c.lock", "ok.lock"]
+
+
+class _InterruptingHandler(logging.Handler):
+    """Raises KeyboardInterrupt from inside a log call, as a Ctrl-C landing there would."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if "not a claim record" in record.getMessage():
+            raise KeyboardInterrupt
+
+
+def test_ctrl_c_inside_a_log_call_leaves_no_claim(loops: Path) -> None:
+    running_dir = loops / ".running"
+    running_dir.mkdir(parents=True)
+    (running_dir / "job.lock").write_text("not json")  # acquire replaces it, with a warning
+    handler = _InterruptingHandler()
+    logger = logging.getLogger("ferrolock.scope")
+    logger.addHandler(handler)
+    try:
+        manager = ferrolock.LockManager(loops)
+        with pytest.raises(KeyboardInterrupt):
+            manager.acquire("job", ["src"])
+    finally:
+        logger.removeHandler(handler)
+    assert not manager._dir().holds("job")
+    assert manager.find_conflict(["src"]) is None

@@ -62,13 +62,20 @@ impl PyScopeDir {
             started_at: started_at.as_deref(),
             singleton,
         };
-        with_judge(py, judge.as_ref(), custom_overlap, |judge, ctl| {
+        let undo = |claimed: bool| {
+            if claimed {
+                let _ = self.core.release(name);
+            }
+        };
+        with_judge(py, judge.as_ref(), custom_overlap, undo, |judge, ctl| {
             self.core.acquire(name, &request, judge, ctl)
         })
     }
 
     fn release(&self, py: Python<'_>, name: &str) -> PyResult<bool> {
-        Ok(py.detach(|| self.core.release(name))?)
+        let released = py.detach(|| self.core.release(name))?;
+        // As in `with_judge`: an exception a signal handler raised inside a log call.
+        PyErr::take(py).map_or(Ok(released), Err)
     }
 
     fn holds(&self, name: &str) -> PyResult<bool> {
@@ -90,7 +97,7 @@ impl PyScopeDir {
             caller_loop_name,
             caller_singleton,
         };
-        let found = with_judge(py, judge.as_ref(), custom_overlap, |judge, _| {
+        let found = with_judge(py, judge.as_ref(), custom_overlap, drop, |judge, _| {
             self.core.find_conflict(&query, judge)
         })?;
         Ok(found.map(PyScopeEntry::from))
@@ -103,7 +110,9 @@ impl PyScopeDir {
         judge: Option<Py<PyAny>>,
         custom_overlap: bool,
     ) -> PyResult<Vec<PyScopeEntry>> {
-        let live = with_judge(py, judge.as_ref(), custom_overlap, |judge, _| self.core.list(judge))?;
+        let live = with_judge(py, judge.as_ref(), custom_overlap, drop, |judge, _| {
+            self.core.list(judge)
+        })?;
         Ok(live.into_iter().map(PyScopeEntry::from).collect())
     }
 
@@ -125,7 +134,7 @@ impl PyScopeDir {
             caller_singleton,
         };
         let wait = Wait::from_timeout_secs(timeout);
-        with_judge(py, judge.as_ref(), custom_overlap, |judge, ctl| {
+        with_judge(py, judge.as_ref(), custom_overlap, drop, |judge, ctl| {
             self.core.wait_for_scope(&query, wait, judge, ctl)
         })
     }
@@ -186,10 +195,15 @@ pub(crate) fn process_ancestry(pid: i64) -> Vec<i64> {
 /// Runs `op` with the GIL released. Judgments call back into `judge` (or the core's defaults), and
 /// waits on the main thread wake for signals. An exception raised by a hook or a signal handler ends
 /// the operation and is re-raised as is.
+///
+/// A signal handler can also raise inside a log call (`pyo3-log` runs Python's `logging` and leaves
+/// the exception set). That exception is raised too, after `undo` has given back what `op` obtained,
+/// so a Ctrl-C never leaves a claim behind.
 fn with_judge<T: Send>(
     py: Python<'_>,
     judge: Option<&Py<PyAny>>,
     custom_overlap: bool,
+    undo: impl FnOnce(T),
     op: impl FnOnce(&mut dyn Judge, &mut WaitControl<'_>) -> Result<T> + Send,
 ) -> PyResult<T> {
     let (result, pending) = py.detach(|| {
@@ -224,8 +238,13 @@ fn with_judge<T: Send>(
         };
         (result, pending.into_inner())
     });
-    match (result, pending) {
-        (Ok(value), _) => Ok(value),
+    let stray = PyErr::take(py);
+    match (result, pending.or(stray)) {
+        (Ok(value), None) => Ok(value),
+        (Ok(value), Some(err)) => {
+            undo(value);
+            Err(err)
+        }
         (Err(Error::Interrupted { .. }), Some(err)) => Err(err),
         (Err(e), _) => Err(e.into()),
     }

@@ -178,7 +178,7 @@ impl ScopeDir {
         scan::visit(&self.running_dir, &mut |found| {
             match session.classify(found)? {
                 Verdict::Live(entry) => live.push(entry),
-                Verdict::Stale(found) => session.remove_stale(&found)?,
+                Verdict::Stale(found) => session.remove_stale(&found),
                 Verdict::Unreadable(_) => {}
             }
             Ok(ControlFlow::Continue(()))
@@ -240,7 +240,7 @@ impl<'a, 'j> Session<'a, 'j> {
                         return Ok(ControlFlow::Break(()));
                     }
                 }
-                Verdict::Stale(found) => self.remove_stale(&found)?,
+                Verdict::Stale(found) => self.remove_stale(&found),
                 Verdict::Unreadable(_) => {}
             }
             Ok(ControlFlow::Continue(()))
@@ -325,21 +325,23 @@ impl<'a, 'j> Session<'a, 'j> {
     /// Removes a stale record under the sentinel, if it is still exactly what was judged and still
     /// unheld. Legacy writers only write under the sentinel and ferrolock claims are published under
     /// it, so nothing can revive the file between that check and the unlink.
-    fn remove_stale(&mut self, found: &Found) -> Result<()> {
+    fn remove_stale(&mut self, found: &Found) {
         if !self.sentinel_now() {
-            return Ok(());
+            return;
         }
         match scan::read_record(&found.path, &found.name) {
             Ok(Some(now)) if now.dev == found.dev && now.ino == found.ino && !now.held && now.bytes == found.bytes => {}
-            _ => return Ok(()),
+            _ => return,
         }
         match fs::remove_file(&found.path) {
-            Ok(()) => {
-                log::info!(target: "ferrolock::scope", "removed stale claim record {}", found.path.display());
-                Ok(())
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-            Err(e) => Err(Error::io("remove stale claim record", &found.path, e)),
+            Ok(()) => log::info!(target: "ferrolock::scope", "removed stale claim record {}", found.path.display()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            // Cleanup is a courtesy: a record we may not remove is still not a live claim.
+            Err(e) => log::warn!(
+                target: "ferrolock::scope",
+                "could not remove stale claim record {}: {e}",
+                found.path.display()
+            ),
         }
     }
 }
