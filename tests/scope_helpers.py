@@ -115,11 +115,26 @@ def wait_forever(spec: str, loops_dir: str, scope: list[str], ready: Event) -> N
     sys.exit(3 if result else 4)  # the wait ended by itself: the scope was (or was not) free
 
 
-def acquire_until_interrupted(spec: str, loops_dir: str, scope: list[str], ready: Event) -> None:
-    """Child: an acquire that must wait for the sentinel; the test interrupts it with SIGINT."""
+def acquire_until_interrupted(spec: str, loops_dir: str, scope: list[str], ready: Event, *, in_log: bool) -> None:
+    """Child: an acquire that must wait for the sentinel; the test interrupts it with SIGINT. With
+    ``in_log``, ``ready`` is set from inside the log call the wait makes (through pyo3-log), so the
+    signal lands while Python's logging code runs there."""
+    import logging
+
+    class Trap(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            if record.getMessage().startswith("waiting for"):
+                ready.set()
+                time.sleep(1)
+
+    if in_log:
+        logger = logging.getLogger("ferrolock.lock")
+        logger.setLevel(logging.DEBUG)
+        logger.addHandler(Trap())
     manager = load_impl(spec).LockManager(Path(loops_dir))
     try:
-        ready.set()
+        if not in_log:
+            ready.set()
         manager.acquire("stuck", scope)
     except KeyboardInterrupt:
         sys.exit(7)

@@ -143,19 +143,25 @@ def test_both_kinds_take_the_same_sentinel(loops: Path) -> None:
 
 
 @pytest.mark.timeout(60)
-def test_ctrl_c_interrupts_an_acquire_stuck_behind_a_legacy_sentinel_holder(loops: Path) -> None:
-    """The sentinel wait is in the kernel with the GIL released; Ctrl-C still ends it, claiming nothing."""
+@pytest.mark.parametrize("in_log", [False, True], ids=["in-wait", "in-log-call"])
+def test_ctrl_c_interrupts_an_acquire_stuck_behind_a_legacy_sentinel_holder(loops: Path, in_log: bool) -> None:
+    """The sentinel wait is in the kernel with the GIL released; Ctrl-C still ends it, claiming nothing,
+    even when the signal's handler runs inside a log call the wait makes."""
     conn, child_end = ctx.Pipe()
     legacy = ctx.Process(target=legacy_hold_sentinel, args=(str(loops), child_end))
     ready = ctx.Event()
-    stuck = ctx.Process(target=acquire_until_interrupted, args=(DEFAULT_IMPL, str(loops), ["src"], ready))
+    stuck = ctx.Process(
+        target=acquire_until_interrupted,
+        args=(DEFAULT_IMPL, str(loops), ["src"], ready),
+        kwargs={"in_log": in_log},
+    )
     with running(legacy, stuck):
         legacy.start()
         assert _recv(conn) == "holding"
         stuck.start()
         assert ready.wait(BOUND)
         os.kill(stuck.pid, signal.SIGINT)
-        stuck.join(BOUND)
+        stuck.join(10)  # well before the legacy holder's own time limit (BOUND)
         assert stuck.exitcode == 7
         conn.send("go")
     assert not (loops / ".running" / "stuck.lock").exists()

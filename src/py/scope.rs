@@ -210,11 +210,14 @@ fn with_judge<T: Send>(
         let pending = RefCell::new(None);
         let result = {
             let mut check_signals = || {
-                Python::attach(|py| match py.check_signals() {
-                    Ok(()) => false,
-                    Err(e) => {
-                        *pending.borrow_mut() = Some(e);
-                        true
+                Python::attach(|py| {
+                    // A handler that ran inside a log call left its exception set instead (see below).
+                    match PyErr::take(py).map_or_else(|| py.check_signals(), Err) {
+                        Ok(()) => false,
+                        Err(e) => {
+                            *pending.borrow_mut() = Some(e);
+                            true
+                        }
                     }
                 })
             };
