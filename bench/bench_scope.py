@@ -33,6 +33,16 @@ LEGACY_PATH = "scripts/little_loops/fsm/concurrency.py"
 HOLDERS = 4  # processes holding the N claims between them
 
 
+def load_module(path: Path) -> ModuleType:
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up while the class is built
+    spec.loader.exec_module(module)
+    return module
+
+
 def load_legacy(mirrors: str | None, into: Path) -> ModuleType | None:
     if not mirrors:
         return None
@@ -50,13 +60,7 @@ def load_legacy(mirrors: str | None, into: Path) -> ModuleType | None:
         return None
     path = into / "legacy_concurrency.py"
     path.write_text(shown.stdout)
-    spec = importlib.util.spec_from_file_location("legacy_concurrency", path)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up while the class is built
-    spec.loader.exec_module(module)
-    return module
+    return load_module(path)
 
 
 def hold_ferrolock(loops_dir: str, names: list[str], claims_root: str, conn: Connection) -> None:
@@ -148,7 +152,7 @@ Row = tuple[str, float | None, float, float]
 def run_size(n: int, legacy: ModuleType | None, work: Path, quick: bool) -> list[Row]:
     import ferrolock
 
-    rounds = max(5, (20 if quick else 200) * 10 // max(n, 10))
+    rounds = max(5 if quick else 20, (20 if quick else 200) * 10 // max(n, 10))
     claims_root = work / "claims"
     rows: dict[str, dict[str, float]] = {}
     floor = 0.0
@@ -166,6 +170,76 @@ def run_size(n: int, legacy: ModuleType | None, work: Path, quick: bool) -> list
             stop_holders(holders)
     ops = ("acquire", "find_conflict", "release")
     return [(op, rows.get("legacy", {}).get(op), rows["ferrolock"][op], floor) for op in ops]
+
+
+def hold_and_release(impl_path: str | None, loops_dir: str, scope: str, rounds: int, conn: Connection) -> None:
+    """Holder process for the wake-up benchmark: claim, report, release on command and report when."""
+    if impl_path is None:
+        import ferrolock
+
+        manager: Any = ferrolock.LockManager(Path(loops_dir))
+    else:
+        manager = load_module(Path(impl_path)).LockManager(Path(loops_dir))
+    for _ in range(rounds):
+        conn.recv()  # claim only once the previous waiter has returned
+        if not manager.acquire("holder", [scope]):
+            raise SystemExit("holder could not claim")
+        conn.send("held")
+        conn.recv()
+        started = time.monotonic()  # CLOCK_MONOTONIC is system-wide: comparable across processes
+        manager.release("holder")
+        conn.send(started)
+
+
+def wake_latencies(impl: str, legacy: ModuleType | None, work: Path, rounds: int) -> list[float]:
+    """Milliseconds from the start of a holder's release (in another process) to the waiter's return.
+    The release comes right after the waiter's check, so a poll-based waiter shows its full interval."""
+    import threading
+
+    import ferrolock
+
+    module: Any = ferrolock if impl == "ferrolock" else legacy
+    loops = work / f"wake-{impl}" / ".loops"
+    scope = str(work / "wake-scope")
+    seen = threading.Event()
+
+    class Signalling(module.LockManager):  # type: ignore[misc,name-defined]
+        def _get_ancestry(self) -> set[int]:
+            seen.set()  # the waiter found the live conflict: it is about to sleep
+            return set()
+
+    ctx = multiprocessing.get_context("spawn")
+    parent, child = ctx.Pipe()
+    impl_path = None if impl == "ferrolock" else str(work / "legacy_concurrency.py")
+    holder = ctx.Process(target=hold_and_release, args=(impl_path, str(loops), scope, rounds, child))
+    holder.start()
+    waiter = Signalling(loops)
+    out = []
+    try:
+        for _ in range(rounds):
+            parent.send("claim")
+            if not parent.poll(60) or parent.recv() != "held":
+                raise SystemExit("holder did not claim")
+            seen.clear()
+            returned: list[float] = []
+
+            def wait(into: list[float] = returned) -> None:
+                waiter.wait_for_scope([scope], timeout=30)
+                into.append(time.monotonic())
+
+            t = threading.Thread(target=wait)
+            t.start()
+            if not seen.wait(30):
+                raise SystemExit("waiter did not start waiting")
+            parent.send("release")
+            released = parent.recv()
+            t.join(60)
+            out.append((returned[0] - released) * 1000)
+    finally:
+        holder.join(60)
+        if holder.is_alive():
+            holder.kill()
+    return out
 
 
 def main() -> None:
@@ -189,6 +263,17 @@ def main() -> None:
                 speedup = "n/a" if old is None else f"{old / new:,.1f}x"
                 out.write(f"| {n:,} | {op} | {old_text} | {new:,.1f} | {speedup} | {floor:,.0f} |\n")
                 out.flush()
+        out.write(
+            "\n| wake-up after a release in another process | legacy little-loops | ferrolock |\n|---|---:|---:|\n"
+        )
+        wake = {
+            impl: wake_latencies(impl, legacy, work, 5 if args.quick or impl == "legacy" else 50)
+            for impl in ("legacy", "ferrolock")
+            if impl == "ferrolock" or legacy is not None
+        }
+        for label, stat in (("median (ms)", statistics.median), ("max (ms)", max)):
+            old_text = f"{stat(wake['legacy']):,.1f}" if "legacy" in wake else "n/a"
+            out.write(f"| {label} | {old_text} | {stat(wake['ferrolock']):,.2f} |\n")
         if legacy is None:
             out.write("\n(legacy column empty: no little-loops mirror; pass --mirrors or set FERROLOCK_MIRRORS)\n")
 
