@@ -123,6 +123,11 @@ impl ScopeDir {
         }
         let path = self.record_path(name);
         if let Some(found) = scan::read_record(&path, name)? {
+            if found.held {
+                // A live claim, even if its content is damaged: never replace a held record.
+                log::debug!(target: "ferrolock::scope", "{name}: a live claim has this name");
+                return Ok(false);
+            }
             match session.classify(found)? {
                 Verdict::Live(_) => {
                     log::debug!(target: "ferrolock::scope", "{name}: a live claim has this name");

@@ -46,6 +46,20 @@ Differences from little-loops:
 * Record scopes that are already absolute and clean are compared as written (they were resolved when
   claimed) instead of being resolved again on every scan; other entries still go through
   ``_normalize_path``.
+* A claim belongs to the process, not to the ``LockManager`` object: any manager in the process can
+  release it (as before, by name), and a ``fork()`` child without ``exec`` keeps it alive until it
+  exits too (it inherits the locked descriptor) but can never release it. Managers pickle.
+* ``wait_for_scope``'s ``timeout`` is annotated ``float`` (callers pass float budgets; ``int`` works).
+
+Unchanged on purpose (the legacy contract): scopes are resolved against the current directory at call
+time and compared lexically; claims of this process's ancestors are ignored; legacy records are live
+while ``os.kill(pid, 0)`` succeeds (a zombie counts as alive until reaped); ``acquire`` never waits
+for a conflicting claim; ``.acquire.lock`` stays an empty file that is never deleted.
+
+Mixed fleets: legacy processes see ferrolock's top-level claims (legacy keys, a live pid) and take the
+same sentinel, but cannot see nested names (their glob is top-level), and a legacy ``release(name)``
+or ``ll-loop stop`` can still unlink a ferrolock record by name (the claimant keeps its lock on the
+unlinked file, which nobody can see any more).
 """
 
 from __future__ import annotations
