@@ -29,6 +29,7 @@ pub mod error;
 pub mod job;
 pub mod lock;
 pub mod names;
+pub mod scope;
 mod sys;
 // BlackBox5's STATE.md format (issue 5).
 pub mod workflow;

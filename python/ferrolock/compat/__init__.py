@@ -11,4 +11,7 @@ records) is ferrolock's core. Each module's docstring lists its "Differences fro
 * ``ferrolock.compat.blackbox5`` replaces BlackBox5's ``state_manager`` (``StateManager``,
   ``WorkflowState``, ``TaskState``); native names ``ferrolock.StateManager`` and friends, built on
   ``ferrolock.StateFile``.
+* ``ferrolock.compat.little_loops`` replaces little-loops' ``little_loops.fsm.concurrency``
+  (``ScopeLock``, ``LockManager``, ``resolve_scope``); native names ``ferrolock.LockManager`` and
+  ``ferrolock.ScopeLock``.
 """
