@@ -210,7 +210,10 @@ pub(crate) fn acquire_for(
     wait: Wait,
     cancel: Option<&CancelToken>,
 ) -> PyResult<Acquired> {
-    interruptible(py, wait, cancel, lock_interrupted, |ctl| {
+    let undo = |_| {
+        let _ = core.release_as(owner, false);
+    };
+    interruptible(py, wait, cancel, lock_interrupted, undo, |ctl| {
         core.acquire_as(owner, wait, ctl)
     })
 }

@@ -43,7 +43,13 @@ impl PyJobLock {
             Wait::Try
         };
         let started = std::time::Instant::now();
-        let acquired = interruptible(slf.py(), wait, None, lock_interrupted, |ctl| {
+        let held_before = this.core.is_held();
+        let undo = |acquired: bool| {
+            if acquired && !held_before {
+                let _ = this.core.release();
+            }
+        };
+        let acquired = interruptible(slf.py(), wait, None, lock_interrupted, undo, |ctl| {
             this.core.acquire(wait, ctl)
         })?;
         if !acquired && blocking {
@@ -207,7 +213,7 @@ pub(crate) fn run_once(
             })
         })
     };
-    let outcome = interruptible(py, detach_for, None, run_once_interrupted, run)?;
+    let outcome = interruptible(py, detach_for, None, run_once_interrupted, |_| {}, run)?;
     Ok(outcome == RunOnceOutcome::Ran)
 }
 
