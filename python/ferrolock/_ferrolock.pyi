@@ -22,9 +22,11 @@ __all__ = [
     "StateFile",
     "StateLock",
     "__version__",
+    "_clean_locks",
     "_parse_workflow",
     "_render_workflow",
     "_reset_logging_cache",
+    "_scan_locks",
     "_set_failpoint",
     "_workflow_add_note",
     "_workflow_bad_checkboxes",
@@ -784,3 +786,13 @@ class ScopeEntry:
 
 def process_ancestry(pid: int) -> list[int]:
     """The ancestors of ``pid``, parent first, up to but excluding pid 1, read from ``/proc``."""
+
+# --- `ferrolock status` / `ferrolock clean` ---
+
+def _scan_locks(roots: list[str], progress: Any | None = None) -> list[dict[str, Any]]:
+    """Every lock under ``roots`` (the dicts of ``ferrolock status --json``; see
+    ``ferrolock._status``). ``progress`` is called with the number of files looked at so far."""
+
+def _clean_locks(roots: list[str], dry_run: bool = False, progress: Any | None = None) -> list[tuple[str, str, str]]:
+    """Remove lock files nobody holds or has open and stale claim records under ``roots``; returns
+    ``(path, kind, reason)`` for each removal (or, with ``dry_run``, each that would be made)."""

@@ -7,6 +7,7 @@ mod convert;
 mod durable;
 mod errors;
 mod file_lock;
+mod inspect;
 mod job;
 mod scope;
 mod state_file;
@@ -53,6 +54,9 @@ fn ferrolock_native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(workflow::_workflow_corruption, m)?)?;
     m.add_function(wrap_pyfunction!(workflow::_workflow_add_note, m)?)?;
     m.add_function(wrap_pyfunction!(workflow::_workflow_bad_checkboxes, m)?)?;
+    // `ferrolock status` / `clean`.
+    m.add_function(wrap_pyfunction!(inspect::_scan_locks, m)?)?;
+    m.add_function(wrap_pyfunction!(inspect::_clean_locks, m)?)?;
     // Scope claims (little-loops).
     m.add_class::<scope::PyScopeDir>()?;
     m.add_class::<scope::PyScopeEntry>()?;
