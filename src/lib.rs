@@ -34,6 +34,8 @@ mod sys;
 mod py;
 
 pub use durable::{TempName, WriteOptions, atomic_write};
+// Durable state files (issue 5).
+pub use durable::{StateEdit, StateFile, StateFileOptions};
 pub use error::{Error, Result};
 pub use lock::{
     Acquired, CancelToken, FileLock, FileLockGuard, Holder, LockMode, LockOptions, LockState, Owner, Removal, Wait,

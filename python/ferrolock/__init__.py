@@ -6,7 +6,7 @@ holder record naming who holds a lock, ``async with``, and hand-offs in microsec
 next poll.
 """
 
-from ._ferrolock import CancelToken, __version__, atomic_write, probe, remove_if_unheld
+from ._ferrolock import CancelToken, StateFile, __version__, atomic_write, probe, remove_if_unheld
 from ._lock import FileLock
 from .exceptions import Cancelled, CorruptFileError, InvalidName, LockError, Timeout, WouldDeadlock
 
@@ -17,6 +17,7 @@ __all__ = (
     "FileLock",
     "InvalidName",
     "LockError",
+    "StateFile",
     "Timeout",
     "WouldDeadlock",
     "__version__",

@@ -12,6 +12,10 @@ __all__ = [
     "AcquireReturnProxy",
     "CancelToken",
     "FileLock",
+    "StateDraft",
+    "StateEdit",
+    "StateFile",
+    "StateLock",
     "__version__",
     "_reset_logging_cache",
     "_set_failpoint",
@@ -258,3 +262,174 @@ def _set_failpoint(point: str | None, action: str = "error") -> None:
 def _reset_logging_cache() -> None:
     """Forget the cached levels of Python loggers, after changing ``logging`` configuration at run
     time (Rust log records are filtered by a cache of the ``ferrolock.*`` loggers' levels)."""
+
+# --- Durable state files (issue 5) -----------------------------------------------------------------
+
+@disjoint_base
+class StateFile:
+    """A file that any number of processes update by a locked read-modify-write.
+
+    Every change happens under an exclusive lock on a separate lock file (the state file is replaced
+    by ``rename`` on each write, so it cannot carry the lock itself), and every write is an
+    ``atomic_write``: readers that take no lock see the old content or the new, never a mix, and a
+    crash at any point leaves the file complete (old or new) and the backup complete. Temporary files
+    and backup staging links left by a crashed writer are removed by the next writer, under the lock.
+
+    Example::
+
+        counter = StateFile("jobs/counter.txt", backup_path="jobs/counter.txt.bak")
+        with counter.edit() as draft:
+            draft.text = str(int(draft.text or "0") + 1)
+
+    Args:
+        path: The state file. Its directory must exist before the first write (the lock file's
+            directory is created on demand).
+        lock_path: The lock file every writer takes; default ``path + ".lock"``. Processes that share
+            the state file must use the same lock file.
+        backup_path: Keep the previous version here on every write (a hard link, never a partial
+            copy); ``None`` keeps no backup.
+        temp_path: A fixed temporary path (legacy layouts such as ``STATE.tmp``); ``None`` uses a
+            unique hidden name beside the file.
+        timeout: Default timeout in seconds for ``edit``, ``write``, ``remove``, ``set_aside`` and
+            ``locked``: negative waits forever, ``0`` is a single attempt.
+        purpose: Written into the lock's holder record (shown by ``holder()`` and ``Timeout``).
+        mode: Permission bits of the file; default: keep the old file's (``0o666`` minus the umask
+            for a new one).
+
+    Raises:
+        InvalidName: ``path`` is empty or has no file name, or the lock, backup or temporary path is
+            the state file itself.
+    """
+
+    def __new__(
+        cls,
+        path: str | Any,
+        *,
+        lock_path: str | Any | None = None,
+        backup_path: str | Any | None = None,
+        temp_path: str | Any | None = None,
+        timeout: float = -1.0,
+        purpose: str | None = None,
+        mode: int | None = None,
+    ) -> Self: ...
+    @property
+    def path(self) -> str:
+        """The state file's path."""
+
+    @property
+    def lock_path(self) -> str:
+        """The lock file's path."""
+
+    @property
+    def backup_path(self) -> str | None:
+        """Where the previous version is kept, if anywhere."""
+
+    @property
+    def temp_path(self) -> str | None:
+        """The fixed temporary path, or ``None`` for a unique one per write."""
+
+    @property
+    def timeout(self) -> float:
+        """The default timeout in seconds (settable)."""
+
+    @timeout.setter
+    def timeout(self, value: float) -> None: ...
+    @property
+    def is_locked(self) -> bool:
+        """True while a thread of this process holds the lock through this object."""
+
+    def read(self) -> bytes | None:
+        """The current content, or ``None`` if there is no file. Takes no lock (every write is an
+        atomic rename, so this always sees a complete version).
+
+        Raises:
+            OSError: the file cannot be read (a directory, no permission, ...).
+        """
+
+    def read_backup(self) -> bytes | None:
+        """The backup's content, or ``None`` if there is none (or no backup is configured)."""
+
+    def edit(self, timeout: float | None = None) -> StateEdit:
+        """A context manager for a locked read-modify-write.
+
+        Entering takes the lock (waiting in the kernel with the GIL released; Ctrl-C works) and reads
+        the file into a ``StateDraft``. On a normal exit, if the draft's ``data`` or ``text`` was set,
+        the new content is written atomically (keeping the backup), or the file is removed if it was
+        set to ``None``. If the block raises, nothing is written. The lock is released in every case.
+
+        Args:
+            timeout: Seconds to wait for the lock; ``None`` uses the object's ``timeout``.
+
+        Raises:
+            Timeout: the lock was not free in time (the message names the holder).
+            RuntimeError: this thread is already inside an ``edit()`` of this object (the outer
+                edit's write would silently undo the inner one's).
+        """
+
+    def write(self, data: bytes | str, timeout: float | None = None) -> None:
+        """Replace the content under the lock (a blind write; ``str`` is written as UTF-8).
+
+        Raises:
+            Timeout: the lock was not free in time.
+            OSError: a step of the write failed; the file and the backup are unchanged.
+        """
+
+    def remove(self, timeout: float | None = None) -> bool:
+        """Remove the file under the lock. With a backup path, the removed content becomes the
+        backup, so a removal is as recoverable as a write. Returns ``False`` if there was no file."""
+
+    def set_aside(self, dest: str | Any, timeout: float | None = None) -> bool:
+        """Move the file to ``dest`` under the lock, without touching the backup (for a corrupt file
+        that must not replace a good backup). The next write starts a fresh file. Returns ``False``
+        if there was no file."""
+
+    def locked(self, timeout: float | None = None) -> StateLock:
+        """A context manager that only holds the lock, for callers that compose ``read()`` and
+        ``write()`` themselves (both re-enter the lock at once inside the block)."""
+
+    def holder(self) -> dict[str, Any] | None:
+        """The live holder record of the lock file, or ``None`` if nobody holds it."""
+
+@final
+class StateEdit:
+    """Returned by ``StateFile.edit()``; see there."""
+
+    def __enter__(self) -> StateDraft: ...
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc_value: BaseException | None, traceback: TracebackType | None
+    ) -> bool: ...
+
+@final
+class StateDraft:
+    """The content of a state file inside ``StateFile.edit()``. Setting ``data`` or ``text``
+    replaces the content when the block exits normally; setting either to ``None`` removes the file."""
+
+    @property
+    def data(self) -> bytes | None:
+        """The content as bytes; ``None`` if the file does not exist (or was set to ``None``)."""
+
+    @data.setter
+    def data(self, value: bytes | bytearray | None) -> None: ...
+    @property
+    def text(self) -> str | None:
+        """The content decoded as UTF-8 (strict: invalid bytes raise ``UnicodeDecodeError``)."""
+
+    @text.setter
+    def text(self, value: str | None) -> None: ...
+    @property
+    def exists(self) -> bool:
+        """Whether the file existed when the edit began."""
+
+    @property
+    def changed(self) -> bool:
+        """Whether ``data`` or ``text`` was set in this edit."""
+
+@final
+class StateLock:
+    """Returned by ``StateFile.locked()``: holds the lock while the block runs; entering returns the
+    ``StateFile``."""
+
+    def __enter__(self) -> StateFile: ...
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> bool: ...

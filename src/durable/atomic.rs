@@ -121,7 +121,7 @@ pub fn atomic_write(path: &Path, data: &[u8], opts: &WriteOptions) -> Result<()>
 /// Makes `backup` a complete copy of `target`'s current content: hard-link `target` to a temporary
 /// name, then rename that over `backup`. At every instant `backup` is either the previous backup or
 /// the current target, never partial.
-fn replace_backup(target: &Path, backup: &Path, durable: bool) -> Result<()> {
+pub(crate) fn replace_backup(target: &Path, backup: &Path, durable: bool) -> Result<()> {
     if same_file(target, backup) {
         // Already the current version (a previous write failed after updating the backup). rename(2)
         // of two links to one inode "does nothing and succeeds", which would strand the staging link.
@@ -247,7 +247,7 @@ fn unique_sibling(path: &Path, tag: &str) -> PathBuf {
     parent_dir(path).join(name)
 }
 
-fn parent_dir(path: &Path) -> PathBuf {
+pub(crate) fn parent_dir(path: &Path) -> PathBuf {
     match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
         _ => PathBuf::from("."),
@@ -256,7 +256,7 @@ fn parent_dir(path: &Path) -> PathBuf {
 
 /// Follows a symlinked target to the file it names (one level at a time, relative links resolved
 /// against the link's directory), so the rename replaces that file and not the link.
-fn resolve_symlink(path: &Path) -> Result<PathBuf> {
+pub(crate) fn resolve_symlink(path: &Path) -> Result<PathBuf> {
     let mut current = path.to_path_buf();
     for _ in 0..40 {
         match fs::read_link(&current) {

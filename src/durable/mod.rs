@@ -3,5 +3,7 @@
 
 mod atomic;
 pub mod faults;
+mod state_file;
 
 pub use atomic::{TempName, WriteOptions, atomic_write, sync_dir};
+pub use state_file::{StateEdit, StateFile, StateFileOptions};

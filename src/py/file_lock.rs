@@ -212,7 +212,7 @@ impl PyFileLock {
 /// Acquires with the GIL released for anything that may sleep. On the main thread the wait wakes
 /// for signals, and a `KeyboardInterrupt` (or any exception a signal handler raises) ends it with
 /// nothing held.
-fn acquire_for(
+pub(crate) fn acquire_for(
     py: Python<'_>,
     core: &FileLock,
     owner: Owner,

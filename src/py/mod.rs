@@ -7,6 +7,8 @@ mod convert;
 mod durable;
 mod errors;
 mod file_lock;
+// Durable state files (issue 5).
+mod state_file;
 
 use pyo3::prelude::*;
 
@@ -32,6 +34,11 @@ fn ferrolock_native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(durable::validate_name, m)?)?;
     m.add_function(wrap_pyfunction!(durable::_set_failpoint, m)?)?;
     m.add_function(wrap_pyfunction!(_reset_logging_cache, m)?)?;
+    // Durable state files (issue 5).
+    m.add_class::<state_file::PyStateFile>()?;
+    m.add_class::<state_file::PyStateEdit>()?;
+    m.add_class::<state_file::PyStateDraft>()?;
+    m.add_class::<state_file::PyStateLock>()?;
     Ok(())
 }
 

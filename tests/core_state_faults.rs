@@ -1,0 +1,93 @@
+//! The error path of every step of a `StateFile` write and removal (fault injection): the file and its
+//! backup stay as they were, no temporary file remains, and the lock is released so the next writer
+//! succeeds. Crashes (SIGKILL at each step) are tested from Python with real processes.
+//!
+//! Fault points are process-global, so this binary holds a single test that arms one point at a time.
+
+use std::fs;
+use std::path::PathBuf;
+
+use ferrolock::durable::faults::{self, FaultAction};
+use ferrolock::{StateFile, StateFileOptions, Wait};
+
+fn temp_dir() -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("ferrolock-state-faults-{}", std::process::id()));
+    let _ = fs::remove_dir_all(&dir);
+    fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn hidden(dir: &std::path::Path) -> Vec<String> {
+    let mut names: Vec<String> = fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with('.'))
+        .collect();
+    names.sort();
+    names
+}
+
+#[test]
+fn every_failing_step_leaves_file_and_backup_intact_and_the_lock_free() {
+    let dir = temp_dir();
+    let state = StateFile::new(
+        dir.join("state.json"),
+        &StateFileOptions {
+            backup_path: Some(dir.join("state.json.bak")),
+            ..StateFileOptions::default()
+        },
+    )
+    .unwrap();
+    state.write(b"v1", Wait::Forever).unwrap();
+    state.write(b"v2", Wait::Forever).unwrap();
+
+    let write_steps = [
+        "atomic_write:create_temp",
+        "atomic_write:write",
+        "atomic_write:chmod",
+        "atomic_write:fsync_temp",
+        "atomic_write:backup_link",
+        "atomic_write:backup_rename",
+        "atomic_write:rename",
+    ];
+    for step in write_steps {
+        faults::arm(step, FaultAction::Error);
+        let err = state.write(b"never", Wait::Forever).unwrap_err();
+        faults::disarm();
+        assert!(err.to_string().contains("Input/output error"), "{step}: {err}");
+        assert!(!state.lock().is_locked(), "{step}: lock released");
+        assert_eq!(state.read().unwrap().as_deref(), Some(&b"v2"[..]), "{step}");
+        let backup = state.read_backup().unwrap().unwrap();
+        assert!(backup == b"v1" || backup == b"v2", "{step}: {backup:?}");
+        assert!(hidden(&dir).is_empty(), "{step}: {:?}", hidden(&dir));
+    }
+
+    // Removal: linking the backup, unlinking, syncing the directory. (A successful write first: the
+    // failed rename above left the backup as a second link to the file, which needs no new link.)
+    state.write(b"v2", Wait::Forever).unwrap();
+    for step in [
+        "atomic_write:backup_link",
+        "atomic_write:backup_rename",
+        "state_file:unlink",
+    ] {
+        faults::arm(step, FaultAction::Error);
+        assert!(state.remove(Wait::Forever).is_err(), "{step}");
+        faults::disarm();
+        assert_eq!(state.read().unwrap().as_deref(), Some(&b"v2"[..]), "{step}");
+        assert!(!state.lock().is_locked(), "{step}");
+        assert!(hidden(&dir).is_empty(), "{step}: {:?}", hidden(&dir));
+    }
+    faults::arm("state_file:fsync_dir", FaultAction::Error);
+    assert!(
+        state.remove(Wait::Forever).is_err(),
+        "a failed directory fsync fails the removal"
+    );
+    faults::disarm();
+    assert_eq!(state.read().unwrap(), None);
+    assert_eq!(state.read_backup().unwrap().as_deref(), Some(&b"v2"[..]));
+
+    // And the next writer is not blocked by anything the failures left.
+    state.write(b"v3", Wait::Try).unwrap();
+    assert_eq!(state.read().unwrap().as_deref(), Some(&b"v3"[..]));
+    fs::remove_dir_all(&dir).unwrap();
+}
