@@ -359,6 +359,21 @@ def test_task_lock_files_do_not_pile_up(impl: Impl, tmp_path: Path, monkeypatch:
     assert sorted(p.name for p in (tmp_path / LOCKS).iterdir()) == []
 
 
+def test_a_batch_creates_no_lock_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A held lock always has a file, so the batch only needs to try the files that exist: one scan of
+    ``.todo2/locks/`` instead of one file creation per task."""
+    monkeypatch.setenv("PROJECT_ROOT", str(tmp_path))
+    ids = [f"T-{i}" for i in range(50)]
+    write_state(tmp_path, [task(i) for i in ids])
+    held = try_lock_task("T-7")  # someone works on T-7: the batch must leave it alone
+    assert held is not None
+    result = task_locking.atomic_batch_assign(ids, "bot")
+    held.release()
+    assert result["failed"] == [{"task_id": "T-7", "reason": "Failed to acquire lock for task T-7"}]
+    assert len(result["assigned"]) == 49
+    assert sorted(p.name for p in (tmp_path / LOCKS).iterdir()) == ["task_T-7.lock"]
+
+
 def test_lock_files_that_may_still_matter_are_kept(root: Path) -> None:
     """Never removed: a lock file someone holds, the lock file of a task that can still be claimed (a
     legacy process may be about to lock it), and the one of the task just assigned (legacy layout)."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -128,6 +129,9 @@ class Where(NamedTuple):
     root: str
 
     def modules(self) -> Impl:
+        # Both implementations log failures with a traceback; the results carry the message, and a
+        # race of legacy workers would otherwise flood the terminal.
+        logging.getLogger().addHandler(logging.NullHandler())
         os.environ["PROJECT_ROOT"] = self.root
         return load_impl(self.impl, self.legacy_path)
 

@@ -13,6 +13,13 @@ form (every waiter on a task lock holds nothing, or holds only other task locks 
 for), and the state-file lock is only ever held for the length of one read-modify-write: a process
 that sits on a task lock (``task_lock``, ``try_lock_task``) can delay assignments of that task only.
 
+A batch locks only the task lock files that exist when it has the state-file lock: a lock that is held
+has a file, so every current holder is excluded, and the batch costs one scan of ``.todo2/locks/``
+instead of one file creation per task (about 0.1-0.2 ms each on a journaled disk: more than the whole
+read-modify-write of a 1,000-task file). A legacy process that creates and takes a task's lock only
+after that scan is not excluded for that task; it takes no state-file lock either, so it could
+overwrite the batch's whole file regardless.
+
 The locking, waiting, reading and atomic replacement are ferrolock's core (``FileLock``,
 ``StateFile``); this module only composes them and shapes the JSON the legacy way.
 """
@@ -49,6 +56,8 @@ class Session:
         self._root = root
         self._draft = draft
         self._task_locks: list[FileLock] = []
+        # Names of the task lock files that existed when the state was read (see `claim_task`).
+        self._lock_files: set[str] = set()
 
     def load(self, touching: Iterable[object]) -> dict[str, Any] | None:
         """The state read under the lock (``None`` if there is no state file).
@@ -75,12 +84,16 @@ class Session:
         self._draft.data = json.dumps(state, indent=2).encode("utf-8")
 
     def claim_task(self, task_id: object) -> str | None:
-        """Take ``task_id``'s lock without waiting and hold it until the session ends.
+        """Make sure nobody holds ``task_id``'s lock until the session ends: take it without waiting,
+        if its lock file exists (a lock that is held has a file; see the module docstring).
 
         Returns:
-            ``None`` once held, otherwise why not (the task's lock is busy, or its id is unusable).
+            ``None`` if nobody else holds it, otherwise why not (busy, or an unusable id).
         """
         try:
+            path = task_lock_file(self._root, task_id)
+            if path.name not in self._lock_files:
+                return None
             lock = lock_for(self._root, task_id, 0.0)
             if not lock.acquire(blocking=False):
                 return f"Failed to acquire lock for task {task_id}"
@@ -105,23 +118,22 @@ class Session:
         and would then lock an unlinked file while a ferrolock process locks a new one; for a task that
         is already assigned that split is harmless (both would find it assigned).
         """
-        todos = state.get("todos")
-        if not isinstance(todos, list):
-            return
         locks_dir = task_lock_file(self._root, "x").parent
         try:
             with os.scandir(locks_dir) as entries:
-                candidates = [
+                lock_files = [
                     entry
                     for entry in entries
                     if entry.name.startswith("task_")
                     and entry.name.endswith(".lock")
-                    and entry.name[5:-5] not in keep
                     and entry.is_file(follow_symlinks=False)
                 ]
         except OSError:
             return  # no locks directory yet (or not a directory): nothing to tidy
-        if not candidates:
+        self._lock_files = {entry.name for entry in lock_files}
+        todos = state.get("todos")
+        candidates = [entry for entry in lock_files if entry.name[5:-5] not in keep]
+        if not candidates or not isinstance(todos, list):
             return
         claimable = {str(t.get("id")) for t in todos if isinstance(t, dict) and not t.get("assignee")}
         for entry in candidates:
