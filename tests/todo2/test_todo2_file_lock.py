@@ -102,6 +102,37 @@ def test_acquire_returns_false_after_the_timeout_never_early(tmp_path: Path) -> 
     assert path.exists()
 
 
+@pytest.mark.timeout(30)
+def test_threads_sharing_one_instance_take_turns(tmp_path: Path) -> None:
+    """Each thread holds through its own descriptor, so a shared instance excludes threads, and a
+    thread's ``release()`` never frees another thread's hold. (The legacy instance kept one ``lock_fd``,
+    which the second thread overwrote.)"""
+    path = tmp_path / "shared.lock"
+    lock = file_lock.FileLock(path, timeout=20.0)
+    assert lock.acquire()
+    got, release = threading.Event(), threading.Event()
+
+    def other_thread() -> None:
+        if lock.acquire():
+            got.set()
+            release.wait(START_DEADLINE)
+            lock.release()
+
+    worker = threading.Thread(target=other_thread)
+    worker.start()
+    try:
+        wait_until_blocked(os.getpid(), deadline=5.0)
+        assert not got.is_set()
+        lock.release()
+        assert got.wait(START_DEADLINE)
+        lock.release()  # this thread holds nothing now: a no-op, never the other thread's release
+        assert not _free(path)
+    finally:
+        release.set()
+        worker.join(START_DEADLINE)
+    assert _free(path)
+
+
 def test_context_manager_message(tmp_path: Path) -> None:
     path = tmp_path / "y.lock"
     fd = _hold(path)

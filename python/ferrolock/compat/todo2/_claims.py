@@ -52,10 +52,11 @@ def state_path(root: Path) -> Path:
 class Session:
     """One locked read-modify-write: the state as read under the lock, and the task locks it holds."""
 
-    def __init__(self, root: Path, draft: Any) -> None:
+    def __init__(self, root: Path, draft: Any, task_locks: list[FileLock]) -> None:
         self._root = root
         self._draft = draft
-        self._task_locks: list[FileLock] = []
+        # Released by `locked_state` after the edit has written and released the state-file lock.
+        self._task_locks = task_locks
         # Names of the task lock files that existed when the state was read (see `claim_task`).
         self._lock_files: set[str] = set()
 
@@ -101,11 +102,6 @@ class Session:
             return str(e)
         self._task_locks.append(lock)
         return None
-
-    def release_task_locks(self) -> None:
-        for lock in self._task_locks:
-            lock.release()
-        self._task_locks.clear()
 
     def _tidy(self, state: dict[str, Any], keep: set[str]) -> None:
         """Remove task lock files that nobody holds and whose task can no longer be claimed (assigned,
@@ -163,8 +159,8 @@ def locked_state(root: Path, timeout: float, task_id: object = None) -> Iterator
             if not lock.acquire(blocking=True):
                 raise TaskLockTimeout(f"Failed to acquire lock for task {task_id}")
             stack.callback(lock.release)
-        session = Session(root, None)
-        stack.callback(session.release_task_locks)  # after the edit below has written and released
+        task_locks: list[FileLock] = []
+        stack.callback(_release_all, task_locks)  # runs after the edit below has written and released
         state_file = StateFile(
             state_path(root),
             lock_path=state_lock_file(root),
@@ -172,7 +168,12 @@ def locked_state(root: Path, timeout: float, task_id: object = None) -> Iterator
             purpose="todo2 state file",
         )
         try:
-            session._draft = stack.enter_context(state_file.edit(timeout=max(deadline - time.monotonic(), 0.0)))
+            draft = stack.enter_context(state_file.edit(timeout=max(deadline - time.monotonic(), 0.0)))
         except Timeout:
             raise TaskLockTimeout("Failed to acquire lock for task state file") from None
-        yield session
+        yield Session(root, draft, task_locks)
+
+
+def _release_all(locks: list[FileLock]) -> None:
+    for lock in locks:
+        lock.release()

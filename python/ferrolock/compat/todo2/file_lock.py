@@ -90,14 +90,12 @@ class FileLock:
         self.timeout = timeout
         self.poll_interval = poll_interval
         self.is_windows = platform.system() == "Windows"
-        self._purpose: str | None = None
-        self._native: _NativeLock | None = None
+        self._native = _native_lock(self.lock_file, None)
 
     @property
     def lock_fd(self) -> int | None:
         """``None`` when this object holds nothing; ``-1`` (an unusable descriptor) while held."""
-        native = self._native
-        return _HELD_MARKER if native is not None and native.is_locked else None
+        return _HELD_MARKER if self._native.is_locked else None
 
     def acquire(self, blocking: bool = True) -> bool:
         """Take the lock: ``True`` once held, ``False`` if someone else holds it (at once when not
@@ -106,7 +104,7 @@ class FileLock:
         Raises:
             OSError: the lock file cannot be opened or locked for a reason other than contention.
         """
-        native = self._native_lock()
+        native = self._native
         if native.lock_counter:
             return True  # this thread holds it already
         wait = self.timeout if blocking and self.timeout > 0 else 0.0
@@ -122,7 +120,7 @@ class FileLock:
     def release(self) -> None:
         """Release the lock if this thread holds it. Errors are logged, never raised (as before)."""
         native = self._native
-        if native is None or not native.lock_counter:
+        if not native.lock_counter:
             return
         try:
             native.release(force=True)
@@ -144,14 +142,19 @@ class FileLock:
     def __repr__(self) -> str:
         return f"FileLock({str(self.lock_file)!r}, locked={self.lock_fd is not None})"
 
-    def _native_lock(self) -> _NativeLock:
-        if self._native is None:
-            # Deadlock detection stays off: the legacy contract is "wait `timeout`, then return False",
-            # even when this thread holds the file through another FileLock object.
-            self._native = _NativeLock(
-                self.lock_file, mode=_LOCK_FILE_MODE, purpose=self._purpose, detect_deadlock=False
-            )
-        return self._native
+    @classmethod
+    def _for(cls, lock_file: Path, timeout: float, purpose: str) -> FileLock:
+        """A lock whose holder record names ``purpose`` (``ferrolock status`` shows it)."""
+        lock = cls(lock_file, timeout=timeout)
+        lock._native = _native_lock(lock.lock_file, purpose)
+        return lock
+
+
+def _native_lock(path: Path, purpose: str | None) -> _NativeLock:
+    """The core lock behind a legacy ``FileLock``. Constructing it touches nothing on disk."""
+    # Deadlock detection stays off: the legacy contract is "wait `timeout`, then return False", even
+    # when this thread holds the file through another FileLock object.
+    return _NativeLock(path, mode=_LOCK_FILE_MODE, purpose=purpose, detect_deadlock=False)
 
 
 def task_lock_file(root: Path, task_id: object) -> Path:
@@ -172,12 +175,8 @@ def state_lock_file(root: Path) -> Path:
 def lock_for(root: Path, task_id: object, timeout: float) -> FileLock:
     """The legacy lock object for ``task_id`` (falsy: the state-file lock) under ``root``."""
     if task_id:
-        lock = FileLock(task_lock_file(root, task_id), timeout=timeout)
-        lock._purpose = f"todo2 task {task_id}"
-    else:
-        lock = FileLock(state_lock_file(root), timeout=timeout)
-        lock._purpose = "todo2 state file"
-    return lock
+        return FileLock._for(task_lock_file(root, task_id), timeout, f"todo2 task {task_id}")
+    return FileLock._for(state_lock_file(root), timeout, "todo2 state file")
 
 
 @contextmanager
@@ -215,8 +214,7 @@ def try_lock_task(task_id: str, timeout: float = 0.0) -> FileLock | None:
     """
     from . import project_root
 
-    lock = FileLock(task_lock_file(project_root.find_project_root(), task_id), timeout=timeout)
-    lock._purpose = f"todo2 task {task_id}"
+    lock = FileLock._for(task_lock_file(project_root.find_project_root(), task_id), timeout, f"todo2 task {task_id}")
     if lock.acquire(blocking=(timeout > 0)):
         return lock
     return None

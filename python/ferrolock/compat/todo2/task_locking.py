@@ -17,10 +17,11 @@ Differences from the legacy module (each fixes a lost update, a torn file or a m
   for a holder of the state-file lock and, if ``timeout`` runs out, returns ``(False, "Failed to acquire
   lock for task state file")`` (the legacy code ignored that lock and went ahead).
 * Lock order: a single assignment waits for its task lock, then the state-file lock, within one
-  ``timeout``; a batch takes the state-file lock and then tries each task's lock without waiting, so
-  nothing ever waits while holding the state-file lock (no deadlock, no convoy). A batch task whose lock
-  is held elsewhere (someone is assigning or working on it right now) fails with the reason ``Failed to
-  acquire lock for task <id>`` instead of being assigned over that holder.
+  ``timeout``; a batch takes the state-file lock and then tries, without waiting, the lock of each task
+  it would assign whose lock file exists (a held lock always has one), so nothing ever waits while
+  holding the state-file lock (no deadlock, no convoy). A batch task whose lock is held elsewhere
+  (someone is assigning or working on it right now) fails with the reason ``Failed to acquire lock for
+  task <id>`` instead of being assigned over that holder.
 * The state file is replaced atomically (temporary file, ``fsync``, ``rename``, directory ``fsync``), so
   readers that take no lock see the old file or the new, never an empty or partial one, and a crash
   leaves a complete file. The ``.bak`` backup is a hard link to the previous version (complete, never
