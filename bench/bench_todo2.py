@@ -1,9 +1,10 @@
 """todo2 task claims: ferrolock's ``ferrolock.compat.todo2.task_locking`` against the legacy module.
 
 Measures, on state files of 1,000 and 50,000 tasks, one single assignment and one batch of 1,000
-assignments, next to the cost of one plain read-modify-write of the file (read, ``json.loads``,
-``json.dumps(indent=2)``, write: the floor for anything that keeps the legacy file format). Then runs
-12 processes assigning 12 different tasks at once, several times, and counts what survived.
+assignments (tasks spread evenly over the file), next to the cost of one plain read-modify-write of
+the file (read, ``json.loads``, ``json.dumps(indent=2)``, write: the floor for anything that keeps the
+legacy file format). Then runs 12 processes assigning 12 different tasks at once, several times, and
+counts what survived.
 
 The legacy module is extracted at run time from the mirrors named by ``--mirrors`` or
 ``FERROLOCK_MIRRORS`` (a folder of ``<owner>+<repo>/repo`` bare git mirrors); without them its
@@ -110,7 +111,8 @@ def bench_sizes(impls: list[Impl], settings: Settings, base: Path) -> list[dict[
                 check(result == (True, None), result)
                 times.append(took)
             single[impl.name] = statistics.median(times)
-            ids = [f"T-{i}" for i in range(min(settings.batch, n))]
+            # Spread over the file, as a batch of real tasks would be (not just its first 1,000).
+            ids = [f"T-{i}" for i in range(n - 1, -1, -max(n // settings.batch, 1))][: settings.batch]
             times = []
             for _ in range(settings.batch_reps):
                 fresh_root(base, impl.name, content)  # every batch starts from the same file
