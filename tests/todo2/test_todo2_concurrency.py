@@ -143,3 +143,30 @@ def test_a_batch_racing_single_assignments_never_double_assigns_or_loses_one(
         )
     assert torn.value == 0
     json.loads(state.read_bytes())
+
+
+@pytest.mark.timeout(240)
+def test_legacy_and_ferrolock_processes_racing_for_one_task_exclude_each_other(
+    legacy_path: str | None, tmp_path: Path
+) -> None:
+    """A mixed fleet during a migration: both take the task's lock file with flock, so exactly one of
+    six legacy and six ferrolock processes assigns the task."""
+    if legacy_path is None:
+        pytest.skip("legacy code not available (set FERROLOCK_MIRRORS to a folder of bare mirrors)")
+    write_state(tmp_path, padded_todos(["T-1"], PADDING))
+    start, out = SPAWN.Event(), SPAWN.Queue()
+    procs = [
+        SPAWN.Process(
+            target=assign_worker, args=(Where(impl, legacy_path, str(tmp_path)), "T-1", f"{impl}-{n}", start, out)
+        )
+        for n in range(6)
+        for impl in ("legacy", "ferrolock")
+    ]
+    results = _run(procs, start, out)
+    winners = [name for name, result in results.items() if result == (True, None)]
+    assert len(winners) == 1
+    assert assignees(tmp_path) == {"T-1": winners[0]}
+    assert (
+        sorted(r for name, r in results.items() if name != winners[0])
+        == [(False, f"Task already assigned to agent:{winners[0]}")] * 11
+    )
