@@ -26,11 +26,12 @@
 
 pub mod durable;
 pub mod error;
+pub mod inspect;
 pub mod job;
 pub mod lock;
 pub mod names;
+pub mod scope;
 mod sys;
-// BlackBox5's STATE.md format (issue 5).
 pub mod workflow;
 
 #[cfg(feature = "python")]

@@ -258,3 +258,37 @@ def test_log_records_reach_python_logging(lock_path: Path, caplog: pytest.LogCap
     waits = [r for r in caplog.records if r.name == "ferrolock.lock" and "waiting for" in r.getMessage()]
     assert waits, [(r.name, r.getMessage()) for r in caplog.records]
     assert waits[0].levelno == logging.DEBUG
+
+
+class _InterruptingHandler(logging.Handler):
+    """Raises KeyboardInterrupt from inside a log call, as a Ctrl-C landing there would."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if "waiting for" in record.getMessage():
+            raise KeyboardInterrupt
+
+
+@pytest.mark.timeout(30)
+def test_ctrl_c_inside_a_log_call_during_a_wait_holds_nothing(lock_path: Path) -> None:
+    """pyo3-log runs Python logging on the waiting thread; an exception raised there must surface as
+    itself (not as a SystemError) and leave nothing held."""
+    holder = ferrolock.FileLock(lock_path)
+    holder.acquire()
+    logger = logging.getLogger("ferrolock.lock")
+    handler = _InterruptingHandler()
+    old_level = logger.level
+    logger.setLevel(logging.DEBUG)
+    logger.addHandler(handler)
+    _ferrolock._reset_logging_cache()
+    waiter = ferrolock.FileLock(lock_path, detect_deadlock=False)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            waiter.acquire(timeout=10)
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(old_level)
+        _ferrolock._reset_logging_cache()
+        holder.release()
+    assert not waiter.is_locked
+    with waiter.acquire(timeout=0):
+        pass

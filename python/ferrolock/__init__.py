@@ -18,6 +18,7 @@ from ._ferrolock import (
 )
 from ._job import JobLockManager
 from ._lock import FileLock
+from ._scope import LockManager, ScopeLock
 from ._state_manager import StateLocked, StateManager
 from ._workflow import TaskState, WorkflowState
 from .exceptions import Cancelled, CorruptFileError, InvalidName, LockError, Timeout, WouldDeadlock
@@ -31,6 +32,8 @@ __all__ = (
     "JobLock",
     "JobLockManager",
     "LockError",
+    "LockManager",
+    "ScopeLock",
     "StateFile",
     "StateLocked",
     "StateManager",

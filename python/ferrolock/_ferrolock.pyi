@@ -15,14 +15,18 @@ __all__ = [
     "CancelToken",
     "FileLock",
     "JobLock",
+    "ScopeDir",
+    "ScopeEntry",
     "StateDraft",
     "StateEdit",
     "StateFile",
     "StateLock",
     "__version__",
+    "_clean_locks",
     "_parse_workflow",
     "_render_workflow",
     "_reset_logging_cache",
+    "_scan_locks",
     "_set_failpoint",
     "_workflow_add_note",
     "_workflow_bad_checkboxes",
@@ -32,6 +36,7 @@ __all__ = [
     "job_lock_path",
     "jobs_index_lock_path",
     "probe",
+    "process_ancestry",
     "remove_if_unheld",
     "run_once",
     "validate_name",
@@ -635,3 +640,161 @@ def _workflow_add_note(content: str, note: str, updated: str, now: str) -> str |
 
 def _workflow_bad_checkboxes(content: str) -> int:
     """``len(re.findall(r'^- \\[[^x~ ]\\]', content, re.MULTILINE))``, counted natively."""
+
+# ---------------------------------------------------------------------------------------------------
+# Scope claims (little-loops): the native half of ``ferrolock.LockManager``.
+# ---------------------------------------------------------------------------------------------------
+
+@final
+class ScopeDir:
+    """The scope claims kept in one running directory (little-loops' ``.loops/.running``).
+
+    A claim is ``<running_dir>/<name>.lock``, a JSON record in little-loops' format plus a trailing
+    ``"ferrolock": 1`` marker, held with ``flock(LOCK_EX)`` by the claiming process until it releases
+    it or exits. It is written to a hidden temporary file, locked, then renamed into place, so readers
+    never see a partial or unheld claim. Check-and-claim runs under ``flock`` on
+    ``<running_dir>/.acquire.lock``, the sentinel legacy little-loops processes take too.
+
+    Liveness: a held record is live; an unheld record with the marker is dead (its claimant crashed,
+    whatever its pid says now); an unheld record without it was written by a legacy process and is
+    judged by its pid through ``judge._process_alive``. Stale records are removed only under the
+    sentinel, and only if still unheld and unchanged.
+
+    Every method that takes ``judge`` asks that object (a ``LockManager``) at call time:
+    ``_process_alive(pid)`` for legacy records, ``_get_ancestry()`` (at most once per call) when a
+    conflicting claim might belong to an ancestor, ``_normalize_path(path)`` for record scope entries
+    that are not already absolute and clean, and ``_scopes_overlap(a, b)`` when ``custom_overlap``.
+    Without a judge the native defaults decide (``kill(pid, 0)``, ``/proc``, lexical overlap).
+    Exceptions raised by the hooks propagate. The GIL is released meanwhile.
+
+    Args:
+        running_dir: The directory; created by the first ``acquire``.
+    """
+
+    def __new__(cls, running_dir: str | Any) -> Self: ...
+    @property
+    def running_dir(self) -> str:
+        """The directory, as given."""
+
+    def acquire(
+        self,
+        name: str,
+        loop_name: str,
+        scope: list[str],
+        *,
+        pid: int | None = None,
+        started_at: str | None = None,
+        singleton: bool = False,
+        judge: Any | None = None,
+        custom_overlap: bool = False,
+    ) -> bool:
+        """Claim ``scope`` (already normalised) under the record name ``name``.
+
+        Args:
+            name: The record name (``instance_id or loop_name``); ``group/loop`` nests.
+            loop_name: Recorded, and compared by the singleton rule.
+            scope: Normalised paths.
+            pid: The pid to record (default: this process).
+            started_at: The start time to record (default: now, ``isoformat()`` style).
+            singleton: Conflict with every other singleton claim of ``loop_name``.
+            judge: The hooks' owner (see the class docs).
+            custom_overlap: Ask ``judge._scopes_overlap`` instead of the native rule.
+
+        Returns:
+            ``True`` if claimed; ``False`` if a live claim conflicts or already has this name.
+
+        Raises:
+            InvalidName: ``name`` is empty, absolute, or has an empty, ``.`` or ``..`` component.
+            OSError: a symlink or a non-file sits at the record path, or the directory is unusable.
+        """
+
+    def release(self, name: str) -> bool:
+        """Give back the claim ``name`` if this process holds it (``True``); otherwise touch
+        nothing (``False``)."""
+
+    def holds(self, name: str) -> bool:
+        """Whether this process holds the claim ``name``."""
+
+    def find_conflict(
+        self,
+        scope: list[str],
+        *,
+        caller_loop_name: str | None = None,
+        caller_singleton: bool = False,
+        judge: Any | None = None,
+        custom_overlap: bool = False,
+    ) -> ScopeEntry | None:
+        """The first live claim, in directory order, whose scope overlaps ``scope`` (or that is a
+        singleton claim of ``caller_loop_name`` when ``caller_singleton``), ancestors' claims
+        excepted. Stale records met on the way are removed."""
+
+    def live_claims(self, *, judge: Any | None = None, custom_overlap: bool = False) -> list[ScopeEntry]:
+        """Every live claim (nested names included). Stale records are removed."""
+
+    def wait_for_scope(
+        self,
+        scope: list[str],
+        timeout: float | None = None,
+        *,
+        caller_loop_name: str | None = None,
+        caller_singleton: bool = False,
+        judge: Any | None = None,
+        custom_overlap: bool = False,
+    ) -> bool:
+        """Wait until ``find_conflict`` finds nothing (``True``) or ``timeout`` seconds pass
+        (``False``; ``None`` or negative waits forever, ``0`` checks once).
+
+        The waiter sleeps in the kernel on the conflicting claim: a shared ``flock`` on a ferrolock
+        record, or a ``pidfd`` plus an inotify watch for a legacy one, and re-checks only when it
+        changes. Ctrl-C on the main thread interrupts it.
+        """
+
+@final
+class ScopeEntry:
+    """A live claim as a scan found it."""
+
+    @property
+    def name(self) -> str:
+        """The record name (``instance_id or loop_name``)."""
+
+    @property
+    def path(self) -> str:
+        """The record file."""
+
+    @property
+    def loop_name(self) -> str:
+        """The claiming loop."""
+
+    @property
+    def scope(self) -> list[str]:
+        """The claimed paths."""
+
+    @property
+    def pid(self) -> int:
+        """The claimant's pid, as recorded."""
+
+    @property
+    def started_at(self) -> str:
+        """When the claim was made, as recorded."""
+
+    @property
+    def singleton(self) -> bool:
+        """Whether it is a singleton claim."""
+
+    @property
+    def held(self) -> bool:
+        """``True`` for a kernel-held (ferrolock) claim, ``False`` for a legacy record judged alive by
+        its pid."""
+
+def process_ancestry(pid: int) -> list[int]:
+    """The ancestors of ``pid``, parent first, up to but excluding pid 1, read from ``/proc``."""
+
+# --- `ferrolock status` / `ferrolock clean` ---
+
+def _scan_locks(roots: list[str], progress: Any | None = None) -> list[dict[str, Any]]:
+    """Every lock under ``roots`` (the dicts of ``ferrolock status --json``; see
+    ``ferrolock._status``). ``progress`` is called with the number of files looked at so far."""
+
+def _clean_locks(roots: list[str], dry_run: bool = False, progress: Any | None = None) -> list[tuple[str, str, str]]:
+    """Remove lock files nobody holds or has open and stale claim records under ``roots``; returns
+    ``(path, kind, reason)`` for each removal (or, with ``dry_run``, each that would be made)."""

@@ -7,6 +7,7 @@ library in the same way; the table gives ferrolock's ratio to the floor and the 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import multiprocessing
 import os
@@ -16,6 +17,7 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from pathlib import Path
@@ -340,18 +342,48 @@ def _ratio(results: Results, metric: str) -> str:
     return ""
 
 
-def main(quick: bool = False, json_path: str | None = None) -> int:
+def main(quick: bool = False, json_path: str | None = None, plot_path: str | None = None) -> int:
     settings = Settings.quick() if quick else Settings()
     libs = adapters.available()
-    started = time.monotonic()
-
-    def progress(label: str) -> None:
-        print(f"[{time.monotonic() - started:6.1f} s] {label}", file=sys.stderr, flush=True)
-
-    results = run(settings, libs, progress)
+    with _progress_reporter(len(libs) * 6) as progress:
+        results = run(settings, libs, progress)
     print(f"ferrolock bench ({'quick' if quick else 'full'}; {os.cpu_count()} CPUs, Python {sys.version.split()[0]})")
     print()
     print(markdown(results))
     if json_path:
         Path(json_path).write_text(json.dumps({"settings": settings.__dict__, "rows": results.rows}, indent=1))
+    if plot_path:
+        from ._bench_plot import plot
+
+        plot(results, plot_path)
+        print(f"\nplot written to {plot_path}")
     return 0
+
+
+@contextlib.contextmanager
+def _progress_reporter(steps: int) -> Iterator[Callable[[str], None]]:
+    """A progress bar on stderr (rich) when it is a terminal and rich is installed; else timestamped lines."""
+    started = time.monotonic()
+    try:
+        from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+    except ImportError:
+        rich_available = False
+    else:
+        rich_available = True
+    if not rich_available or not sys.stderr.isatty():
+
+        def line(label: str) -> None:
+            print(f"[{time.monotonic() - started:6.1f} s] {label}", file=sys.stderr, flush=True)
+
+        yield line
+        return
+    with Progress(TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn(), transient=True) as bar:
+        task = bar.add_task("bench", total=steps)
+        first = True
+
+        def advance(label: str) -> None:
+            nonlocal first
+            bar.update(task, description=label, advance=0 if first else 1)
+            first = False
+
+        yield advance

@@ -7,6 +7,7 @@ the kernel) while CMD runs, writes a holder record naming CMD, and exits with CM
 from __future__ import annotations
 
 import argparse
+import os
 import shlex
 import signal
 import subprocess
@@ -96,22 +97,62 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("command", nargs=argparse.REMAINDER, help="-- CMD [ARGS...]")
     run.set_defaults(handler=_run)
 
+    status = sub.add_parser(
+        "status",
+        help="every lock under DIRs: what it guards, held or free, by whom, stale records",
+        description="Find every lock ferrolock or the legacy modules use under DIR... (default: .) and show "
+        "what each guards, whether it is held (exclusive or shared) and by whom, and which claim records "
+        "are stale.",
+    )
+    status.add_argument("dirs", nargs="*", default=["."], metavar="DIR")
+    status.add_argument("--json", action="store_true", help="machine-readable output (schema: version 1)")
+    status.set_defaults(handler=_status)
+
+    clean = sub.add_parser(
+        "clean",
+        help="remove lock files nobody uses and stale claim records (safe while the fleet runs)",
+        description="Remove, under DIR... (default: .), lock files that nobody holds or has open and claim "
+        "records whose holder is dead. Every removal takes the file exclusively first (design protocol), so "
+        "it is safe while other processes hold and wait for locks.",
+    )
+    clean.add_argument("dirs", nargs="*", default=["."], metavar="DIR")
+    clean.add_argument("--dry-run", "-n", action="store_true", help="only say what would be removed")
+    clean.add_argument("--json", action="store_true", help="machine-readable output")
+    clean.set_defaults(handler=_clean)
+
     bench = sub.add_parser("bench", help="measure ferrolock against fcntl.flock, filelock and portalocker")
     bench.add_argument("--quick", action="store_true", help="few iterations (a smoke run)")
     bench.add_argument("--json", metavar="FILE", help="also write the raw results as JSON")
+    bench.add_argument("--plot", metavar="PNG", help="also draw the comparison (needs ferrolock[plot])")
     bench.set_defaults(handler=_bench)
     return parser
+
+
+def _status(args: argparse.Namespace) -> int:
+    from ._status import status
+
+    return status([os.path.abspath(d) for d in args.dirs], args.json)
+
+
+def _clean(args: argparse.Namespace) -> int:
+    from ._status import clean
+
+    return clean([os.path.abspath(d) for d in args.dirs], args.dry_run, args.json)
 
 
 def _bench(args: argparse.Namespace) -> int:
     from .benchmark import main as bench_main
 
-    return bench_main(quick=args.quick, json_path=args.json)
+    return bench_main(quick=args.quick, json_path=args.json, plot_path=args.plot)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    code: int = args.handler(args)
+    try:
+        code: int = args.handler(args)
+    except OSError as exc:  # a bad DIR, a permission problem: a message, not a traceback
+        print(f"ferrolock: {exc}", file=sys.stderr)
+        return 1
     return code
 
 

@@ -3,20 +3,13 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
 
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
 use super::convert::{holder_to_dict, wait_for};
-use crate::error::Error;
+use super::wait::{interruptible, lock_interrupted};
 use crate::lock::{self, Acquired, CancelToken, FileLock, LockMode, LockOptions, LockState, Owner, Removal, Wait};
-use crate::sys;
-
-/// How often a wait on the main thread wakes to let a pending Ctrl-C through. It only matters when the
-/// signal lands in the instant before the thread enters the kernel; otherwise the signal itself wakes
-/// the wait at once. Waits on other threads never wake for this.
-const SIGNAL_CHECK_INTERVAL: Duration = Duration::from_millis(200);
 
 /// A cross-process lock on one file.
 #[pyclass(name = "FileLock", module = "ferrolock._ferrolock", frozen, subclass)]
@@ -209,9 +202,7 @@ impl PyFileLock {
     }
 }
 
-/// Acquires with the GIL released for anything that may sleep. On the main thread the wait wakes
-/// for signals, and a `KeyboardInterrupt` (or any exception a signal handler raises) ends it with
-/// nothing held.
+/// Acquires `core` for `owner`, the Python way (see [`interruptible`]).
 pub(crate) fn acquire_for(
     py: Python<'_>,
     core: &FileLock,
@@ -219,36 +210,12 @@ pub(crate) fn acquire_for(
     wait: Wait,
     cancel: Option<&CancelToken>,
 ) -> PyResult<Acquired> {
-    if wait == Wait::Try {
-        let mut ctl = lock::WaitControl {
-            cancel,
-            ..lock::WaitControl::default()
-        };
-        return Ok(core.acquire_as(owner, wait, &mut ctl)?);
-    }
-    let mut pending: Option<PyErr> = None;
-    let result = py.detach(|| {
-        let mut check_signals = || {
-            Python::attach(|py| match py.check_signals() {
-                Ok(()) => false,
-                Err(e) => {
-                    pending = Some(e);
-                    true
-                }
-            })
-        };
-        let mut ctl = lock::WaitControl {
-            cancel,
-            interrupt_every: sys::is_main_thread().then_some(SIGNAL_CHECK_INTERVAL),
-            on_interrupt: Some(&mut check_signals),
-        };
-        core.acquire_as(owner, wait, &mut ctl)
-    });
-    match result {
-        Ok(acquired) => Ok(acquired),
-        Err(Error::Interrupted { .. }) if pending.is_some() => Err(pending.take().expect("checked")),
-        Err(e) => Err(e.into()),
-    }
+    let undo = |_| {
+        let _ = core.release_as(owner, false);
+    };
+    interruptible(py, wait, cancel, lock_interrupted, undo, |ctl| {
+        core.acquire_as(owner, wait, ctl)
+    })
 }
 
 /// Returned by `FileLock.acquire()`: a context manager that releases on exit, so

@@ -10,13 +10,10 @@ use pyo3::types::{PyDict, PyTuple};
 
 use super::convert::holder_to_dict;
 use super::durable::Data;
+use super::wait::{interruptible, lock_interrupted};
 use crate::error::Error;
 use crate::job::{self, JobLock, JobLocks, RunOnce, RunOnceError, RunOnceOutcome};
 use crate::lock::{Wait, WaitControl};
-use crate::sys;
-
-/// How often a wait on the main thread wakes to let a pending Ctrl-C through (as in `file_lock.rs`).
-const SIGNAL_CHECK_INTERVAL: Duration = Duration::from_millis(200);
 
 /// An exclusive lock held by the object rather than a thread (logist's `FileLock` semantics).
 #[pyclass(name = "JobLock", module = "ferrolock._ferrolock", frozen, subclass)]
@@ -46,7 +43,15 @@ impl PyJobLock {
             Wait::Try
         };
         let started = std::time::Instant::now();
-        let acquired = interruptible(slf.py(), wait, lock_interrupted, |ctl| this.core.acquire(wait, ctl))?;
+        let held_before = this.core.is_held();
+        let undo = |acquired: bool| {
+            if acquired && !held_before {
+                let _ = this.core.release();
+            }
+        };
+        let acquired = interruptible(slf.py(), wait, None, lock_interrupted, undo, |ctl| {
+            this.core.acquire(wait, ctl)
+        })?;
         if !acquired && blocking {
             // A blocking acquire with a timeout of zero or less gets one attempt, as logist's did.
             let holder = this.core.holder_record().map(Box::new);
@@ -134,46 +139,6 @@ fn legacy_wait(timeout: Option<f64>) -> Wait {
     }
 }
 
-/// Runs a wait with the GIL released; on the main thread it wakes for signals, and an exception raised
-/// by a signal handler (Ctrl-C) ends it with nothing held and is what the caller sees.
-fn interruptible<T: Send, E: Send + Into<PyErr>>(
-    py: Python<'_>,
-    wait: Wait,
-    is_interrupt: fn(&E) -> bool,
-    f: impl FnOnce(&mut WaitControl<'_>) -> Result<T, E> + Send,
-) -> PyResult<T> {
-    if wait == Wait::Try {
-        return f(&mut WaitControl::default()).map_err(Into::into);
-    }
-    let mut pending: Option<PyErr> = None;
-    let result = py.detach(|| {
-        let mut check_signals = || {
-            Python::attach(|py| match py.check_signals() {
-                Ok(()) => false,
-                Err(e) => {
-                    pending = Some(e);
-                    true
-                }
-            })
-        };
-        let mut ctl = WaitControl {
-            cancel: None,
-            interrupt_every: sys::is_main_thread().then_some(SIGNAL_CHECK_INTERVAL),
-            on_interrupt: Some(&mut check_signals),
-        };
-        f(&mut ctl)
-    });
-    match (result, pending) {
-        (Ok(value), _) => Ok(value),
-        (Err(e), Some(signal)) if is_interrupt(&e) => Err(signal),
-        (Err(e), _) => Err(e.into()),
-    }
-}
-
-fn lock_interrupted(e: &Error) -> bool {
-    matches!(e, Error::Interrupted { .. })
-}
-
 fn run_once_interrupted(e: &RunOnceError<PyErr>) -> bool {
     matches!(e, RunOnceError::Coordination(Error::Interrupted { .. }))
 }
@@ -248,7 +213,7 @@ pub(crate) fn run_once(
             })
         })
     };
-    let outcome = interruptible(py, detach_for, run_once_interrupted, run)?;
+    let outcome = interruptible(py, detach_for, None, run_once_interrupted, |_| {}, run)?;
     Ok(outcome == RunOnceOutcome::Ran)
 }
 

@@ -7,9 +7,11 @@ mod convert;
 mod durable;
 mod errors;
 mod file_lock;
+mod inspect;
 mod job;
-// Durable state files (issue 5).
+mod scope;
 mod state_file;
+mod wait;
 mod workflow;
 
 use pyo3::prelude::*;
@@ -36,13 +38,13 @@ fn ferrolock_native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(durable::validate_name, m)?)?;
     m.add_function(wrap_pyfunction!(durable::_set_failpoint, m)?)?;
     m.add_function(wrap_pyfunction!(_reset_logging_cache, m)?)?;
-    // Job-directory locks and run-once setup (issue #3).
+    // Job-directory locks and run-once setup.
     m.add_class::<job::PyJobLock>()?;
     m.add_function(wrap_pyfunction!(job::job_lock_path, m)?)?;
     m.add_function(wrap_pyfunction!(job::jobs_index_lock_path, m)?)?;
     m.add_function(wrap_pyfunction!(job::cleanup_stale_job_locks, m)?)?;
     m.add_function(wrap_pyfunction!(job::run_once, m)?)?;
-    // Durable state files (issue 5).
+    // Durable state files and the STATE.md format.
     m.add_class::<state_file::PyStateFile>()?;
     m.add_class::<state_file::PyStateEdit>()?;
     m.add_class::<state_file::PyStateDraft>()?;
@@ -52,6 +54,13 @@ fn ferrolock_native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(workflow::_workflow_corruption, m)?)?;
     m.add_function(wrap_pyfunction!(workflow::_workflow_add_note, m)?)?;
     m.add_function(wrap_pyfunction!(workflow::_workflow_bad_checkboxes, m)?)?;
+    // `ferrolock status` / `clean`.
+    m.add_function(wrap_pyfunction!(inspect::_scan_locks, m)?)?;
+    m.add_function(wrap_pyfunction!(inspect::_clean_locks, m)?)?;
+    // Scope claims (little-loops).
+    m.add_class::<scope::PyScopeDir>()?;
+    m.add_class::<scope::PyScopeEntry>()?;
+    m.add_function(wrap_pyfunction!(scope::process_ancestry, m)?)?;
     Ok(())
 }
 

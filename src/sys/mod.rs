@@ -7,10 +7,13 @@
 //!   blocking wait can be interrupted by our timer signal.
 //! * [`WakeTimer`]: a POSIX timer aimed at one thread (`SIGEV_THREAD_ID`) that interrupts that thread's
 //!   blocking `flock` at a deadline, the technique util-linux `flock -w` uses (`lib/timer.c`).
+//! * [`pidfd_open`], [`DirWatch`] and [`poll_readable`]: process-exit and directory-change events for
+//!   scope waits on legacy records, which hold no lock to block on.
 //! * [`fork_generation`]: a counter bumped in every forked child, so lock objects notice they were
 //!   inherited without a `getpid()` call on the hot path.
 #![allow(unsafe_code)]
 
+mod events;
 mod process;
 mod signal;
 mod timer;
@@ -20,6 +23,7 @@ use std::os::fd::{AsRawFd, BorrowedFd};
 
 use nix::libc;
 
+pub(crate) use events::{DirWatch, pidfd_open, poll_readable};
 #[cfg_attr(not(feature = "python"), allow(unused_imports))]
 pub(crate) use process::is_main_thread;
 pub(crate) use process::{current_thread_owner, fork_generation};

@@ -11,4 +11,9 @@ records) is ferrolock's core. Each module's docstring lists its "Differences fro
 * ``ferrolock.compat.blackbox5`` replaces BlackBox5's ``state_manager`` (``StateManager``,
   ``WorkflowState``, ``TaskState``); native names ``ferrolock.StateManager`` and friends, built on
   ``ferrolock.StateFile``.
+* ``ferrolock.compat.little_loops`` replaces little-loops' ``little_loops.fsm.concurrency``
+  (``ScopeLock``, ``LockManager``, ``resolve_scope``); native names ``ferrolock.LockManager`` and
+  ``ferrolock.ScopeLock``.
+* ``ferrolock.compat.todo2.file_lock`` and ``ferrolock.compat.todo2.task_locking`` replace todo2/exarp's
+  ``project_management_automation.utils.file_lock`` and ``utils.task_locking``.
 """

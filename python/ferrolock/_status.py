@@ -1,0 +1,133 @@
+"""``ferrolock status`` and ``ferrolock clean``: the finding and removing is in the Rust core
+(``ferrolock._ferrolock._scan_locks`` / ``_clean_locks``); this module only presents it.
+
+Human output uses ``rich`` (tables, progress) when it is installed (``pip install ferrolock[cli]``) and
+plain aligned text otherwise; ``--json`` output never depends on it.
+
+The ``--json`` document of ``status`` (``version`` 1) is::
+
+    {"version": 1, "roots": [...], "summary": {"locks": N, "held": N, "free": N, "stale": N},
+     "locks": [{"path": str, "kind": str, "guards": str, "state": "held" | "free",
+                "mode": "exclusive" | "shared" | null, "pids": [int], "waiters": int,
+                "holder": {"pid", "host", "since", "purpose", "version"} | null,
+                "claim": {"loop_name", "scope", "pid", "started_at", "singleton", "kernel_held"} | null,
+                "stale": bool, "stale_reason": str | null}]}
+
+``kind`` is one of ``lock_file``, ``logist_job``, ``logist_index``, ``workspace_setup``,
+``scope_claim``, ``scope_sentinel``, ``todo2_state``, ``todo2_task``, ``blackbox5_state``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from ._ferrolock import _clean_locks, _scan_locks
+
+JSON_VERSION = 1
+COLUMNS = ("state", "mode", "kind", "guards", "holder", "path")
+
+
+def _rich_console() -> Any | None:
+    if os.environ.get("FERROLOCK_PLAIN"):
+        return None
+    try:
+        from rich.console import Console
+    except ImportError:
+        return None
+    return Console(stderr=False)
+
+
+@contextmanager
+def _progress(label: str, enabled: bool) -> Iterator[Callable[[int], None] | None]:
+    """A live "files looked at" counter on stderr for large trees (rich), or nothing."""
+    if not enabled or not sys.stderr.isatty():
+        yield None
+        return
+    try:
+        from rich.progress import Progress, SpinnerColumn, TextColumn
+    except ImportError:
+        yield None
+        return
+    with Progress(SpinnerColumn(), TextColumn("{task.description}"), transient=True) as bar:
+        task = bar.add_task(label)
+        yield lambda seen: bar.update(task, description=f"{label}: {seen} files")
+
+
+def _holder_text(lock: dict[str, Any]) -> str:
+    if lock["claim"] is not None:
+        c = lock["claim"]
+        how = "kernel-held" if lock["state"] == "held" else ("stale" if lock["stale"] else "pid-judged")
+        return f"{c['loop_name']} pid {c['pid']} since {c['started_at']} ({how}) scope {', '.join(c['scope'])}"
+    h = lock["holder"]
+    if h is not None:
+        text = f"pid {h['pid']} on {h['host']} since {h['since']}"
+        return f"{text} ({h['purpose']})" if h.get("purpose") else text
+    if lock["pids"]:
+        return "pid " + ", ".join(str(p) for p in lock["pids"]) + " (no record)"
+    return ""
+
+
+def _row(lock: dict[str, Any], roots: list[str]) -> tuple[str, ...]:
+    state = "STALE" if lock["stale"] else lock["state"]
+    if lock["waiters"]:
+        state += f" (+{lock['waiters']} waiting)"
+    path = lock["path"]
+    for root in roots:
+        if path.startswith(root.rstrip("/") + "/"):
+            path = os.path.relpath(path, root)
+            break
+    return (state, lock["mode"] or "", lock["kind"], lock["guards"], _holder_text(lock), path)
+
+
+def status(roots: list[str], as_json: bool) -> int:
+    with _progress("scanning", not as_json) as progress:
+        locks = _scan_locks(roots, progress)
+    summary = {
+        "locks": len(locks),
+        "held": sum(lock["state"] == "held" for lock in locks),
+        "free": sum(lock["state"] == "free" for lock in locks),
+        "stale": sum(bool(lock["stale"]) for lock in locks),
+    }
+    if as_json:
+        doc = {"version": JSON_VERSION, "roots": roots, "summary": summary, "locks": locks}
+        print(json.dumps(doc, indent=2))
+        return 0
+    rows = [_row(lock, roots) for lock in locks]
+    console = _rich_console()
+    if console is not None:
+        from rich.table import Table
+
+        table = Table(*COLUMNS, title=f"{summary['locks']} locks under {', '.join(roots)}", title_justify="left")
+        for row in rows:
+            style = "red" if row[0].startswith("STALE") else ("yellow" if row[0].startswith("held") else None)
+            table.add_row(*row, style=style)
+        console.print(table)
+    else:
+        _print_plain(rows)
+    print(f"{summary['held']} held, {summary['free']} free, {summary['stale']} stale")
+    return 0
+
+
+def _print_plain(rows: list[tuple[str, ...]]) -> None:
+    widths = [max([len(c)] + [len(r[i]) for r in rows]) for i, c in enumerate(COLUMNS)]
+    for row in [COLUMNS, *rows]:
+        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
+
+
+def clean(roots: list[str], dry_run: bool, as_json: bool) -> int:
+    with _progress("cleaning", not as_json) as progress:
+        removed = _clean_locks(roots, dry_run, progress)
+    if as_json:
+        items = [{"path": p, "kind": k, "reason": r} for p, k, r in removed]
+        print(json.dumps({"version": JSON_VERSION, "dry_run": dry_run, "removed": items}, indent=2))
+        return 0
+    verb = "would remove" if dry_run else "removed"
+    for path, kind, reason in removed:
+        print(f"{verb} {path} ({kind}: {reason})")
+    print(f"{len(removed)} file(s) {verb}" if removed else "nothing to remove")
+    return 0
