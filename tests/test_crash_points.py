@@ -128,3 +128,57 @@ def test_a_failed_marker_write_fails_the_call_and_leaves_no_litter(tmp_path: Pat
     # After a failed directory fsync the rename has happened; otherwise nothing is left.
     assert names == ([".done"] if point == "atomic_write:fsync_dir" else [])
     assert ferrolock.probe(lock)[0] in ("free", "missing")
+
+
+# --- scope claim records -------------------------------------------------------------------------------
+
+# Every step of publishing a claim (temp file, lock, half the record, rename) and of giving it back.
+CLAIM_POINTS = ["claim_record:lock", "claim_record:write", "claim_record:rename"]
+
+
+def claim_in_child(loops: Path, point: str, action: str, release: bool = False) -> tuple[int, str]:
+    body = f"""    manager = ferrolock.LockManager(ferrolock_path({str(loops)!r}))
+    print("claimed", manager.acquire("crasher", [{str(loops.parent / "src")!r}]), flush=True)
+    if {release!r}:
+        manager.release("crasher")
+        print("released", flush=True)"""
+    return run_armed(point, action, "    from pathlib import Path as ferrolock_path\n" + body)
+
+
+def running_names(loops: Path) -> list[str]:
+    running = loops / ".running"
+    return sorted(p.name for p in running.iterdir()) if running.exists() else []
+
+
+@pytest.mark.parametrize("point", [*CLAIM_POINTS, "claim_record:remove"])
+def test_a_crash_while_claiming_or_releasing_leaves_nothing_that_blocks(tmp_path: Path, point: str) -> None:
+    loops = tmp_path / ".loops"
+    code, output = claim_in_child(loops, point, "crash", release=point == "claim_record:remove")
+    assert code == -signal.SIGKILL, output
+    manager = ferrolock.LockManager(loops)
+    src = [str(tmp_path / "src")]
+    assert manager.find_conflict(src) is None, "a dead claimant's claim still conflicts"
+    assert manager.acquire("next", src), "the next claimant had to wait for a dead one"
+    assert [lock.loop_name for lock in manager.list_locks()] == ["next"]
+    manager.release("next")
+    assert running_names(loops) == [".acquire.lock"], "litter in the running directory"
+
+
+@pytest.mark.parametrize("point", CLAIM_POINTS)
+def test_a_failed_claim_is_no_claim_and_leaves_no_litter(tmp_path: Path, point: str) -> None:
+    loops = tmp_path / ".loops"
+    code, output = claim_in_child(loops, point, "error")
+    assert code == 0, output
+    assert output.splitlines()[-1] == "OSError 5", output
+    assert running_names(loops) == [".acquire.lock"]
+    assert ferrolock.LockManager(loops).acquire("next", [str(tmp_path / "src")])
+
+
+def test_a_failed_release_leaves_a_record_nobody_honours(tmp_path: Path) -> None:
+    loops = tmp_path / ".loops"
+    code, output = claim_in_child(loops, "claim_record:remove", "error", release=True)
+    assert code == 0, output
+    assert output.splitlines()[-1] == "OSError 5", output
+    manager = ferrolock.LockManager(loops)
+    assert manager.find_conflict([str(tmp_path / "src")]) is None
+    assert running_names(loops) == [".acquire.lock"], "the next scan removed the dead record"
