@@ -10,7 +10,9 @@ sweeps whatever the crash left.
 from __future__ import annotations
 
 import fcntl
+import json
 import os
+import re
 import signal
 from pathlib import Path
 
@@ -182,3 +184,77 @@ def test_a_failed_release_leaves_a_record_nobody_honours(tmp_path: Path) -> None
     manager = ferrolock.LockManager(loops)
     assert manager.find_conflict([str(tmp_path / "src")]) is None
     assert running_names(loops) == [".acquire.lock"], "the next scan removed the dead record"
+
+
+# --- todo2 task assignments (the state file's atomic write, through the todo2 path) ------------------
+
+TODO2_POINTS = [
+    "atomic_write:create_temp",
+    "atomic_write:write",
+    "atomic_write:chmod",
+    "atomic_write:fsync_temp",
+    "atomic_write:backup_link",
+    "atomic_write:backup_rename",
+    "atomic_write:rename",
+    "atomic_write:fsync_dir",
+]
+
+
+def todo2_state(root: Path) -> Path:
+    state = root / ".todo2" / "state.todo2.json"
+    state.parent.mkdir(parents=True)
+    state.write_text(json.dumps({"todos": [{"id": f"T-{i}", "name": f"task {i}"} for i in range(1, 4)]}, indent=2))
+    return state
+
+
+def assignees(data: bytes) -> dict[str, object]:
+    return {t["id"]: (t.get("assignee") or {}).get("name") for t in json.loads(data)["todos"]}
+
+
+@pytest.mark.parametrize("action", ["crash", "error"])
+@pytest.mark.parametrize("point", TODO2_POINTS)
+def test_an_assignment_interrupted_anywhere_leaves_valid_json_old_or_new(
+    tmp_path: Path, point: str, action: str
+) -> None:
+    state = todo2_state(tmp_path)
+    before = state.read_bytes()
+    body = f"""    os.environ["PROJECT_ROOT"] = {str(tmp_path)!r}
+    from ferrolock.compat.todo2 import task_locking
+    print(task_locking.atomic_assign_task("T-2", "crasher"))"""
+    code, output = run_armed(point, action, body)
+    assert code == (-signal.SIGKILL if action == "crash" else 0), output
+    after = assignees(state.read_bytes())
+    assert after in ({"T-1": None, "T-2": None, "T-3": None}, {"T-1": None, "T-2": "crasher", "T-3": None})
+    backup = state.with_suffix(".json.bak")
+    assert not backup.exists() or backup.read_bytes() in (before, state.read_bytes()), "the backup is not whole"
+    if action == "error":
+        assert output.startswith("(False, "), output
+        assert after["T-2"] is None or point == "atomic_write:fsync_dir", "a failed write changed the file"
+
+    os.environ["PROJECT_ROOT"] = str(tmp_path)
+    try:
+        from ferrolock.compat.todo2 import task_locking
+
+        assert task_locking.atomic_assign_task("T-3", "next", timeout=0) == (True, None), "waited for a dead writer"
+    finally:
+        del os.environ["PROJECT_ROOT"]
+    assert assignees(state.read_bytes())["T-3"] == "next"
+    litter = [p.name for p in state.parent.iterdir() if ".tmp-" in p.name or ".bak-" in p.name]
+    assert litter == [], "the next writer swept what the crash left"
+
+
+# --- every fault point in the core is covered above or in test_state_crash.py -------------------------
+
+
+def test_every_fault_point_in_the_core_has_crash_tests() -> None:
+    """A new step in a write path gets a fault point; this makes sure it also gets its crash tests."""
+    import test_state_crash
+
+    src = Path(__file__).resolve().parent.parent / "src"
+    points = set()
+    for source in src.rglob("*.rs"):
+        points.update(re.findall(r'hit\("([a-z_]+:[a-z_]+)"\)', source.read_text(encoding="utf-8")))
+    covered = {p for p, *_ in test_state_crash.WRITE_STEPS + test_state_crash.REMOVE_STEPS}
+    covered |= {*HOLDER_POINTS, *MARKER_POINTS, *CLAIM_POINTS, "claim_record:remove", *TODO2_POINTS}
+    assert len(points) >= 16, "the fault points were not found"
+    assert points - covered == set(), "fault points without a crash test"
