@@ -19,7 +19,7 @@ import json
 import os
 import tempfile
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -63,6 +63,10 @@ MARKDOWN_LINES = [
 
 one_line = st.text(st.characters(exclude_categories=("Cs", "Zl", "Zp", "Cc")), max_size=40)
 any_text = st.text(max_size=400)
+
+
+# Notes are stripped when read (the legacy format), so none starts or ends with a space here.
+NOTE = r"[A-Za-z0-9]([A-Za-z0-9 .,]{0,20}[A-Za-z0-9.])?"
 
 
 @st.composite
@@ -202,10 +206,8 @@ def check_state_files(state: bytes, backup: bytes | None, note: str) -> None:
         if backup is not None:
             (d / "STATE.backup").write_bytes(backup)
         manager = StateManager(d / "STATE.md", max_retries=1)
-        try:
+        with suppress(ferrolock.CorruptFileError):
             manager.load_state()
-        except ferrolock.CorruptFileError:
-            pass
         try:
             manager.add_note(note)
         except ferrolock.CorruptFileError:
