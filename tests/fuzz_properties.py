@@ -198,6 +198,29 @@ def check_round_trip(state: WorkflowState) -> None:
     assert back.notes == state.notes
 
 
+def check_fields_cannot_forge(state: WorkflowState, field: str, where: int) -> None:
+    """Whatever text lands in a description, a note, an error or a metadata value (an agent's prompt,
+    Markdown, line breaks of every kind), the file reads back with the same tasks and statuses, the
+    same number of notes and the same metadata keys."""
+    tasks = list(state.tasks.values())
+    if tasks:
+        task = tasks[where % len(tasks)]
+        if where % 3 == 0:
+            task.description = field
+        elif where % 3 == 1 and task.status == "failed":
+            task.error = field
+        else:
+            task.commit_hash = field
+    state.notes.append(field if field.strip() else "blank")  # (a blank note was never readable back)
+    state.metadata = {"owner": field, "team": "core"}
+    back = parse_workflow(state.to_markdown())
+    assert sorted(back.tasks) == sorted(state.tasks), "a field forged or hid a task"
+    for task_id, task in state.tasks.items():
+        assert back.tasks[task_id].status == task.status, f"a field changed the status of {task_id}"
+    assert len(back.notes) == len(state.notes), "a field forged or hid a note"
+    assert sorted(back.metadata) == ["owner", "team"], "a field forged metadata"
+
+
 def check_state_files(state: bytes, backup: bytes | None, note: str) -> None:
     """``load_state`` and ``add_note`` over any STATE.md and STATE.backup: a state, or CorruptFileError
     with nothing changed; after a write, the new file is sound and the last good version is kept."""

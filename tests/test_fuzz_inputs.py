@@ -37,6 +37,16 @@ def test_state_md_round_trips_every_task_and_note(state: WorkflowState) -> None:
 
 
 @QUICK
+@given(
+    fp.valid_state(),
+    st.lists(st.sampled_from(fp.MARKDOWN_LINES) | fp.any_text, max_size=4).map("\n".join),
+    st.integers(0, 30),
+)
+def test_no_field_can_forge_tasks_statuses_notes_or_metadata(state: WorkflowState, field: str, where: int) -> None:
+    fp.check_fields_cannot_forge(state, field, where)
+
+
+@QUICK
 @given(fp.state_md_bytes, st.none() | fp.state_md_bytes, fp.one_line)
 def test_state_manager_over_any_state_and_backup_keeps_the_last_good_version(
     state: bytes, backup: bytes | None, note: str
