@@ -72,10 +72,12 @@ def run_storm(
     workers: int = 6,
     pause: tuple[float, float] = (0.005, 0.05),
     extra: Sequence[SpawnProcess] = (),
+    before_kill: Callable[[int], None] | None = None,
 ) -> Storm:
     """Run ``workers`` copies of ``target(*args(n))`` (``n`` numbers each start) and SIGKILL one at a
     random moment every ``pause`` seconds for ``seconds``; then set ``stop`` and require every survivor
-    (and every process in ``extra``, which is never killed) to exit with status 0 within the bound."""
+    (and every process in ``extra``, which is never killed) to exit with status 0 within the bound.
+    ``before_kill(pid)`` runs just before each kill (to note the time, for example)."""
     storm = Storm()
     rng = random.Random(os.getpid() ^ int(time.time()))
 
@@ -92,6 +94,8 @@ def run_storm(
             time.sleep(rng.uniform(*pause))  # a random moment, not a settling delay
             victim = pool.pop(rng.randrange(len(pool)))
             assert victim.is_alive(), f"worker {victim.pid} died by itself (exit code {victim.exitcode})"
+            if before_kill is not None:
+                before_kill(victim.pid or 0)
             os.kill(victim.pid or 0, signal.SIGKILL)
             storm.killed.append(victim.pid or 0)
             victim.join(STOP_DEADLINE)
