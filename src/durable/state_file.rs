@@ -26,8 +26,11 @@
 
 use std::ffi::OsString;
 use std::fs;
-use std::io;
+use std::io::{self, Read};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
+
+use nix::libc;
 
 use super::atomic::{
     TempName, WriteOptions, atomic_write, parent_dir, replace_backup, resolve_symlink, sweep, sync_dir,
@@ -303,12 +306,27 @@ impl Drop for StateEdit<'_> {
     }
 }
 
+/// The content of `path`, or `None` if there is no file. Opened with `O_NONBLOCK` and checked to be a
+/// regular file before reading: a FIFO planted (or left) at a state file's path would otherwise block
+/// the reader forever, and an `edit` would hold the lock while it blocked, hanging every writer.
 fn read_optional(path: &Path) -> Result<Option<Vec<u8>>> {
-    match fs::read(path) {
-        Ok(data) => Ok(Some(data)),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(Error::io("read", path, e)),
+    let file = match fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC)
+        .open(path)
+    {
+        Ok(file) => file,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(Error::io("read", path, e)),
+    };
+    let meta = file.metadata().map_err(|e| Error::io("stat", path, e))?;
+    if !meta.is_file() {
+        let kind = if meta.is_dir() { "directory" } else { "FIFO, socket or device" };
+        return Err(Error::NotRegularFile { path: path.into(), kind });
     }
+    let mut data = Vec::with_capacity(usize::try_from(meta.len()).unwrap_or(0).saturating_add(1));
+    (&file).read_to_end(&mut data).map_err(|e| Error::io("read", path, e))?;
+    Ok(Some(data))
 }
 
 /// `path` with `suffix` appended to its file name (`STATE.md` -> `STATE.md.lock`).
