@@ -77,11 +77,10 @@ pub fn atomic_write(path: &Path, data: &[u8], opts: &WriteOptions) -> Result<()>
     let dir = parent_dir(&target);
     let old_mode = match fs::metadata(&target) {
         Ok(meta) if meta.is_file() => Some(meta.permissions().mode() & 0o7777),
-        Ok(_) => {
-            return Err(Error::NotRegularFile {
-                path: target,
-                kind: "directory or special file",
-            });
+        Ok(meta) => {
+            // "directory" maps to IsADirectoryError in Python, as `open()` of a directory raises.
+            let kind = if meta.is_dir() { "directory" } else { "FIFO, socket or device" };
+            return Err(Error::NotRegularFile { path: target, kind });
         }
         Err(e) if e.kind() == io::ErrorKind::NotFound => None,
         Err(e) => return Err(Error::io("stat", &target, e)),
