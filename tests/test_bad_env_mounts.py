@@ -1,8 +1,8 @@
-"""Bad environments, part 3: a full disk. Each test mounts a small tmpfs (real ``ENOSPC``, from the
-kernel, at whatever step runs out first), fills it, and runs a write path: the write fails with
-``ENOSPC`` and the file's name, the old content and its backup are intact, no temporary file is left,
-and once space is freed the same call succeeds. Without the privilege to mount, the tests skip (the
-same steps fail with injected ``EIO`` in ``test_state_crash.py`` and ``test_crash_points.py``).
+"""Bad environments, part 3: a full disk and a read-only mount. Each test mounts a small tmpfs (real
+``ENOSPC``, from the kernel, at whatever step runs out first), fills it, and runs a write path: the
+write fails with ``ENOSPC`` and the file's name, the old content and its backup are intact, no temporary
+file is left, and once space is freed the same call succeeds. Without the privilege to mount, the tests
+skip (the same steps fail with injected ``EIO`` in ``test_state_crash.py`` and ``test_crash_points.py``).
 """
 
 from __future__ import annotations
@@ -175,3 +175,18 @@ def test_run_once_on_a_full_disk_leaves_no_marker_and_runs_again_after(disk: Ful
     disk.free()
     assert ferrolock.run_once(marker, lock, lambda: runs.append(2)) is True
     assert runs == [1, 2]
+
+
+def test_an_existing_lock_file_on_a_read_only_mount_still_locks(disk: FullDisk) -> None:
+    """flock needs no write access: a lock file on a read-only mount is locked through a read-only
+    descriptor (before the fix: EROFS). A lock file that does not exist there cannot be created."""
+    (disk.root / "a.lock").touch()
+    done = subprocess.run(["mount", "-o", "remount,ro", str(disk.root)], capture_output=True, timeout=30, check=False)
+    assert done.returncode == 0, done.stderr
+    with ferrolock.FileLock(disk.root / "a.lock", timeout=0):
+        assert ferrolock.probe(disk.root / "a.lock")[0] == "held"
+    with pytest.raises(OSError, match="Read-only") as info:
+        ferrolock.FileLock(disk.root / "new.lock").acquire(timeout=0)
+    assert info.value.errno == errno.EROFS
+    with pytest.raises(OSError, match="Read-only"):
+        ferrolock.StateFile(disk.root / "s.txt").write(b"x")
