@@ -79,7 +79,11 @@ pub fn atomic_write(path: &Path, data: &[u8], opts: &WriteOptions) -> Result<()>
         Ok(meta) if meta.is_file() => Some(meta.permissions().mode() & 0o7777),
         Ok(meta) => {
             // "directory" maps to IsADirectoryError in Python, as `open()` of a directory raises.
-            let kind = if meta.is_dir() { "directory" } else { "FIFO, socket or device" };
+            let kind = if meta.is_dir() {
+                "directory"
+            } else {
+                "FIFO, socket or device"
+            };
             return Err(Error::NotRegularFile { path: target, kind });
         }
         Err(e) if e.kind() == io::ErrorKind::NotFound => None,

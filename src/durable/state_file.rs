@@ -321,8 +321,15 @@ fn read_optional(path: &Path) -> Result<Option<Vec<u8>>> {
     };
     let meta = file.metadata().map_err(|e| Error::io("stat", path, e))?;
     if !meta.is_file() {
-        let kind = if meta.is_dir() { "directory" } else { "FIFO, socket or device" };
-        return Err(Error::NotRegularFile { path: path.into(), kind });
+        let kind = if meta.is_dir() {
+            "directory"
+        } else {
+            "FIFO, socket or device"
+        };
+        return Err(Error::NotRegularFile {
+            path: path.into(),
+            kind,
+        });
     }
     let mut data = Vec::with_capacity(usize::try_from(meta.len()).unwrap_or(0).saturating_add(1));
     (&file).read_to_end(&mut data).map_err(|e| Error::io("read", path, e))?;

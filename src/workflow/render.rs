@@ -123,7 +123,12 @@ fn push_task(out: &mut String, task: &Task) {
         "in_progress" => "[~]",
         _ => "[ ]",
     };
-    let _ = write!(out, "- {checkbox} **{}**: {}", one_line(&task.id), one_line(&task.description));
+    let _ = write!(
+        out,
+        "- {checkbox} **{}**: {}",
+        one_line(&task.id),
+        one_line(&task.description)
+    );
     if let Some(commit) = task.commit.as_deref().filter(|c| !c.is_empty()) {
         let _ = write!(out, "\n  - Commit: `{}`", one_line(commit));
     }
