@@ -276,7 +276,8 @@ def validate_name(what: str, name: str, *, nested: bool = False) -> str:
 
 def _set_failpoint(point: str | None, action: str = "error") -> None:
     """Test-only: make the write step ``point`` fail with EIO (``"error"``) or SIGKILL the process
-    (``"crash"``); ``None`` disarms."""
+    (``"crash"``); ``None`` disarms. The points are named ``atomic_write:*``, ``state_file:*``,
+    ``holder_record:*`` and ``claim_record:*`` (``tests/test_crash_points.py`` lists every one)."""
 
 def _reset_logging_cache() -> None:
     """Forget the cached levels of Python loggers, after changing ``logging`` configuration at run
