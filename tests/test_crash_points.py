@@ -76,6 +76,9 @@ def test_a_crash_while_writing_the_holder_record_frees_the_lock_and_names_no_dea
         state, holder = ferrolock.probe(lock)
         assert state == "held"
         assert holder is None, f"a dead process (or a mix of two records) reported as the holder: {holder}"
+        status = h.run_python(f"from ferrolock.cli import main; main(['status', '--json', {str(tmp_path)!r}])")
+        (report,) = json.loads(status.stdout)["locks"]
+        assert (report["state"], report["holder"]) == ("held", None), "ferrolock status names a dead holder"
     finally:
         os.close(fd)
 

@@ -64,6 +64,27 @@ impl Holder {
         })
     }
 
+    /// Whether the recorded process may still be alive: always for another host's records (it cannot
+    /// be checked from here), and for this host's unless the process is gone. A record of a dead
+    /// process is a leftover: its writer crashed before (or while) replacing it, and whoever holds the
+    /// lock now wrote none (a legacy `fcntl.flock` tool, a read-only descriptor, a holder between
+    /// winning and writing). Readers ignore such records rather than name a dead holder.
+    #[must_use]
+    pub fn may_be_alive(&self) -> bool {
+        if self.host != hostname() {
+            return true;
+        }
+        let Ok(pid) = i32::try_from(self.pid) else {
+            return false;
+        };
+        // kill(pid, 0) sends nothing; EPERM means the process exists but belongs to someone else.
+        pid > 0
+            && !matches!(
+                nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None),
+                Err(nix::errno::Errno::ESRCH)
+            )
+    }
+
     /// A one-line human description: `pid 4121 on build-3 since 2026-... (rebase job 17)`.
     #[must_use]
     pub fn describe(&self) -> String {
@@ -135,25 +156,6 @@ pub(crate) fn write_record(file: &File, record: &str) -> io::Result<()> {
     written
 }
 
-/// Whether `holder` may still be alive: always for another host's records (we cannot tell), and for
-/// ours unless its process is gone. A record of a dead process is a leftover: its writer crashed
-/// before (or while) replacing it, and whoever holds the lock now wrote none (a legacy `fcntl.flock`
-/// tool, a read-only descriptor, a holder between winning and writing).
-fn may_be_alive(holder: &Holder) -> bool {
-    if holder.host != hostname() {
-        return true;
-    }
-    let Ok(pid) = i32::try_from(holder.pid) else {
-        return false;
-    };
-    // kill(pid, 0) sends nothing; EPERM means the process exists but belongs to someone else.
-    pid > 0
-        && !matches!(
-            nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None),
-            Err(nix::errno::Errno::ESRCH)
-        )
-}
-
 /// Whether a lock file is held, and by whom, found without disturbing it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum LockState {
@@ -189,7 +191,7 @@ pub fn probe(path: &Path) -> Result<LockState> {
             let mut buf = Vec::with_capacity(256);
             // A read error only costs us the record, not the answer.
             let _ = (&file).take(MAX_RECORD_LEN as u64).read_to_end(&mut buf);
-            Ok(LockState::Held(Holder::parse(&buf).filter(may_be_alive)))
+            Ok(LockState::Held(Holder::parse(&buf).filter(Holder::may_be_alive)))
         }
         Err(e) => Err(Error::io("probe lock", path, e)),
     }
