@@ -297,6 +297,7 @@ def check_todo2_state(data: bytes, task_id: str) -> None:
         state = d / ".todo2" / "state.todo2.json"
         state.parent.mkdir()
         state.write_bytes(data)
+        saved = os.environ.get("PROJECT_ROOT")
         os.environ["PROJECT_ROOT"] = str(d)
         try:
             ok, reason = task_locking.atomic_assign_task(task_id, "fuzzer", timeout=0)
@@ -312,7 +313,10 @@ def check_todo2_state(data: bytes, task_id: str) -> None:
             assert len(batch["assigned"]) + len(batch["failed"]) == 3
             _check_todo2_write(state, data, batch["assigned"])
         finally:
-            del os.environ["PROJECT_ROOT"]
+            if saved is None:
+                del os.environ["PROJECT_ROOT"]
+            else:
+                os.environ["PROJECT_ROOT"] = saved
 
 
 def _check_todo2_write(state: Path, before: bytes, assigned: list[str]) -> None:

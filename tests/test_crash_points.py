@@ -234,13 +234,11 @@ def test_an_assignment_interrupted_anywhere_leaves_valid_json_old_or_new(
         assert output.startswith("(False, "), output
         assert after["T-2"] is None or point == "atomic_write:fsync_dir", "a failed write changed the file"
 
-    os.environ["PROJECT_ROOT"] = str(tmp_path)
-    try:
-        from ferrolock.compat.todo2 import task_locking
+    from ferrolock.compat.todo2 import task_locking
 
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("PROJECT_ROOT", str(tmp_path))
         assert task_locking.atomic_assign_task("T-3", "next", timeout=0) == (True, None), "waited for a dead writer"
-    finally:
-        del os.environ["PROJECT_ROOT"]
     assert assignees(state.read_bytes())["T-3"] == "next"
     litter = [p.name for p in state.parent.iterdir() if ".tmp-" in p.name or ".bak-" in p.name]
     assert litter == [], "the next writer swept what the crash left"
