@@ -11,6 +11,7 @@ import errno
 import json
 import os
 import subprocess
+import tempfile
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -57,7 +58,7 @@ class FullDisk:
 
 @pytest.fixture
 def disk() -> Iterator[FullDisk]:
-    mount = Path(f"/tmp/ferrolock-full-{os.getpid()}-{uuid.uuid4().hex[:8]}")
+    mount = Path(tempfile.gettempdir()) / f"ferrolock-full-{os.getpid()}-{uuid.uuid4().hex[:8]}"
     mount.mkdir()
     done = subprocess.run(
         ["mount", "-t", "tmpfs", "-o", "size=512k,nr_inodes=64,mode=0755", "tmpfs", str(mount)],

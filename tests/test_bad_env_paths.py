@@ -29,7 +29,7 @@ HOSTILE_IDS = {
     "dotdot": "..",
     "escape": "../escape",
     "deep escape": "a/../../escape",
-    "absolute": "/tmp/escape",
+    "absolute": "/abs/escape",
     "nested": "a/b",
     "nul": "a\0b",
     "long": "x" * 256,

@@ -14,6 +14,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -48,7 +49,7 @@ def report(call):
 @pytest.fixture
 def base() -> Iterator[Path]:
     # pytest's tmp_path lies under directories private to root; use a world-traversable one.
-    path = Path(f"/tmp/ferrolock-perm-{os.getpid()}-{uuid.uuid4().hex[:8]}")
+    path = Path(tempfile.gettempdir()) / f"ferrolock-perm-{os.getpid()}-{uuid.uuid4().hex[:8]}"
     path.mkdir(mode=0o755)
     os.chmod(path, 0o755)
     try:
