@@ -17,7 +17,6 @@ import json
 import multiprocessing
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -26,6 +25,9 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from types import ModuleType
 from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+from legacy_source import read_legacy_file
 
 LEGACY_REPO = "BrennonTWilliams+little-loops"
 LEGACY_COMMIT = "a12b9397defccd53f12deafd9553884467465f24"
@@ -44,22 +46,11 @@ def load_module(path: Path) -> ModuleType:
 
 
 def load_legacy(mirrors: str | None, into: Path) -> ModuleType | None:
-    if not mirrors:
-        return None
-    git_dir = Path(mirrors) / LEGACY_REPO / "repo"
-    if not git_dir.is_dir():
-        return None
-    shown = subprocess.run(
-        ["git", "--git-dir", str(git_dir), "show", f"{LEGACY_COMMIT}:{LEGACY_PATH}"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    if shown.returncode != 0:
+    source = read_legacy_file(LEGACY_REPO, LEGACY_COMMIT, LEGACY_PATH, mirrors)
+    if source is None:
         return None
     path = into / "legacy_concurrency.py"
-    path.write_text(shown.stdout)
+    path.write_bytes(source)
     return load_module(path)
 
 

@@ -18,7 +18,6 @@ import importlib.util
 import logging
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -26,6 +25,9 @@ from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
 from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+from legacy_source import read_legacy_file
 
 LEGACY_REPO = "Lordsisodia+blackbox5"
 LEGACY_COMMIT = "3edb7e110cdbafc4e4152146e5b301cf7d361cde"
@@ -36,19 +38,8 @@ CURRENT = 5
 
 def load_legacy(mirrors: str | None, scratch: Path) -> ModuleType | None:
     """The legacy module extracted into ``scratch``, or ``None`` without a mirror."""
-    if not mirrors:
-        return None
-    git_dir = Path(mirrors) / LEGACY_REPO / "repo"
-    if not git_dir.is_dir():
-        return None
-    try:
-        source = subprocess.run(
-            ["git", f"--git-dir={git_dir}", "show", f"{LEGACY_COMMIT}:{LEGACY_PATH}"],
-            capture_output=True,
-            check=True,
-            timeout=60,
-        ).stdout
-    except (OSError, subprocess.SubprocessError):
+    source = read_legacy_file(LEGACY_REPO, LEGACY_COMMIT, LEGACY_PATH, mirrors)
+    if source is None:
         return None
     target = scratch / "legacy_state_manager.py"
     target.write_bytes(source)
@@ -123,11 +114,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--mirrors", default=os.environ.get("FERROLOCK_MIRRORS"), help="folder of bare mirrors")
     parser.add_argument("--sizes", default="100,1000,10000", help="comma-separated task counts")
     parser.add_argument("--budget", type=float, default=1.0, help="seconds per measurement")
+    parser.add_argument("--quick", action="store_true", help="a smoke run: small files, short measurements")
     args = parser.parse_args(argv)
     logging.disable(logging.WARNING)  # both modules log at INFO/WARNING on every call
 
     from ferrolock.compat import blackbox5
 
+    if args.quick:
+        args.sizes, args.budget = "100,1000", 0.1
     sizes = [int(s) for s in args.sizes.split(",")]
     with tempfile.TemporaryDirectory(prefix="ferrolock-bench-state-") as scratch:
         legacy = load_legacy(args.mirrors, Path(scratch))

@@ -1,32 +1,18 @@
 //! `atomic_write` from Rust: content, permissions, hard-link backups, symlinked targets. The failure of
 //! each step is in `core_write_faults.rs` (fault points are process-global).
 
+mod common;
+
 use std::fs;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
-use std::path::{Path, PathBuf};
 
+use common::{TempDir, hidden};
 use ferrolock::{WriteOptions, atomic_write};
-
-fn temp_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("ferrolock-atomic-{name}-{}", std::process::id()));
-    let _ = fs::remove_dir_all(&dir);
-    fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
-fn litter(dir: &Path) -> Vec<String> {
-    let mut names: Vec<String> = fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
-    names.sort();
-    names.retain(|n| n.starts_with('.'));
-    names
-}
 
 #[test]
 fn writes_keeps_mode_and_backs_up_by_hard_link() {
-    let dir = temp_dir("basic");
+    let tmp = TempDir::new("basic");
+    let dir = tmp.path().to_path_buf();
     let target = dir.join("state.json");
     let backup = dir.join("state.json.bak");
     let opts = WriteOptions {
@@ -49,13 +35,14 @@ fn writes_keeps_mode_and_backs_up_by_hard_link() {
         "backup is the old inode, not a copy"
     );
     assert_eq!(fs::metadata(&target).unwrap().permissions().mode() & 0o777, 0o640);
-    assert!(litter(&dir).is_empty(), "{:?}", litter(&dir));
+    assert!(hidden(&dir).is_empty(), "{:?}", hidden(&dir));
     fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]
 fn a_symlinked_target_stays_a_symlink() {
-    let dir = temp_dir("symlink");
+    let tmp = TempDir::new("symlink");
+    let dir = tmp.path().to_path_buf();
     let real = dir.join("real.md");
     fs::write(&real, b"old").unwrap();
     let link = dir.join("link.md");

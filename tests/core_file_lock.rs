@@ -2,37 +2,19 @@
 //! `FileLock`s (or two owners) in one process contend exactly like two processes.
 #![allow(clippy::many_single_char_names)]
 
+mod common;
+
 use std::fs;
-use std::path::PathBuf;
 use std::sync::mpsc;
 use std::sync::{Arc, Barrier};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use common::TempDir;
 use ferrolock::{
     Acquired, CancelToken, Error, FileLock, LockMode, LockOptions, LockState, Owner, Removal, Wait, WaitControl, probe,
     remove_if_unheld,
 };
-
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(name: &str) -> Self {
-        let dir = std::env::temp_dir().join(format!("ferrolock-core-{name}-{}", std::process::id()));
-        let _ = fs::remove_dir_all(&dir);
-        fs::create_dir_all(&dir).unwrap();
-        Self(dir)
-    }
-    fn join(&self, name: &str) -> PathBuf {
-        self.0.join(name)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.0);
-    }
-}
 
 fn exclusive(path: &std::path::Path) -> FileLock {
     FileLock::new(path, &LockOptions::default()).unwrap()

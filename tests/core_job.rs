@@ -2,36 +2,19 @@
 //! for processes: each `JobLock`/`FileLock` object has its own open file description, so two of them
 //! contend in the kernel exactly as two processes do.
 
+mod common;
+
 use std::fs::{self, File};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Barrier, Mutex, mpsc};
 use std::thread;
 use std::time::{Duration, Instant, SystemTime};
 
+use common::TempDir;
 use ferrolock::{
     Error, FileLock, JobLock, JobLocks, LockOptions, RunOnce, RunOnceError, RunOnceOutcome, Wait, WaitControl, run_once,
 };
-
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(name: &str) -> Self {
-        let dir = std::env::temp_dir().join(format!("ferrolock-job-{name}-{}", std::process::id()));
-        let _ = fs::remove_dir_all(&dir);
-        fs::create_dir_all(&dir).unwrap();
-        Self(dir)
-    }
-    fn join(&self, name: &str) -> PathBuf {
-        self.0.join(name)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.0);
-    }
-}
 
 fn ctl() -> WaitControl<'static> {
     WaitControl::default()

@@ -4,32 +4,18 @@
 //!
 //! Fault points are process-global, so this binary holds a single test that arms one point at a time.
 
-use std::fs;
-use std::path::PathBuf;
+mod common;
 
+use std::fs;
+
+use common::{TempDir, hidden};
 use ferrolock::durable::faults::{self, FaultAction};
 use ferrolock::{StateFile, StateFileOptions, Wait};
 
-fn temp_dir() -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("ferrolock-state-faults-{}", std::process::id()));
-    let _ = fs::remove_dir_all(&dir);
-    fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
-fn hidden(dir: &std::path::Path) -> Vec<String> {
-    let mut names: Vec<String> = fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .filter(|n| n.starts_with('.'))
-        .collect();
-    names.sort();
-    names
-}
-
 #[test]
 fn every_failing_step_leaves_file_and_backup_intact_and_the_lock_free() {
-    let dir = temp_dir();
+    let tmp = TempDir::new("state-faults");
+    let dir = tmp.path().to_path_buf();
     let state = StateFile::new(
         dir.join("state.json"),
         &StateFileOptions {

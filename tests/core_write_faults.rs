@@ -3,32 +3,18 @@
 //!
 //! Fault points are process-global, so this binary holds a single test that arms one point at a time.
 
-use std::fs;
-use std::path::{Path, PathBuf};
+mod common;
 
+use std::fs;
+
+use common::{TempDir, hidden};
 use ferrolock::durable::faults::{self, FaultAction};
 use ferrolock::{WriteOptions, atomic_write};
 
-fn temp_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("ferrolock-faults-{name}-{}", std::process::id()));
-    let _ = fs::remove_dir_all(&dir);
-    fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
-fn litter(dir: &Path) -> Vec<String> {
-    let mut names: Vec<String> = fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
-    names.sort();
-    names.retain(|n| n.starts_with('.'));
-    names
-}
-
 #[test]
 fn every_failing_step_leaves_the_target_and_backup_intact_and_no_litter() {
-    let dir = temp_dir("faults");
+    let tmp = TempDir::new("faults");
+    let dir = tmp.path().to_path_buf();
     let target = dir.join("s.json");
     let backup = dir.join("s.json.bak");
     let opts = WriteOptions {
@@ -54,7 +40,7 @@ fn every_failing_step_leaves_the_target_and_backup_intact_and_no_litter() {
         assert_eq!(fs::read(&target).unwrap(), b"v2", "{step}");
         let kept = fs::read(&backup).unwrap();
         assert!(kept == b"v1" || kept == b"v2", "{step}: backup {kept:?}");
-        assert!(litter(&dir).is_empty(), "{step}: {:?}", litter(&dir));
+        assert!(hidden(&dir).is_empty(), "{step}: {:?}", hidden(&dir));
     }
     // A failed directory fsync fails the call although the rename happened: the caller must not
     // believe the write is durable.
@@ -62,6 +48,6 @@ fn every_failing_step_leaves_the_target_and_backup_intact_and_no_litter() {
     assert!(atomic_write(&target, b"v3", &opts).is_err());
     faults::disarm();
     assert_eq!(fs::read(&target).unwrap(), b"v3");
-    assert!(litter(&dir).is_empty(), "{:?}", litter(&dir));
+    assert!(hidden(&dir).is_empty(), "{:?}", hidden(&dir));
     fs::remove_dir_all(&dir).unwrap();
 }

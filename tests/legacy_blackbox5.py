@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import functools
 import importlib.util
-import os
-import subprocess
 import tempfile
 from pathlib import Path
 from types import ModuleType
+
+from legacy_source import read_legacy_file
 
 REPO = "Lordsisodia+blackbox5"
 COMMIT = "3edb7e110cdbafc4e4152146e5b301cf7d361cde"
@@ -29,20 +29,8 @@ def legacy_source_dir() -> Path | None:
 
 @functools.cache
 def _extract() -> Path | None:
-    mirrors = os.environ.get("FERROLOCK_MIRRORS")
-    if not mirrors:
-        return None
-    git_dir = Path(mirrors) / REPO / "repo"
-    if not git_dir.is_dir():
-        return None
-    try:
-        source = subprocess.run(
-            ["git", f"--git-dir={git_dir}", "show", f"{COMMIT}:{PATH}"],
-            capture_output=True,
-            check=True,
-            timeout=60,
-        ).stdout
-    except (OSError, subprocess.SubprocessError):
+    source = read_legacy_file(REPO, COMMIT, PATH)
+    if source is None:
         return None
     directory = Path(tempfile.mkdtemp(prefix="ferrolock-legacy-"))
     (directory / f"{MODULE_NAME}.py").write_bytes(source)

@@ -12,7 +12,6 @@ import contextlib
 import fcntl
 import importlib.util
 import os
-import subprocess
 import sys
 import time
 from collections.abc import Iterator
@@ -20,6 +19,8 @@ from multiprocessing.process import BaseProcess
 from pathlib import Path
 from types import ModuleType
 from typing import Any, Final
+
+from legacy_source import read_legacy_file
 
 # The one legacy file, at the commit the compat spec was written from.
 LEGACY_REPO: Final = "jjurach+logist"
@@ -33,22 +34,10 @@ DEADLINE: Final = 30.0
 def extract_legacy_locking(dest: Path) -> Path | None:
     """Write logist's original ``locking.py`` (its one relative import replaced by a local stand-in) to
     ``dest`` and return its path, or None if no mirror is available."""
-    root = os.environ.get("FERROLOCK_MIRRORS")
-    if not root:
+    shown = read_legacy_file(LEGACY_REPO, LEGACY_COMMIT, LEGACY_PATH)
+    if shown is None:
         return None
-    git_dir = Path(root) / LEGACY_REPO / "repo"
-    if not git_dir.is_dir():
-        return None
-    shown = subprocess.run(
-        ["git", f"--git-dir={git_dir}", "show", f"{LEGACY_COMMIT}:{LEGACY_PATH}"],
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=60,
-    )
-    if shown.returncode != 0:
-        return None
-    source = shown.stdout.replace(
+    source = shown.decode().replace(
         "from ..job_state import JobStateError", "class JobStateError(Exception):\n    pass\n"
     )
     path = dest / "legacy_logist_locking.py"

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import pytest
 from ferrolock.compat import little_loops as ll
+from legacy_source import read_legacy_file
 from scope_helpers import (
     BOUND,
     DEFAULT_IMPL,
@@ -168,20 +169,8 @@ def test_ctrl_c_interrupts_an_acquire_stuck_behind_a_legacy_sentinel_holder(loop
 
 
 def _legacy_source() -> str | None:
-    mirrors = os.environ.get("FERROLOCK_MIRRORS")
-    if not mirrors:
-        return None
-    git_dir = Path(mirrors) / LEGACY_REPO / "repo"
-    if not git_dir.is_dir():
-        return None
-    shown = subprocess.run(
-        ["git", "--git-dir", str(git_dir), "show", f"{LEGACY_COMMIT}:{LEGACY_PATH}"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    return shown.stdout if shown.returncode == 0 else None
+    source = read_legacy_file(LEGACY_REPO, LEGACY_COMMIT, LEGACY_PATH)
+    return None if source is None else source.decode()
 
 
 LEGACY_PROBE = """

@@ -13,7 +13,6 @@ import importlib
 import json
 import logging
 import os
-import subprocess
 import sys
 import time
 from multiprocessing.queues import Queue
@@ -24,6 +23,7 @@ from types import ModuleType
 from typing import Any, Final, NamedTuple
 
 import pytest
+from legacy_source import read_legacy_file
 
 LEGACY_REPO: Final = "davidl71+project-management-automation"
 LEGACY_COMMIT: Final = "2f21c87e1c962a5d02c07bb0dedfd7af084637f6"
@@ -54,26 +54,18 @@ def extract_legacy(dest: Path, mirrors: str | None = None) -> Path | None:
     Returns:
         The directory to put on ``sys.path``, or ``None`` if no mirror is available.
     """
-    mirrors = mirrors or os.environ.get("FERROLOCK_MIRRORS")
-    if not mirrors:
-        return None
-    git_dir = Path(mirrors) / LEGACY_REPO / "repo"
-    if not (git_dir / "HEAD").exists():
+    sources = {
+        name: read_legacy_file(LEGACY_REPO, LEGACY_COMMIT, f"{LEGACY_PACKAGE}/utils/{name}", mirrors)
+        for name in LEGACY_FILES
+    }
+    if any(source is None for source in sources.values()):
         return None
     utils = dest / LEGACY_PACKAGE / "utils"
     utils.mkdir(parents=True, exist_ok=True)
     (dest / LEGACY_PACKAGE / "__init__.py").write_text("")
     (utils / "__init__.py").write_text("")
-    for name in LEGACY_FILES:
-        shown = subprocess.run(
-            ["git", f"--git-dir={git_dir}", "show", f"{LEGACY_COMMIT}:{LEGACY_PACKAGE}/utils/{name}"],
-            capture_output=True,
-            check=False,
-            timeout=60,
-        )
-        if shown.returncode != 0:
-            return None
-        (utils / name).write_bytes(shown.stdout)
+    for name, source in sources.items():
+        (utils / name).write_bytes(source or b"")
     return dest
 
 

@@ -1,0 +1,33 @@
+"""Where tests and benchmarks find the legacy modules ferrolock replaces.
+
+Their code is never stored in this repository. When ``FERROLOCK_MIRRORS`` (or an explicit argument) names
+a folder of bare git mirrors laid out as ``<owner>+<repo>/repo``, a file is read from the pinned commit at
+run time; without one, callers skip their legacy comparisons (CI has no mirrors).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+
+def read_legacy_file(repo: str, commit: str, path: str, mirrors: str | None = None) -> bytes | None:
+    """The bytes of ``path`` at ``commit`` in the mirror of ``repo`` (``owner+name``), or ``None`` if no
+    mirror is available or it lacks that file."""
+    mirrors = mirrors or os.environ.get("FERROLOCK_MIRRORS")
+    if not mirrors:
+        return None
+    git_dir = Path(mirrors) / repo / "repo"
+    if not (git_dir / "HEAD").exists():
+        return None
+    try:
+        shown = subprocess.run(
+            ["git", f"--git-dir={git_dir}", "show", f"{commit}:{path}"],
+            capture_output=True,
+            check=False,
+            timeout=60,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return shown.stdout if shown.returncode == 0 else None
