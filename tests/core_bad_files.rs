@@ -1,22 +1,18 @@
 //! Special files where a state file belongs (found by the torture suite's bad-environment matrix).
 
-use std::path::PathBuf;
+mod common;
+
 use std::sync::mpsc;
 use std::time::Duration;
 
+use common::TempDir;
 use ferrolock::{Error, StateFile, StateFileOptions};
-
-fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("ferrolock-bad-files-{name}-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
 
 /// Before the fix, reading a state file that was a FIFO opened it for blocking I/O and never returned
 /// (and an edit did so while holding the lock, so every writer hung behind it).
 #[test]
 fn a_fifo_at_a_state_path_is_refused_at_once() {
-    let dir = scratch("fifo");
+    let dir = TempDir::new("bad-files-fifo");
     let path = dir.join("state.txt");
     nix::unistd::mkfifo(&path, nix::sys::stat::Mode::from_bits_truncate(0o644)).unwrap();
     let (tx, rx) = mpsc::channel();
@@ -32,5 +28,4 @@ fn a_fifo_at_a_state_path_is_refused_at_once() {
     assert!(matches!(edit, Err(Error::NotRegularFile { .. })), "{edit:?}");
     let state = StateFile::new(&path, &StateFileOptions::default()).unwrap();
     assert!(!state.lock().is_locked(), "the failed edit released its lock");
-    std::fs::remove_dir_all(&dir).unwrap();
 }
