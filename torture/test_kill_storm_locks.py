@@ -15,17 +15,17 @@ import signal
 import time
 from collections.abc import Callable
 from multiprocessing.context import SpawnProcess
-from multiprocessing.synchronize import Event
 from pathlib import Path
 
 import ferrolock
 from conftest import storm_seconds
 from process_helpers import SPAWN
+from storm import StopFlag
 
 WORKERS = 6
 
 
-def _worker(lock_path: str, counter: str, journal: str, stop: Event) -> None:
+def _worker(lock_path: str, counter: str, journal: str, stop: StopFlag) -> None:
     lock = ferrolock.FileLock(lock_path)
     fd = os.open(journal, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
     while not stop.is_set():
@@ -38,7 +38,7 @@ def _worker(lock_path: str, counter: str, journal: str, stop: Event) -> None:
 def test_counter_kill_storm(tmp_path: Path, report: Callable[..., None]) -> None:
     lock_path, counter, journal = tmp_path / "c.lock", tmp_path / "counter", tmp_path / "journal"
     counter.write_text("0")
-    stop = SPAWN.Event()
+    stop = StopFlag()  # not a multiprocessing.Event: see storm.StopFlag
 
     def spawn() -> SpawnProcess:
         p = SPAWN.Process(target=_worker, args=(str(lock_path), str(counter), str(journal), stop))
@@ -65,6 +65,7 @@ def test_counter_kill_storm(tmp_path: Path, report: Callable[..., None]) -> None
         for p in workers:
             if p.is_alive():
                 p.kill()
+        stop.remove()
 
     values = [int(line) for line in journal.read_text().split()]
     final = int(counter.read_text())

@@ -217,7 +217,9 @@ def probe(path: str | Any) -> tuple[Literal["missing", "free", "held"], dict[str
 
     Returns:
         ``("missing", None)``, ``("free", None)`` (nobody, or only shared holders) or
-        ``("held", record_or_None)``.
+        ``("held", record_or_None)``. The record is ``None`` when the holder wrote none (a legacy
+        ``fcntl.flock`` tool) or when it names a process of this host that no longer exists (a
+        leftover of a holder that died before or while replacing it).
 
     Raises:
         OSError: the path is a symbolic link, not a regular file, or cannot be opened.
@@ -274,7 +276,8 @@ def validate_name(what: str, name: str, *, nested: bool = False) -> str:
 
 def _set_failpoint(point: str | None, action: str = "error") -> None:
     """Test-only: make the write step ``point`` fail with EIO (``"error"``) or SIGKILL the process
-    (``"crash"``); ``None`` disarms."""
+    (``"crash"``); ``None`` disarms. The points are named ``atomic_write:*``, ``state_file:*``,
+    ``holder_record:*`` and ``claim_record:*`` (``tests/test_crash_points.py`` lists every one)."""
 
 def _reset_logging_cache() -> None:
     """Forget the cached levels of Python loggers, after changing ``logging`` configuration at run

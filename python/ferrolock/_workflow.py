@@ -32,6 +32,14 @@ TIMESTAMP_FORMAT = "%Y-%m-%d %H:%M:%S"
 _CHECKBOX = {"completed": "[x]", "in_progress": "[~]", "pending": "[ ]", "failed": "[ ]"}
 
 
+def _line(value: Any) -> str:
+    """``value`` formatted on one line: each line break becomes a space, as the Rust renderer writes
+    it (``text::one_line``), so a multi-line field cannot forge tasks, statuses or sections."""
+    text = f"{value}"
+    parts = text.splitlines()
+    return text if parts == [text] else " ".join(parts)
+
+
 @dataclass
 class TaskState:
     """State of a single task (one ``- [ ] **id**: description`` line and its detail lines)."""
@@ -46,16 +54,17 @@ class TaskState:
 
     def to_markdown(self) -> str:
         """The task line, then ``Commit``, ``Files`` (first three, then a count) and ``Error`` lines."""
-        lines = [f"- {_CHECKBOX.get(self.status, '[ ]')} **{self.task_id}**: {self.description}"]
+        lines = [f"- {_CHECKBOX.get(self.status, '[ ]')} **{_line(self.task_id)}**: {_line(self.description)}"]
         if self.commit_hash:
-            lines.append(f"  - Commit: `{self.commit_hash}`")
+            lines.append(f"  - Commit: `{_line(self.commit_hash)}`")
         if self.files_modified:
-            shown = ", ".join(self.files_modified[:3])
+            # (a non-str entry still raises TypeError in join, as in the legacy code)
+            shown = ", ".join(_line(f) if isinstance(f, str) else f for f in self.files_modified[:3])
             if len(self.files_modified) > 3:
                 shown += f" (+{len(self.files_modified) - 3} more)"
             lines.append(f"  - Files: {shown}")
         if self.error:
-            lines.append(f"  - Error: {self.error}")
+            lines.append(f"  - Error: {_line(self.error)}")
         return "\n".join(lines)
 
 
@@ -85,9 +94,9 @@ class WorkflowState:
 def _render_reference(ws: WorkflowState, started: str, updated: str) -> str:
     """The format in Python, for values the native renderer does not read."""
     lines = [
-        f"# Workflow: {ws.workflow_name}",
+        f"# Workflow: {_line(ws.workflow_name)}",
         "",
-        f"**Workflow ID:** `{ws.workflow_id}`",
+        f"**Workflow ID:** `{_line(ws.workflow_id)}`",
         f"**Status:** Wave {ws.current_wave}/{ws.total_waves}",
         f"**Started:** {started}",
         f"**Updated:** {updated}",
@@ -121,14 +130,14 @@ def _render_reference(ws: WorkflowState, started: str, updated: str) -> str:
         waves = _by_wave(pending)
         for wave in sorted(waves):  # every wave: the legacy code dropped those up to the current one
             lines.append(f"### Wave {wave}")
-            lines += [f"- [ ] **{task.task_id}**: {task.description}" for task in waves[wave]]
+            lines += [f"- [ ] **{_line(task.task_id)}**: {_line(task.description)}" for task in waves[wave]]
             lines.append("")
         lines.append("")
     _flat_section(lines, "## ❌ Failed", by_status["failed"])
     if ws.notes:
-        lines.extend(["## Notes", "", *(f"- {note}" for note in ws.notes), ""])
+        lines.extend(["## Notes", "", *(f"- {_line(note)}" for note in ws.notes), ""])
     if ws.metadata:
-        lines.extend(["## Metadata", "", *(f"- **{key}:** {value}" for key, value in ws.metadata.items()), ""])
+        lines.extend(["## Metadata", "", *(f"- **{_line(k)}:** {_line(v)}" for k, v in ws.metadata.items()), ""])
     return "\n".join(lines)
 
 

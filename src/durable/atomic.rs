@@ -17,6 +17,7 @@
 use std::ffi::OsString;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -76,11 +77,14 @@ pub fn atomic_write(path: &Path, data: &[u8], opts: &WriteOptions) -> Result<()>
     let dir = parent_dir(&target);
     let old_mode = match fs::metadata(&target) {
         Ok(meta) if meta.is_file() => Some(meta.permissions().mode() & 0o7777),
-        Ok(_) => {
-            return Err(Error::NotRegularFile {
-                path: target,
-                kind: "directory or special file",
-            });
+        Ok(meta) => {
+            // "directory" maps to IsADirectoryError in Python, as `open()` of a directory raises.
+            let kind = if meta.is_dir() {
+                "directory"
+            } else {
+                "FIFO, socket or device"
+            };
+            return Err(Error::NotRegularFile { path: target, kind });
         }
         Err(e) if e.kind() == io::ErrorKind::NotFound => None,
         Err(e) => return Err(Error::io("stat", &target, e)),
@@ -277,4 +281,30 @@ pub(crate) fn resolve_symlink(path: &Path) -> Result<PathBuf> {
 /// `fsync` on a directory, making renames and creations in it durable.
 pub fn sync_dir(dir: &Path) -> io::Result<()> {
     File::open(dir)?.sync_all()
+}
+
+/// Removes regular files named `.<name>.<tag>-*` beside `path` (the names `atomic_write` gives its
+/// temporary files and backup staging links). Only safe while holding a lock that every writer of
+/// `path` holds while such a file exists: then they are all leftovers of crashed writers.
+pub(crate) fn sweep(path: &Path, tag: &str) {
+    let Some(name) = path.file_name() else { return };
+    let mut prefix = OsString::from(".");
+    prefix.push(name);
+    prefix.push(format!(".{tag}-"));
+    let dir = parent_dir(path);
+    let Ok(entries) = fs::read_dir(&dir) else { return };
+    for entry in entries.flatten() {
+        let stale =
+            entry.file_name().as_bytes().starts_with(prefix.as_bytes()) && entry.file_type().is_ok_and(|t| t.is_file());
+        if !stale {
+            continue;
+        }
+        let leftover = entry.path();
+        match fs::remove_file(&leftover) {
+            Ok(()) => {
+                log::info!(target: "ferrolock::durable", "removed {} left by a crashed writer", leftover.display());
+            }
+            Err(e) => log::warn!(target: "ferrolock::durable", "could not remove {}: {e}", leftover.display()),
+        }
+    }
 }

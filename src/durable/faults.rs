@@ -34,6 +34,12 @@ pub fn disarm() {
     *POINT.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = None;
 }
 
+/// True while a fault point is armed: a write path may then take a slower, finer-grained route that
+/// has a fault point in the middle of a single write (the holder record).
+pub(crate) fn armed() -> bool {
+    ARMED.load(Ordering::Relaxed)
+}
+
 /// Called at each named step of a write.
 pub(crate) fn hit(point: &'static str) -> io::Result<()> {
     if !ARMED.load(Ordering::Relaxed) {

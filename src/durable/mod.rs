@@ -5,5 +5,6 @@ mod atomic;
 pub mod faults;
 mod state_file;
 
+pub(crate) use atomic::sweep;
 pub use atomic::{TempName, WriteOptions, atomic_write, sync_dir};
 pub use state_file::{StateEdit, StateFile, StateFileOptions};

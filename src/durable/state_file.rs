@@ -26,11 +26,15 @@
 
 use std::ffi::OsString;
 use std::fs;
-use std::io;
-use std::os::unix::ffi::OsStrExt;
+use std::io::{self, Read};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
-use super::atomic::{TempName, WriteOptions, atomic_write, parent_dir, replace_backup, resolve_symlink, sync_dir};
+use nix::libc;
+
+use super::atomic::{
+    TempName, WriteOptions, atomic_write, parent_dir, replace_backup, resolve_symlink, sweep, sync_dir,
+};
 use super::faults::hit;
 use crate::error::{Error, Result};
 use crate::lock::{FileLock, LockOptions, Owner, Wait, WaitControl};
@@ -302,12 +306,34 @@ impl Drop for StateEdit<'_> {
     }
 }
 
+/// The content of `path`, or `None` if there is no file. Opened with `O_NONBLOCK` and checked to be a
+/// regular file before reading: a FIFO planted (or left) at a state file's path would otherwise block
+/// the reader forever, and an `edit` would hold the lock while it blocked, hanging every writer.
 fn read_optional(path: &Path) -> Result<Option<Vec<u8>>> {
-    match fs::read(path) {
-        Ok(data) => Ok(Some(data)),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(Error::io("read", path, e)),
+    let file = match fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC)
+        .open(path)
+    {
+        Ok(file) => file,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(Error::io("read", path, e)),
+    };
+    let meta = file.metadata().map_err(|e| Error::io("stat", path, e))?;
+    if !meta.is_file() {
+        let kind = if meta.is_dir() {
+            "directory"
+        } else {
+            "FIFO, socket or device"
+        };
+        return Err(Error::NotRegularFile {
+            path: path.into(),
+            kind,
+        });
     }
+    let mut data = Vec::with_capacity(usize::try_from(meta.len()).unwrap_or(0).saturating_add(1));
+    (&file).read_to_end(&mut data).map_err(|e| Error::io("read", path, e))?;
+    Ok(Some(data))
 }
 
 /// `path` with `suffix` appended to its file name (`STATE.md` -> `STATE.md.lock`).
@@ -315,27 +341,4 @@ fn with_suffix_appended(path: &Path, suffix: &str) -> PathBuf {
     let mut s = OsString::from(path.as_os_str());
     s.push(suffix);
     PathBuf::from(s)
-}
-
-/// Removes regular files named `.<name>.<tag>-*` beside `path` (the names `atomic_write` gives its
-/// temporary files and backup staging links).
-fn sweep(path: &Path, tag: &str) {
-    let Some(name) = path.file_name() else { return };
-    let mut prefix = OsString::from(".");
-    prefix.push(name);
-    prefix.push(format!(".{tag}-"));
-    let dir = parent_dir(path);
-    let Ok(entries) = fs::read_dir(&dir) else { return };
-    for entry in entries.flatten() {
-        let stale =
-            entry.file_name().as_bytes().starts_with(prefix.as_bytes()) && entry.file_type().is_ok_and(|t| t.is_file());
-        if !stale {
-            continue;
-        }
-        let leftover = entry.path();
-        match fs::remove_file(&leftover) {
-            Ok(()) => log::info!(target: "ferrolock::state", "removed {} left by a crashed writer", leftover.display()),
-            Err(e) => log::warn!(target: "ferrolock::state", "could not remove {}: {e}", leftover.display()),
-        }
-    }
 }

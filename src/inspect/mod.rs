@@ -189,7 +189,12 @@ fn inspect(
         held,
         pids,
         waiters: info.waiters,
-        holder: if exclusive { holder } else { None },
+        // A record of a dead process is a leftover, not the holder (see `Holder::may_be_alive`).
+        holder: if exclusive {
+            holder.filter(Holder::may_be_alive)
+        } else {
+            None
+        },
         claim,
         stale,
         dev: meta.dev(),

@@ -4,7 +4,8 @@
 //! nobody ever sees a half-written one); callers that arrive meanwhile wait in the kernel, however long
 //! the setup takes (up to an optional deadline), then find the marker and return without running it.
 //! If the setup fails, its error goes to the caller that ran it, no marker is left, and the next caller
-//! tries again. A crashed setup releases the lock (the kernel does) and leaves no marker.
+//! tries again. A crashed setup releases the lock (the kernel does) and leaves no marker; a caller that
+//! died while writing the marker leaves at most a temporary file, which the next setup run removes.
 //!
 //! **Which inode is the mutex.** logist locked `workspace/.workspace_setup.lock`, inside the folder its
 //! setup deletes and recreates (`rmtree` + `git worktree add`). The moment the folder goes, a newcomer
@@ -17,7 +18,7 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use crate::durable::{WriteOptions, atomic_write};
+use crate::durable::{WriteOptions, atomic_write, sweep};
 use crate::error::{Error, Result};
 use crate::lock::{FileLock, LockOptions, Owner, Wait, WaitControl, remove_if_unheld};
 
@@ -155,6 +156,9 @@ fn run_locked<E>(
     if let Some(dir) = spec.marker.parent().filter(|d| !d.as_os_str().is_empty()) {
         fs::create_dir_all(dir).map_err(|e| Error::io("create directory", dir, e))?;
     }
+    // A caller that died while writing the marker left its temporary file; only marker writers hold
+    // this lock, so any such file now is a leftover.
+    sweep(&spec.marker, "tmp");
     log::debug!(target: "ferrolock::job", "running setup for {}", spec.marker.display());
     let result = match setup() {
         Ok(text) => write_marker(&spec.marker, &text).map_err(RunOnceError::Coordination),

@@ -7,7 +7,8 @@
 //!
 //! A record means something only while the file is locked: the kernel, not the record, says whether the
 //! holder is alive. Readers therefore probe the lock first (a non-blocking shared lock on their own
-//! descriptor) and read the record only when that probe fails. The record is never truncated: a newer,
+//! descriptor) and read the record only when that probe fails; a record naming a process of this host
+//! that no longer exists is a leftover and is ignored. The record is never truncated: a newer,
 //! shorter record may leave the tail of an older one after its newline, and readers take the first line.
 
 use std::fs::File;
@@ -21,6 +22,7 @@ use std::time::SystemTime;
 use nix::libc;
 use serde_json::Value;
 
+use crate::durable::faults;
 use crate::error::{Error, Result};
 use crate::sys::{self, FlockOp};
 
@@ -60,6 +62,27 @@ impl Holder {
             purpose: obj.get("purpose").and_then(Value::as_str).map(str::to_owned),
             version: obj.get("version").and_then(Value::as_u64).unwrap_or(0),
         })
+    }
+
+    /// Whether the recorded process may still be alive: always for another host's records (it cannot
+    /// be checked from here), and for this host's unless the process is gone. A record of a dead
+    /// process is a leftover: its writer crashed before (or while) replacing it, and whoever holds the
+    /// lock now wrote none (a legacy `fcntl.flock` tool, a read-only descriptor, a holder between
+    /// winning and writing). Readers ignore such records rather than name a dead holder.
+    #[must_use]
+    pub fn may_be_alive(&self) -> bool {
+        if self.host != hostname() {
+            return true;
+        }
+        let Ok(pid) = i32::try_from(self.pid) else {
+            return false;
+        };
+        // kill(pid, 0) sends nothing; EPERM means the process exists but belongs to someone else.
+        pid > 0
+            && !matches!(
+                nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None),
+                Err(nix::errno::Errno::ESRCH)
+            )
     }
 
     /// A one-line human description: `pid 4121 on build-3 since 2026-... (rebase job 17)`.
@@ -108,9 +131,29 @@ pub(crate) fn hostname() -> &'static str {
     })
 }
 
-/// Writes `record` at offset 0 of a locked file. Never truncates (see the module docs).
+/// Writes `record` at offset 0 of a locked file. Never truncates (see the module docs), except to
+/// clear the file when the write fails: otherwise the previous holder's record (or half of ours over
+/// it) would stay behind and be reported as the live holder of a lock it no longer holds.
+///
+/// Fault points (tests only): `holder_record:write` between winning the lock and writing, and
+/// `holder_record:torn` after the first half of the record. The split write happens only while a
+/// fault point is armed, so the lock path keeps its single `pwrite`.
 pub(crate) fn write_record(file: &File, record: &str) -> io::Result<()> {
-    file.write_all_at(record.as_bytes(), 0)
+    let written = faults::hit("holder_record:write").and_then(|()| {
+        let bytes = record.as_bytes();
+        if !faults::armed() {
+            return file.write_all_at(bytes, 0);
+        }
+        let (first, second) = bytes.split_at(bytes.len() / 2);
+        file.write_all_at(first, 0)?;
+        faults::hit("holder_record:torn")?;
+        file.write_all_at(second, first.len() as u64)
+    });
+    if written.is_err() {
+        // We hold the lock exclusively, so truncating is safe; freeing blocks works on a full disk.
+        let _ = file.set_len(0);
+    }
+    written
 }
 
 /// Whether a lock file is held, and by whom, found without disturbing it.
@@ -148,7 +191,7 @@ pub fn probe(path: &Path) -> Result<LockState> {
             let mut buf = Vec::with_capacity(256);
             // A read error only costs us the record, not the answer.
             let _ = (&file).take(MAX_RECORD_LEN as u64).read_to_end(&mut buf);
-            Ok(LockState::Held(Holder::parse(&buf)))
+            Ok(LockState::Held(Holder::parse(&buf).filter(Holder::may_be_alive)))
         }
         Err(e) => Err(Error::io("probe lock", path, e)),
     }

@@ -92,9 +92,9 @@ impl LockFd {
                     }
                     created_dirs = true;
                 }
-                Err(e) if e.raw_os_error() == Some(libc::EACCES) => {
-                    // Someone else's lock file in a shared directory: a read-only descriptor locks just
-                    // as well (flock needs no write access).
+                Err(e) if matches!(e.raw_os_error(), Some(libc::EACCES | libc::EROFS)) => {
+                    // Someone else's lock file in a shared directory, or one on a read-only mount: a
+                    // read-only descriptor locks just as well (flock needs no write access).
                     match open_read_only(path) {
                         Ok(f) => break (f, false),
                         Err(_) => return Err(Error::io("open lock file", path, e)),

@@ -4,7 +4,8 @@
 //! visible until it is released: the record is written to a hidden temporary file, locked, and
 //! renamed into place, so no reader ever sees a partial record and no moment exists where the
 //! record is visible but unheld. The kernel drops the lock when the claimant dies, so a crashed
-//! claim is free at once, whatever happens to its pid later.
+//! claim is free at once, whatever happens to its pid later; a claimant that dies before its rename
+//! leaves a temporary file, which the next claimant in that directory removes.
 //!
 //! The table is per process (claims are the process's, as the legacy pid-based records were), so any
 //! manager in the process can release a claim by name, and nobody else can.
@@ -20,6 +21,8 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 use nix::libc;
 
 use super::record::ScopeRecord;
+use super::scan;
+use crate::durable::faults::{self, hit};
 use crate::error::{Error, Result};
 use crate::sys::{self, FlockOp, fork_generation};
 
@@ -76,14 +79,18 @@ pub(crate) fn holds(dir: DirKey, name: &str) -> bool {
 pub(crate) fn create(dir: DirKey, name: &str, path: &Path, record: &ScopeRecord) -> Result<()> {
     let parent = path.parent().unwrap_or(Path::new("."));
     fs::create_dir_all(parent).map_err(|e| Error::io("create directory", parent, e))?;
+    sweep_temps(parent);
     let (temp_path, mut file) = create_temp(path)?;
     let published = (|| {
         // A brand-new file nobody else can have opened yet: the lock is granted at once.
-        sys::flock(file.as_fd(), FlockOp::Exclusive, true)
+        hit("claim_record:lock")
+            .and_then(|()| sys::flock(file.as_fd(), FlockOp::Exclusive, true))
             .map_err(|e| Error::io("lock claim record", &temp_path, e))?;
-        file.write_all(record.render().as_bytes())
+        write_record(&mut file, record.render().as_bytes())
             .map_err(|e| Error::io("write claim record", &temp_path, e))?;
-        fs::rename(&temp_path, path).map_err(|e| Error::io("publish claim record", path, e))
+        hit("claim_record:rename")
+            .and_then(|()| fs::rename(&temp_path, path))
+            .map_err(|e| Error::io("publish claim record", path, e))
     })();
     if let Err(e) = published {
         let _ = fs::remove_file(&temp_path);
@@ -99,6 +106,45 @@ pub(crate) fn create(dir: DirKey, name: &str, path: &Path, record: &ScopeRecord)
         ino: meta.ino(),
     });
     Ok(())
+}
+
+/// Removes the temporary records of claimants that died while publishing (`.<name>.lock.tmp-*` in
+/// `dir`): nothing reads them, so without this they would pile up. The caller holds the sentinel,
+/// under which every claim is published, so no live claimant is writing one; a temporary file that is
+/// locked all the same is left alone.
+fn sweep_temps(dir: &Path) {
+    let Ok(entries) = fs::read_dir(dir) else { return };
+    for entry in entries.flatten() {
+        let file_name = entry.file_name();
+        let is_temp = file_name
+            .to_str()
+            .is_some_and(|n| n.starts_with('.') && n.contains(".lock.tmp-"));
+        if !is_temp || !entry.file_type().is_ok_and(|t| t.is_file()) {
+            continue;
+        }
+        let path = entry.path();
+        let Ok(file) = scan::open_record(&path) else { continue };
+        if sys::flock(file.as_fd(), FlockOp::Exclusive, true).is_err() {
+            continue;
+        }
+        match fs::remove_file(&path) {
+            Ok(()) => log::info!(target: "ferrolock::scope", "removed {} left by a crashed claimant", path.display()),
+            Err(e) => log::warn!(target: "ferrolock::scope", "could not remove {}: {e}", path.display()),
+        }
+        let _ = sys::flock(file.as_fd(), FlockOp::Unlock, false);
+    }
+}
+
+/// Writes the record in one `write`, or (only while a test has armed a fault point) in two with the
+/// fault point `claim_record:write` between them, to simulate a crash halfway through.
+fn write_record(file: &mut File, bytes: &[u8]) -> io::Result<()> {
+    if !faults::armed() {
+        return file.write_all(bytes);
+    }
+    let (first, second) = bytes.split_at(bytes.len() / 2);
+    file.write_all(first)?;
+    hit("claim_record:write")?;
+    file.write_all(second)
 }
 
 /// `.<file>.tmp-<pid>-<n>` beside `path`: hidden, and not ending in `.lock`, so neither ferrolock's
@@ -164,7 +210,7 @@ fn remove_record(held: &Held) -> Result<()> {
         );
         return Ok(());
     }
-    match fs::remove_file(&held.path) {
+    match hit("claim_record:remove").and_then(|()| fs::remove_file(&held.path)) {
         Ok(()) => Ok(()),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
         Err(e) => Err(Error::io("remove claim record", &held.path, e)),

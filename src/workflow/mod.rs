@@ -1,8 +1,11 @@
 //! `BlackBox5`'s `STATE.md`: a human-readable workflow progress file (`spec/compat/blackbox5.md`).
 //!
-//! [`render`] produces the legacy `WorkflowState.to_markdown()` bytes, character for character, with one
-//! deliberate difference: pending tasks of the current or an earlier wave are written (under their
-//! `### Wave N` header, which the legacy parser reads back as pending) instead of silently dropped.
+//! [`render`] produces the legacy `WorkflowState.to_markdown()` bytes, character for character, with two
+//! deliberate differences: pending tasks of the current or an earlier wave are written (under their
+//! `### Wave N` header, which the legacy parser reads back as pending) instead of silently dropped; and
+//! a line break inside a field (a multi-line description or note) is written as a space, so a field
+//! can never forge tasks, statuses, sections or metadata (the legacy file was line-based and wrote
+//! them verbatim).
 //!
 //! [`parse`] follows the legacy parser's rules, so every file the legacy code wrote reads back the same,
 //! with its bugs fixed:
@@ -12,6 +15,8 @@
 //!   file the format summarised as `(+N more)`;
 //! * in-progress and failed tasks get the current wave, and wave headers no longer leak from one
 //!   section into the next;
+//! * a task's status comes from its own checkbox at the start of its line (the legacy parser found
+//!   `- [x]` anywhere in the line, so a description mentioning it marked the task completed);
 //! * section headers are only lines that start with `## ` (a task whose description mentioned
 //!   `## Completed` used to switch sections and vanish), and lines in `## Notes` or `## Metadata` are
 //!   never taken for tasks or task details.

@@ -131,9 +131,11 @@ fn parse_tasks(all: &[&str], current_wave: i64) -> Vec<Task> {
             if !seen.insert(id) {
                 continue; // the first occurrence wins
             }
-            let status = if line.contains("- [x]") {
+            // The task's own checkbox, where the renderer writes it. (The legacy parser searched the
+            // whole line, so a description mentioning "- [x]" marked its task completed.)
+            let status = if stripped.starts_with("- [x]") {
                 "completed"
-            } else if line.contains("- [~]") {
+            } else if stripped.starts_with("- [~]") {
                 "in_progress"
             } else {
                 section.map_or("pending", Section::status)

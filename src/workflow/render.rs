@@ -1,10 +1,11 @@
-//! Writing a `STATE.md`: the legacy `to_markdown()` bytes (see the module docs of [`super`] for the one
-//! deliberate difference).
+//! Writing a `STATE.md`: the legacy `to_markdown()` bytes (see the module docs of [`super`] for the two
+//! deliberate differences).
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 use super::model::{Task, Workflow};
+use super::text::one_line;
 
 /// The legacy progress bar is not clamped: `Wave 30/1` draws 600 cells. Beyond this many the input is
 /// refused instead of allocating an absurd line.
@@ -29,7 +30,12 @@ pub fn render(w: &Workflow) -> Result<String, RenderError> {
     let _ = write!(
         out,
         "# Workflow: {}\n\n**Workflow ID:** `{}`\n**Status:** Wave {}/{}\n**Started:** {}\n**Updated:** {}\n\n---\n\n",
-        w.name, w.id, w.current_wave, w.total_waves, w.started, w.updated
+        one_line(&w.name),
+        one_line(&w.id),
+        w.current_wave,
+        w.total_waves,
+        one_line(&w.started),
+        one_line(&w.updated)
     );
     if w.total_waves > 0 {
         // Python: progress = current / total; int(progress * 20); int(progress * 100).
@@ -73,7 +79,7 @@ pub fn render(w: &Workflow) -> Result<String, RenderError> {
         for (wave, tasks) in group_by_wave(&pending) {
             let _ = writeln!(out, "### Wave {wave}");
             for task in tasks {
-                let _ = writeln!(out, "- [ ] **{}**: {}", task.id, task.description);
+                let _ = writeln!(out, "- [ ] **{}**: {}", one_line(&task.id), one_line(&task.description));
             }
             out.push('\n');
         }
@@ -83,14 +89,14 @@ pub fn render(w: &Workflow) -> Result<String, RenderError> {
     if !w.notes.is_empty() {
         out.push_str("## Notes\n\n");
         for note in &w.notes {
-            let _ = writeln!(out, "- {note}");
+            let _ = writeln!(out, "- {}", one_line(note));
         }
         out.push('\n');
     }
     if !w.metadata.is_empty() {
         out.push_str("## Metadata\n\n");
         for (key, value) in &w.metadata {
-            let _ = writeln!(out, "- **{key}:** {value}");
+            let _ = writeln!(out, "- **{}:** {}", one_line(key), one_line(value));
         }
         out.push('\n');
     }
@@ -117,9 +123,14 @@ fn push_task(out: &mut String, task: &Task) {
         "in_progress" => "[~]",
         _ => "[ ]",
     };
-    let _ = write!(out, "- {checkbox} **{}**: {}", task.id, task.description);
+    let _ = write!(
+        out,
+        "- {checkbox} **{}**: {}",
+        one_line(&task.id),
+        one_line(&task.description)
+    );
     if let Some(commit) = task.commit.as_deref().filter(|c| !c.is_empty()) {
-        let _ = write!(out, "\n  - Commit: `{commit}`");
+        let _ = write!(out, "\n  - Commit: `{}`", one_line(commit));
     }
     if !task.files.is_empty() {
         out.push_str("\n  - Files: ");
@@ -127,14 +138,14 @@ fn push_task(out: &mut String, task: &Task) {
             if i > 0 {
                 out.push_str(", ");
             }
-            out.push_str(file);
+            out.push_str(&one_line(file));
         }
         if task.files.len() > 3 {
             let _ = write!(out, " (+{} more)", task.files.len() - 3);
         }
     }
     if let Some(error) = task.error.as_deref().filter(|e| !e.is_empty()) {
-        let _ = write!(out, "\n  - Error: {error}");
+        let _ = write!(out, "\n  - Error: {}", one_line(error));
     }
     out.push_str("\n\n");
 }

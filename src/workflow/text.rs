@@ -1,6 +1,8 @@
 //! Python `str` semantics the legacy format depends on: which characters `str.strip()` removes, where
 //! `str.splitlines()` breaks, and the few regular expressions of the legacy parser, written out.
 
+use std::borrow::Cow;
+
 /// `str.isspace()`: Unicode `White_Space` plus the four ASCII separators `\x1c`..`\x1f`.
 pub(crate) fn is_py_space(c: char) -> bool {
     c.is_whitespace() || ('\u{1c}'..='\u{1f}').contains(&c)
@@ -30,6 +32,17 @@ pub(crate) fn lines(s: &str) -> impl Iterator<Item = &str> {
         rest = &rest[next..];
         Some(line)
     })
+}
+
+/// `s` on one line: each line break (as [`lines`] finds them) becomes a space, which is also how
+/// Markdown displays a soft break. The renderer passes every field through this, because the format
+/// is line-based: a description with a line break (an agent's prompt, typically) could otherwise
+/// forge tasks (`- [x] **T-9**: ...`), statuses (`  - Error: ...`), sections or metadata.
+pub(crate) fn one_line(s: &str) -> Cow<'_, str> {
+    if next_line_break(s.as_bytes()).is_none() {
+        return Cow::Borrowed(s);
+    }
+    Cow::Owned(lines(s).collect::<Vec<_>>().join(" "))
 }
 
 /// The byte offset and length of the first line break in UTF-8 text. Scans bytes against a table (a

@@ -44,6 +44,11 @@ Differences from BlackBox5 ``state_manager`` (each fixes a legacy bug):
    called while the lock is held (the legacy lock refused its own thread: "locked by another process").
    It yields the ``ferrolock.StateFile`` rather than the open lock file.
 10. Reusing a task id within one ``update`` logs a warning (the later entry still replaces the earlier).
+11. A line break inside a field (a task description, typically an agent's multi-line prompt, a note, an
+    error, a metadata value) is written as a space. The legacy code wrote it verbatim, so the next read
+    found forged tasks, statuses (``  - Error:`` marks a task failed), sections and metadata.
+12. A task's status comes from its own checkbox at the start of its line; the legacy parser took
+    ``- [x]`` anywhere in the line, so a description mentioning it marked the task completed.
 """
 
 from __future__ import annotations
