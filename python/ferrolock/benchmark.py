@@ -26,12 +26,13 @@ from typing import Any
 from . import _bench_adapters as adapters
 
 SPAWN = multiprocessing.get_context("spawn")
+ROUNDS = 4  # interleaved rounds of hand-off measurements
 
 
 @dataclass
 class Settings:
     cycles: int = 200_000  # uncontended acquire+release cycles
-    wakeups: int = 60  # hand-off samples per library
+    wakeups: int = 120  # hand-off samples per library
     fairness_seconds: float = 3.0
     timeouts: int = 20
     kills: int = 15
@@ -246,11 +247,18 @@ def run(settings: Settings, libs: list[str], progress: Any = None) -> Results:
         if progress is not None:
             progress(label)
 
+    # Latencies are measured in interleaved rounds (every library once per round), so a burst of
+    # noise from the rest of the machine lands on all of them rather than on whichever ran then.
+    rounds = ROUNDS if settings.wakeups >= ROUNDS else 1
     for key in libs:
         step(f"{key}: uncontended")
         results.put("uncontended", key, uncontended(key, path("u", key), settings.cycles))
-        step(f"{key}: hand-off")
-        results.put("wakeup", key, wakeup(key, path("w", key), settings.wakeups))
+    for r in range(rounds):
+        for key in libs:
+            step(f"{key}: hand-off (round {r + 1}/{rounds})")
+            samples = wakeup(key, path("w", key), settings.wakeups // rounds)
+            results.rows.setdefault("wakeup", {}).setdefault(key, []).extend(samples)
+    for key in libs:
         step(f"{key}: fairness")
         results.put("fairness", key, fairness(key, path("f", key), settings.fairness_seconds))
         if key != "floor":
@@ -345,7 +353,7 @@ def _ratio(results: Results, metric: str) -> str:
 def main(quick: bool = False, json_path: str | None = None, plot_path: str | None = None) -> int:
     settings = Settings.quick() if quick else Settings()
     libs = adapters.available()
-    with _progress_reporter(len(libs) * 6) as progress:
+    with _progress_reporter(len(libs) * (5 + ROUNDS)) as progress:
         results = run(settings, libs, progress)
     print(f"ferrolock bench ({'quick' if quick else 'full'}; {os.cpu_count()} CPUs, Python {sys.version.split()[0]})")
     print()
