@@ -6,6 +6,7 @@ import errno
 import os
 import subprocess
 import sys
+import tempfile
 import textwrap
 from pathlib import Path
 
@@ -75,7 +76,7 @@ def test_an_unwritable_directory_gives_permission_error_and_creates_nothing(tmp_
     if os.geteuid() != 0:
         pytest.skip("needs root to switch to an unprivileged user")
     # tmp_path's parents are private to root; use a world-traversable directory the test owns.
-    base = Path(f"/tmp/ferrolock-perm-{os.getpid()}")
+    base = Path(tempfile.gettempdir()) / f"ferrolock-perm-{os.getpid()}"
     base.mkdir(mode=0o755)
     try:
         os.chmod(base, 0o755)
