@@ -9,7 +9,7 @@ from __future__ import annotations
 import fcntl
 import os
 import time
-from typing import Protocol
+from typing import Any, Protocol
 
 
 class Adapter(Protocol):
@@ -71,14 +71,11 @@ class PollingFlock:
         os.close(self.fd)
 
 
-class PyFilelock:
-    name = "filelock"
+class _FilelockStyle:
+    """A py-filelock-shaped lock (``acquire(timeout=...)`` raising a timeout error, ``release()``)."""
 
-    def __init__(self, path: str) -> None:
-        import filelock
-
-        self.lock = filelock.FileLock(path)
-        self.timeout_error = filelock.Timeout
+    lock: Any
+    timeout_error: type[Exception]
 
     def acquire(self, timeout: float | None) -> bool:
         try:
@@ -89,6 +86,16 @@ class PyFilelock:
 
     def release(self) -> None:
         self.lock.release()
+
+
+class PyFilelock(_FilelockStyle):
+    name = "filelock"
+
+    def __init__(self, path: str) -> None:
+        import filelock
+
+        self.lock = filelock.FileLock(path)
+        self.timeout_error = filelock.Timeout
 
 
 class Portalocker:
@@ -116,7 +123,7 @@ class Portalocker:
         self.lock.release()
 
 
-class Ferrolock:
+class Ferrolock(_FilelockStyle):
     name = "ferrolock"
 
     def __init__(self, path: str) -> None:
@@ -124,16 +131,6 @@ class Ferrolock:
 
         self.lock = ferrolock.FileLock(path, detect_deadlock=False)
         self.timeout_error = ferrolock.Timeout
-
-    def acquire(self, timeout: float | None) -> bool:
-        try:
-            self.lock.acquire(timeout=-1 if timeout is None else timeout)
-        except self.timeout_error:
-            return False
-        return True
-
-    def release(self) -> None:
-        self.lock.release()
 
 
 ADAPTERS: dict[str, type[Adapter]] = {
