@@ -7,9 +7,12 @@ run time; without one, callers skip their legacy comparisons (CI has no mirrors)
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import subprocess
+import sys
 from pathlib import Path
+from types import ModuleType
 
 
 def read_legacy_file(repo: str, commit: str, path: str, mirrors: str | None = None) -> bytes | None:
@@ -31,3 +34,18 @@ def read_legacy_file(repo: str, commit: str, path: str, mirrors: str | None = No
     except (OSError, subprocess.SubprocessError):
         return None
     return shown.stdout if shown.returncode == 0 else None
+
+
+def load_module_from_file(path: str | Path, name: str) -> ModuleType:
+    """Import the Python file at ``path`` as module ``name`` (once per process: a second call returns the
+    module already loaded), so the tests can run a legacy module, extracted from its mirror, side by side
+    with ferrolock's compat module."""
+    if name in sys.modules:
+        return sys.modules[name]
+    spec = importlib.util.spec_from_file_location(name, path)
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module

@@ -10,17 +10,12 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import importlib.util
 import os
-import sys
 import time
-from collections.abc import Iterator
-from multiprocessing.process import BaseProcess
 from pathlib import Path
-from types import ModuleType
 from typing import Any, Final
 
-from legacy_source import read_legacy_file
+from legacy_source import load_module_from_file, read_legacy_file
 
 # The one legacy file, at the commit the compat spec was written from.
 LEGACY_REPO: Final = "jjurach+logist"
@@ -51,36 +46,7 @@ def load_impl(impl: str) -> Any:
         import ferrolock.compat.logist as compat
 
         return compat
-    return _load_file(Path(impl))
-
-
-def _load_file(path: Path) -> ModuleType:
-    name = path.stem
-    if name in sys.modules:
-        return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(name, path)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-@contextlib.contextmanager
-def cleanup_processes(procs: list[BaseProcess]) -> Iterator[list[BaseProcess]]:
-    """Terminate, reap and close every process on the way out, whatever the test did."""
-    try:
-        yield procs
-    finally:
-        for p in procs:
-            if p.is_alive():
-                p.terminate()
-            p.join(5)
-            if p.is_alive():
-                p.kill()
-                p.join(5)
-            p.close()
+    return load_module_from_file(impl, Path(impl).stem)
 
 
 # --- workers (run in spawned processes) ---

@@ -12,7 +12,8 @@ import multiprocessing
 import os
 import time
 from collections.abc import Iterator
-from multiprocessing.context import SpawnContext, SpawnProcess
+from multiprocessing.context import SpawnContext
+from multiprocessing.process import BaseProcess
 from multiprocessing.sharedctypes import Synchronized
 from multiprocessing.synchronize import Event
 from typing import Final
@@ -24,7 +25,7 @@ REAP_DEADLINE: Final = 10.0
 
 
 @contextlib.contextmanager
-def cleanup_processes(*procs: SpawnProcess) -> Iterator[None]:
+def cleanup_processes(*procs: BaseProcess) -> Iterator[None]:
     """Start nothing; on exit make sure every process is gone (terminate, then kill), so a failing test
     never leaves a lock holder behind for the next one."""
     try:

@@ -7,7 +7,6 @@ The module under test is named by a spec string so that child processes load the
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import fcntl
 import importlib
@@ -16,13 +15,13 @@ import json
 import os
 import sys
 import time
-from collections.abc import Iterator
 from multiprocessing.connection import Connection
-from multiprocessing.process import BaseProcess
 from multiprocessing.synchronize import Event
 from pathlib import Path
 from types import ModuleType
 from typing import Any
+
+from legacy_source import load_module_from_file
 
 DEFAULT_IMPL = "ferrolock.compat.little_loops"
 
@@ -38,29 +37,7 @@ def load_impl(spec: str) -> ModuleType:
     """The module named by ``spec``: a dotted module name, or a path to a ``.py`` file."""
     if not spec.endswith(".py"):
         return importlib.import_module(spec)
-    name = "_scope_impl_under_test"
-    if name in sys.modules:
-        return sys.modules[name]
-    loader_spec = importlib.util.spec_from_file_location(name, spec)
-    assert loader_spec is not None
-    assert loader_spec.loader is not None
-    module = importlib.util.module_from_spec(loader_spec)
-    sys.modules[name] = module
-    loader_spec.loader.exec_module(module)
-    return module
-
-
-@contextlib.contextmanager
-def running(*procs: BaseProcess) -> Iterator[None]:
-    """Starts nothing; on exit, makes sure every process is gone (killed if it must be)."""
-    try:
-        yield
-    finally:
-        for p in procs:
-            if p.pid is not None and p.is_alive():
-                p.kill()
-            if p.pid is not None:
-                p.join(BOUND)
+    return load_module_from_file(spec, "_scope_impl_under_test")
 
 
 def hold_claim(

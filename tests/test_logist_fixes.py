@@ -20,7 +20,6 @@ import pytest
 from ferrolock.compat.logist import JobLockManager, LockError
 from logist_helpers import (
     DEADLINE,
-    cleanup_processes,
     count_under_job_lock,
     extract_legacy_locking,
     hold_job,
@@ -31,6 +30,7 @@ from logist_helpers import (
     try_job,
     wait_for_job,
 )
+from process_helpers import cleanup_processes
 
 SPAWN: Final = multiprocessing.get_context("spawn")
 #: flock(2)'s system call number, to see in /proc that a waiter sleeps inside flock.
@@ -68,7 +68,7 @@ def holding(impl: str, base: Path, job_id: str) -> tuple[multiprocessing.process
 def can_take(impl: str, base: Path, job_id: str, timeout: float = 0.2) -> bool:
     result = SPAWN.Value("i", -1)
     p = start(try_job, impl, str(base), job_id, timeout, result)
-    with cleanup_processes([p]):
+    with cleanup_processes(p):
         p.join(DEADLINE)
         assert p.exitcode == 0
     return bool(result.value)
@@ -79,7 +79,7 @@ def test_cleanup_never_removes_a_held_lock(impl: str, tmp_path: Path) -> None:
     """logist unlinked every ``.lock`` older than ``max_age`` (age = time since the last acquire), held
     or not; the next locker created a new file and held the "exclusive" lock beside the old holder."""
     holder, release = holding(impl, tmp_path, "long-job")
-    with cleanup_processes([holder]):
+    with cleanup_processes(holder):
         for name in ("long-job", "crashed-job", "young-job"):
             (tmp_path / name).mkdir(exist_ok=True)
             (tmp_path / name / ".lock").touch()
@@ -208,7 +208,7 @@ def test_a_waiter_sleeps_inside_flock_not_in_a_poll_loop(impl: str, tmp_path: Pa
     holder, release = holding(impl, tmp_path, "job")
     result, waiting = SPAWN.Value("i", 0), SPAWN.Event()
     waiter = start(wait_for_job, impl, str(tmp_path), "job", waiting, result)
-    with cleanup_processes([holder, waiter]):
+    with cleanup_processes(holder, waiter):
         assert waiter.pid is not None
         assert waiting.wait(DEADLINE)
         time.sleep(0.1)  # from "about to wait" to inside the wait: a few microseconds of Python
@@ -233,7 +233,7 @@ def test_timeouts_use_a_monotonic_clock(impl: str, tmp_path: Path) -> None:
     holder, release = holding(impl, tmp_path, "job")
     elapsed = SPAWN.Value("d", -1.0)
     waiter = start(time_out_with_frozen_wall_clock, impl, str(tmp_path), "job", elapsed)
-    with cleanup_processes([holder, waiter]):
+    with cleanup_processes(holder, waiter):
         waiter.join(15)
         release.set()
         assert 0.3 <= elapsed.value < 5.0, "the timeout did not fire"
@@ -246,7 +246,7 @@ def test_mixed_fleet_legacy_protocol_and_ferrolock_exclude_each_other(tmp_path: 
     lock_path = str(tmp_path / "job" / ".lock")
     ready, release = SPAWN.Event(), SPAWN.Event()
     legacy = start(legacy_protocol_hold, lock_path, ready, release)
-    with cleanup_processes([legacy]):
+    with cleanup_processes(legacy):
         assert ready.wait(DEADLINE)
         assert not can_take("ferrolock", tmp_path, "job")
         got = threading.Event()
@@ -264,12 +264,12 @@ def test_mixed_fleet_legacy_protocol_and_ferrolock_exclude_each_other(tmp_path: 
         t.join(DEADLINE)
         result = SPAWN.Value("i", -1)
         probe = start(legacy_protocol_try, lock_path, result)
-        with cleanup_processes([probe]):
+        with cleanup_processes(probe):
             probe.join(DEADLINE)
         assert result.value == 0, "a legacy process took a lock ferrolock holds"
         manager.unlock_job_directory("job")
         probe = start(legacy_protocol_try, lock_path, result)
-        with cleanup_processes([probe]):
+        with cleanup_processes(probe):
             probe.join(DEADLINE)
         assert result.value == 1
 
@@ -278,7 +278,7 @@ def test_mixed_fleet_legacy_protocol_and_ferrolock_exclude_each_other(tmp_path: 
 def test_no_lost_updates_across_processes_and_threads(tmp_path: Path) -> None:
     counter = tmp_path / "counter"
     procs = [start(count_under_job_lock, "ferrolock", str(tmp_path), "job", 25, str(counter)) for _ in range(4)]
-    with cleanup_processes(procs):
+    with cleanup_processes(*procs):
         manager = JobLockManager(str(tmp_path))
 
         def bump(_: int) -> None:

@@ -17,13 +17,13 @@ from ferrolock._ferrolock import _set_failpoint
 from ferrolock.compat.logist import LockError, ensure_workspace_ready
 from logist_helpers import (
     DEADLINE,
-    cleanup_processes,
     ensure_ready,
     ensure_ready_replacing_workspace,
     ensure_ready_until_interrupted,
     hold_file_lock,
     legacy_protocol_hold,
 )
+from process_helpers import cleanup_processes
 
 SPAWN: Final = multiprocessing.get_context("spawn")
 
@@ -46,7 +46,7 @@ def test_eight_processes_race_one_setup_runs_and_all_return(tmp_path: Path) -> N
     job_dir, log = tmp_path / "job-1", tmp_path / "log"
     go = SPAWN.Event()
     procs = [start(ensure_ready, str(job_dir), str(log), 3.0, go) for _ in range(8)]
-    with cleanup_processes(procs):
+    with cleanup_processes(*procs):
         go.set()
         for p in procs:
             p.join(DEADLINE * 2)
@@ -63,7 +63,7 @@ def test_a_setup_that_fails_once_is_retried_by_the_next_caller(tmp_path: Path) -
     failures.touch()
     go = SPAWN.Event()
     procs = [start(ensure_ready, str(job_dir), str(log), 1.5, go, str(failures)) for _ in range(4)]
-    with cleanup_processes(procs):
+    with cleanup_processes(*procs):
         go.set()
         for p in procs:
             p.join(DEADLINE * 2)
@@ -86,7 +86,7 @@ def test_a_setup_that_replaces_the_workspace_never_runs_twice_at_once(tmp_path: 
     deleted = SPAWN.Event()
     first = start(ensure_ready_replacing_workspace, str(job_dir), str(log), 2.0, deleted)
     procs = [first]
-    with cleanup_processes(procs):
+    with cleanup_processes(*procs):
         assert deleted.wait(DEADLINE)
         assert not (job_dir / "workspace").exists()
         procs += [start(ensure_ready_replacing_workspace, str(job_dir), str(log), 2.0, deleted) for _ in range(6)]
@@ -102,7 +102,7 @@ def test_waiting_gives_up_at_the_timeout_with_logists_message(tmp_path: Path) ->
     job_dir = tmp_path / "job-4"
     ready, release = SPAWN.Event(), SPAWN.Event()
     holder = start(hold_file_lock, str(job_dir / ".workspace_setup.lock"), ready, release)
-    with cleanup_processes([holder]):
+    with cleanup_processes(holder):
         assert ready.wait(DEADLINE)
         started = time.monotonic()
         with pytest.raises(ferrolock.Timeout) as info:
@@ -120,7 +120,7 @@ def test_a_legacy_process_setting_up_is_waited_for(tmp_path: Path) -> None:
     job_dir = tmp_path / "job-5"
     ready, release = SPAWN.Event(), SPAWN.Event()
     legacy = start(legacy_protocol_hold, str(job_dir / "workspace" / ".workspace_setup.lock"), ready, release)
-    with cleanup_processes([legacy]):
+    with cleanup_processes(legacy):
         assert ready.wait(DEADLINE)
         with pytest.raises(ferrolock.Timeout):
             ensure_workspace_ready(str(job_dir), _must_not_run, timeout=0.3)
@@ -156,10 +156,10 @@ def test_ctrl_c_interrupts_a_waiting_caller_with_nothing_held(tmp_path: Path) ->
     job_dir, log = tmp_path / "job-7", tmp_path / "log"
     ready, release, waiting = SPAWN.Event(), SPAWN.Event(), SPAWN.Event()
     holder = start(hold_file_lock, str(job_dir / ".workspace_setup.lock"), ready, release)
-    with cleanup_processes([holder]):
+    with cleanup_processes(holder):
         assert ready.wait(DEADLINE)
         waiter = start(ensure_ready_until_interrupted, str(job_dir), str(log), waiting)
-        with cleanup_processes([waiter]):
+        with cleanup_processes(waiter):
             assert waiting.wait(DEADLINE)
             # Aim for the kernel wait (a signal that lands earlier is also handled; this only makes the
             # test exercise the interesting path).

@@ -18,7 +18,8 @@ from types import ModuleType
 from typing import Any
 
 import pytest
-from scope_helpers import BOUND, claim_cycles, hold_claim, impl_spec, load_impl, running
+from process_helpers import cleanup_processes
+from scope_helpers import BOUND, claim_cycles, hold_claim, impl_spec, load_impl
 
 ctx = multiprocessing.get_context("spawn")
 DEAD_PID = 99_999_999  # above any pid_max: os.kill says ESRCH
@@ -146,7 +147,7 @@ def test_readers_never_see_a_partial_record(mod: ModuleType, loops: Path) -> Non
         target=claim_cycles, args=(impl_spec(), str(loops), "job", ["src"]), kwargs={"cycles": 3000, "done": done}
     )
     partial = reads = 0
-    with running(writer):
+    with cleanup_processes(writer):
         writer.start()
         deadline = time.monotonic() + 90
         while not done.is_set() and time.monotonic() < deadline:

@@ -22,6 +22,7 @@ from pathlib import Path
 import pytest
 from ferrolock.compat import little_loops as ll
 from legacy_source import read_legacy_file
+from process_helpers import cleanup_processes
 from scope_helpers import (
     BOUND,
     DEFAULT_IMPL,
@@ -30,7 +31,6 @@ from scope_helpers import (
     legacy_hold,
     legacy_hold_sentinel,
     legacy_try,
-    running,
 )
 
 ctx = multiprocessing.get_context("spawn")
@@ -77,7 +77,7 @@ def _wait_in_thread(manager: ll.LockManager, scope: list[str], out: list[tuple[b
 def test_ferrolock_sees_and_waits_for_a_legacy_claim(loops: Path, end: str) -> None:
     conn, child_end = ctx.Pipe()
     legacy = ctx.Process(target=legacy_hold, args=(str(loops), "old", ["src"], child_end))
-    with running(legacy):
+    with cleanup_processes(legacy):
         legacy.start()
         assert _recv(conn) is True
         manager = ll.LockManager(loops)
@@ -112,7 +112,7 @@ def test_a_legacy_process_sees_a_ferrolock_claim(loops: Path) -> None:
     assert manager.acquire("new", ["src"])
     conn, child_end = ctx.Pipe()
     legacy = ctx.Process(target=legacy_try, args=(str(loops), "old", ["src/api"], child_end))
-    with running(legacy):
+    with cleanup_processes(legacy):
         legacy.start()
         acquired, seen = _recv(conn)
     assert acquired is False
@@ -120,7 +120,7 @@ def test_a_legacy_process_sees_a_ferrolock_claim(loops: Path) -> None:
     assert (seen["loop_name"], seen["pid"]) == ("new", os.getpid())
     manager.release("new")
     legacy = ctx.Process(target=legacy_try, args=(str(loops), "old", ["src/api"], child_end))
-    with running(legacy):
+    with cleanup_processes(legacy):
         legacy.start()
         assert _recv(conn) == (True, None)
 
@@ -129,7 +129,7 @@ def test_a_legacy_process_sees_a_ferrolock_claim(loops: Path) -> None:
 def test_both_kinds_take_the_same_sentinel(loops: Path) -> None:
     conn, child_end = ctx.Pipe()
     legacy = ctx.Process(target=legacy_hold_sentinel, args=(str(loops), child_end))
-    with running(legacy):
+    with cleanup_processes(legacy):
         legacy.start()
         assert _recv(conn) == "holding"
         out: list[bool] = []
@@ -156,7 +156,7 @@ def test_ctrl_c_interrupts_an_acquire_stuck_behind_a_legacy_sentinel_holder(loop
         args=(DEFAULT_IMPL, str(loops), ["src"], ready),
         kwargs={"in_log": in_log},
     )
-    with running(legacy, stuck):
+    with cleanup_processes(legacy, stuck):
         legacy.start()
         assert _recv(conn) == "holding"
         stuck.start()
@@ -211,7 +211,7 @@ def test_the_real_legacy_module_and_ferrolock_exclude_each_other(loops: Path, tm
     # The claim is held by a sibling process: the legacy code ignores its own ancestors' claims.
     conn, child_end = ctx.Pipe()
     holder = ctx.Process(target=hold_claim, args=(DEFAULT_IMPL, str(loops), "new", ["src"], child_end))
-    with running(holder):
+    with cleanup_processes(holder):
         holder.start()
         assert _recv(conn) is True
         assert legacy() == {"conflict": "new", "acquired": False}

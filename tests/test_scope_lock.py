@@ -15,7 +15,8 @@ from pathlib import Path
 
 import ferrolock
 import pytest
-from scope_helpers import BOUND, DEFAULT_IMPL, hold_claim, running, wait_forever
+from process_helpers import cleanup_processes
+from scope_helpers import BOUND, DEFAULT_IMPL, hold_claim, wait_forever
 
 ctx = multiprocessing.get_context("spawn")
 
@@ -49,7 +50,7 @@ def test_claims_exclude_across_processes_with_no_lost_updates(loops: Path, tmp_p
     workers = [
         ctx.Process(target=increment_under_claims, args=(str(loops), str(counter), f"w{i}", 50)) for i in range(4)
     ]
-    with running(*workers):
+    with cleanup_processes(*workers):
         for w in workers:
             w.start()
         for w in workers:
@@ -104,7 +105,7 @@ def test_ctrl_c_interrupts_a_wait(loops: Path) -> None:
     holder = ctx.Process(target=hold_claim, args=(DEFAULT_IMPL, str(loops), "holder", ["src"], holder_end))
     ready = ctx.Event()
     waiter = ctx.Process(target=wait_forever, args=(DEFAULT_IMPL, str(loops), ["src"], ready))
-    with running(holder, waiter):
+    with cleanup_processes(holder, waiter):
         holder.start()
         assert conn.poll(BOUND)
         assert conn.recv() is True
