@@ -12,7 +12,6 @@ Prints a markdown table (median microseconds per call).
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import multiprocessing
 import os
@@ -27,22 +26,12 @@ from types import ModuleType
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-from legacy_source import read_legacy_file
+from legacy_source import load_module_from_file, read_legacy_file
 
 LEGACY_REPO = "BrennonTWilliams+little-loops"
 LEGACY_COMMIT = "a12b9397defccd53f12deafd9553884467465f24"
 LEGACY_PATH = "scripts/little_loops/fsm/concurrency.py"
 HOLDERS = 4  # processes holding the N claims between them
-
-
-def load_module(path: Path) -> ModuleType:
-    spec = importlib.util.spec_from_file_location(path.stem, path)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up while the class is built
-    spec.loader.exec_module(module)
-    return module
 
 
 def load_legacy(mirrors: str | None, into: Path) -> ModuleType | None:
@@ -51,7 +40,7 @@ def load_legacy(mirrors: str | None, into: Path) -> ModuleType | None:
         return None
     path = into / "legacy_concurrency.py"
     path.write_bytes(source)
-    return load_module(path)
+    return load_module_from_file(path, path.stem)
 
 
 def hold_ferrolock(loops_dir: str, names: list[str], claims_root: str, conn: Connection) -> None:
@@ -170,7 +159,8 @@ def hold_and_release(impl_path: str | None, loops_dir: str, scope: str, rounds: 
 
         manager: Any = ferrolock.LockManager(Path(loops_dir))
     else:
-        manager = load_module(Path(impl_path)).LockManager(Path(loops_dir))
+        impl = Path(impl_path)
+        manager = load_module_from_file(impl, impl.stem).LockManager(Path(loops_dir))
     for _ in range(rounds):
         conn.recv()  # claim only once the previous waiter has returned
         if not manager.acquire("holder", [scope]):

@@ -14,7 +14,6 @@ on every write; the legacy module does not).
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import logging
 import os
 import statistics
@@ -27,7 +26,7 @@ from types import ModuleType
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-from legacy_source import read_legacy_file
+from legacy_source import load_module_from_file, read_legacy_file
 
 LEGACY_REPO = "Lordsisodia+blackbox5"
 LEGACY_COMMIT = "3edb7e110cdbafc4e4152146e5b301cf7d361cde"
@@ -43,12 +42,7 @@ def load_legacy(mirrors: str | None, scratch: Path) -> ModuleType | None:
         return None
     target = scratch / "legacy_state_manager.py"
     target.write_bytes(source)
-    spec = importlib.util.spec_from_file_location("legacy_state_manager", target)
-    if spec is None or spec.loader is None:
-        return None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_module_from_file(target, "legacy_state_manager")
 
 
 def workload(n: int) -> dict[str, Any]:

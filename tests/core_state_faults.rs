@@ -8,7 +8,7 @@ mod common;
 
 use std::fs;
 
-use common::{TempDir, hidden};
+use common::{ATOMIC_WRITE_STEPS, TempDir, hidden};
 use ferrolock::durable::faults::{self, FaultAction};
 use ferrolock::{StateFile, StateFileOptions, Wait};
 
@@ -27,16 +27,7 @@ fn every_failing_step_leaves_file_and_backup_intact_and_the_lock_free() {
     state.write(b"v1", Wait::Forever).unwrap();
     state.write(b"v2", Wait::Forever).unwrap();
 
-    let write_steps = [
-        "atomic_write:create_temp",
-        "atomic_write:write",
-        "atomic_write:chmod",
-        "atomic_write:fsync_temp",
-        "atomic_write:backup_link",
-        "atomic_write:backup_rename",
-        "atomic_write:rename",
-    ];
-    for step in write_steps {
+    for step in ATOMIC_WRITE_STEPS {
         faults::arm(step, FaultAction::Error);
         let err = state.write(b"never", Wait::Forever).unwrap_err();
         faults::disarm();

@@ -7,7 +7,7 @@ mod common;
 
 use std::fs;
 
-use common::{TempDir, hidden};
+use common::{ATOMIC_WRITE_STEPS, TempDir, hidden};
 use ferrolock::durable::faults::{self, FaultAction};
 use ferrolock::{WriteOptions, atomic_write};
 
@@ -23,16 +23,7 @@ fn every_failing_step_leaves_the_target_and_backup_intact_and_no_litter() {
     };
     atomic_write(&target, b"v1", &opts).unwrap();
     atomic_write(&target, b"v2", &opts).unwrap();
-    let steps = [
-        "atomic_write:create_temp",
-        "atomic_write:write",
-        "atomic_write:chmod",
-        "atomic_write:fsync_temp",
-        "atomic_write:backup_link",
-        "atomic_write:backup_rename",
-        "atomic_write:rename",
-    ];
-    for step in steps {
+    for step in ATOMIC_WRITE_STEPS {
         faults::arm(step, FaultAction::Error);
         let err = atomic_write(&target, b"v3-never", &opts).unwrap_err();
         faults::disarm();

@@ -9,12 +9,13 @@ of ``Lordsisodia/blackbox5`` found under ``$FERROLOCK_MIRRORS`` (the folder hold
 from __future__ import annotations
 
 import functools
-import importlib.util
 import tempfile
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
-from legacy_source import read_legacy_file
+import pytest
+from legacy_source import load_module_from_file, read_legacy_file
 
 REPO = "Lordsisodia+blackbox5"
 COMMIT = "3edb7e110cdbafc4e4152146e5b301cf7d361cde"
@@ -42,14 +43,20 @@ def legacy_module() -> ModuleType | None:
     directory = _extract()
     if directory is None:
         return None
-    return _import(directory)
+    return load_module_from_file(directory / f"{MODULE_NAME}.py", MODULE_NAME)
 
 
-@functools.cache
-def _import(directory: Path) -> ModuleType:
-    spec = importlib.util.spec_from_file_location(MODULE_NAME, directory / f"{MODULE_NAME}.py")
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def impls(legacy_failure: str) -> list[Any]:
+    """Parameters ``"ferrolock"`` and ``"legacy"`` for a test of a legacy weakness: the legacy variant
+    skips without a mirror and must fail (strict xfail) with one, which proves the test can fail."""
+    return [
+        pytest.param("ferrolock", id="ferrolock"),
+        pytest.param(
+            "legacy",
+            id="legacy",
+            marks=[
+                pytest.mark.skipif(legacy_module() is None, reason="legacy module not available (FERROLOCK_MIRRORS)"),
+                pytest.mark.xfail(strict=True, reason=f"legacy: {legacy_failure}"),
+            ],
+        ),
+    ]

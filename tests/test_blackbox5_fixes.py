@@ -30,20 +30,6 @@ LEGACY_MODULE = legacy.legacy_module()
 NO_LEGACY = "legacy module not available (set FERROLOCK_MIRRORS to the mirrors folder)"
 
 
-def impls(legacy_failure: str) -> list[Any]:
-    return [
-        pytest.param("ferrolock", id="ferrolock"),
-        pytest.param(
-            "legacy",
-            id="legacy",
-            marks=[
-                pytest.mark.skipif(LEGACY_MODULE is None, reason=NO_LEGACY),
-                pytest.mark.xfail(strict=True, reason=f"legacy: {legacy_failure}"),
-            ],
-        ),
-    ]
-
-
 def manager(impl: str, path: Path, **kwargs: Any) -> Any:
     cls = blackbox5.StateManager if impl == "ferrolock" else LEGACY_MODULE.StateManager  # type: ignore[union-attr]
     return cls(state_path=path, **kwargs)
@@ -82,7 +68,7 @@ def update_args(wave: int = 2) -> dict[str, Any]:
 
 
 @pytest.mark.timeout(30)
-@pytest.mark.parametrize("impl", impls("every update reset Started to now (the parser never read it)"))
+@pytest.mark.parametrize("impl", legacy.impls("every update reset Started to now (the parser never read it)"))
 def test_started_at_survives_updates(impl: str, tmp_path: Path) -> None:
     """Legacy: ``parse_state`` tried to ``strptime`` the text after ``Started:``, which begins with the
     bold markup ``** ``, so it always failed and every update wrote "now" as the start time."""
@@ -96,7 +82,7 @@ def test_started_at_survives_updates(impl: str, tmp_path: Path) -> None:
 
 
 @pytest.mark.timeout(30)
-@pytest.mark.parametrize("impl", impls("the parser never read ## Metadata, so add_note dropped it"))
+@pytest.mark.parametrize("impl", legacy.impls("the parser never read ## Metadata, so add_note dropped it"))
 def test_add_note_keeps_metadata(impl: str, tmp_path: Path) -> None:
     """Legacy: ``add_note`` parsed the file (metadata was never parsed) and wrote it back without the
     ``## Metadata`` section."""
@@ -109,7 +95,7 @@ def test_add_note_keeps_metadata(impl: str, tmp_path: Path) -> None:
 
 
 @pytest.mark.timeout(30)
-@pytest.mark.parametrize("impl", impls("update(metadata=None) replaced the metadata with {}"))
+@pytest.mark.parametrize("impl", legacy.impls("update(metadata=None) replaced the metadata with {}"))
 def test_update_without_metadata_keeps_it(impl: str, tmp_path: Path) -> None:
     """Legacy: ``update`` wrote ``metadata or {}``, so every update that did not repeat the metadata
     (the usual call) erased what ``initialize`` recorded."""
@@ -123,7 +109,7 @@ def test_update_without_metadata_keeps_it(impl: str, tmp_path: Path) -> None:
 
 
 @pytest.mark.timeout(30)
-@pytest.mark.parametrize("impl", impls("pending tasks of the current or past waves were dropped"))
+@pytest.mark.parametrize("impl", legacy.impls("pending tasks of the current or past waves were dropped"))
 def test_round_trip_keeps_pending_tasks_of_past_waves(impl: str, tmp_path: Path) -> None:
     """Legacy: ``to_markdown`` skipped pending tasks whose wave was not after the current one, so a
     task still pending from wave 1 disappeared from the file at the next ``add_note``."""
@@ -145,7 +131,7 @@ def test_round_trip_keeps_pending_tasks_of_past_waves(impl: str, tmp_path: Path)
 
 
 @pytest.mark.timeout(30)
-@pytest.mark.parametrize("impl", impls("a description mentioning '## Completed' switched sections"))
+@pytest.mark.parametrize("impl", legacy.impls("a description mentioning '## Completed' switched sections"))
 def test_round_trip_keeps_a_task_whose_text_looks_like_a_section(impl: str, tmp_path: Path) -> None:
     """Legacy: any line *containing* ``## Completed`` (or another section name) switched sections, so
     the task line itself was never parsed and vanished at the next write."""
@@ -157,7 +143,7 @@ def test_round_trip_keeps_a_task_whose_text_looks_like_a_section(impl: str, tmp_
 
 
 @pytest.mark.timeout(30)
-@pytest.mark.parametrize("impl", impls("a note that looked like a task became a task"))
+@pytest.mark.parametrize("impl", legacy.impls("a note that looked like a task became a task"))
 def test_notes_are_never_taken_for_tasks(impl: str, tmp_path: Path) -> None:
     """Legacy: task lines were recognised in every section, so a note such as
     ``[x] **deploy**: done by hand`` also became a completed task at the next write."""
@@ -186,7 +172,7 @@ def test_files_read_back_as_a_list() -> None:
 
 
 @pytest.mark.timeout(30)
-@pytest.mark.parametrize("impl", impls("clear() unlinked STATE.md without taking the lock"))
+@pytest.mark.parametrize("impl", legacy.impls("clear() unlinked STATE.md without taking the lock"))
 def test_clear_waits_for_the_lock(impl: str, tmp_path: Path) -> None:
     """Legacy: ``clear()`` took no lock, so it deleted the file under a writer that held the lock (whose
     rename then resurrected a state the caller had just cleared)."""
@@ -213,7 +199,9 @@ def test_clear_keeps_the_cleared_state_as_the_backup(tmp_path: Path) -> None:
 
 
 @pytest.mark.timeout(120)
-@pytest.mark.parametrize("impl", impls("three non-blocking attempts: 31 of 40 notes kept here, 13-20 in the spec"))
+@pytest.mark.parametrize(
+    "impl", legacy.impls("three non-blocking attempts: 31 of 40 notes kept here, 13-20 in the spec")
+)
 def test_forty_concurrent_notes_from_eight_processes_all_land(impl: str, tmp_path: Path) -> None:
     """Legacy: a contended ``add_note`` made three non-blocking attempts with sleeps of 0.5 s and 1 s in
     between, so under load most calls raised (13-20 of 40 notes were kept in the spec's measurement).
@@ -253,7 +241,7 @@ def hold_in_thread(path: Path) -> tuple[threading.Event, threading.Event, thread
 
 
 @pytest.mark.timeout(30)
-@pytest.mark.parametrize("impl", impls("the error told users to delete the lock file, and named no holder"))
+@pytest.mark.parametrize("impl", legacy.impls("the error told users to delete the lock file, and named no holder"))
 def test_the_lock_error_names_the_holder_and_never_says_delete(impl: str, tmp_path: Path) -> None:
     """Legacy: "STATE.md is locked by another process. If stale, delete STATE.lock". flock locks cannot
     go stale (the kernel releases them when the holder dies), and deleting a held lock file lets the
@@ -303,7 +291,7 @@ def test_the_retry_budget_is_kept(tmp_path: Path) -> None:
 
 
 @pytest.mark.timeout(30)
-@pytest.mark.parametrize("impl", impls("an empty STATE.md loaded as a blank workflow named 'Unknown'"))
+@pytest.mark.parametrize("impl", legacy.impls("an empty STATE.md loaded as a blank workflow named 'Unknown'"))
 def test_an_empty_state_file_is_recovered_from_the_backup(impl: str, tmp_path: Path, caplog: Any) -> None:
     """Legacy: an empty (or garbage) STATE.md, which a crash of its un-fsynced write can leave, parsed
     to a workflow named "Unknown" with no tasks, although ``STATE.backup`` held the last good state."""
@@ -320,7 +308,7 @@ def test_an_empty_state_file_is_recovered_from_the_backup(impl: str, tmp_path: P
 
 
 @pytest.mark.timeout(30)
-@pytest.mark.parametrize("impl", impls("add_note on an empty STATE.md wrote a blank workflow over it"))
+@pytest.mark.parametrize("impl", legacy.impls("add_note on an empty STATE.md wrote a blank workflow over it"))
 def test_add_note_never_writes_an_empty_state_over_a_corrupt_file(impl: str, tmp_path: Path) -> None:
     """Legacy: ``add_note`` on an empty STATE.md parsed it to a blank workflow, appended the note and
     wrote that: the workflow was gone, and the next write rotated the blank file into the backup too."""
