@@ -30,7 +30,7 @@ from logist_helpers import (
     try_job,
     wait_for_job,
 )
-from process_helpers import cleanup_processes
+from process_helpers import cleanup_processes, wait_until_blocked
 
 SPAWN: Final = multiprocessing.get_context("spawn")
 #: flock(2)'s system call number, to see in /proc that a waiter sleeps inside flock.
@@ -211,7 +211,9 @@ def test_a_waiter_sleeps_inside_flock_not_in_a_poll_loop(impl: str, tmp_path: Pa
     with cleanup_processes(holder, waiter):
         assert waiter.pid is not None
         assert waiting.wait(DEADLINE)
-        time.sleep(0.1)  # from "about to wait" to inside the wait: a few microseconds of Python
+        # Sample only once the waiter is inside its wait (the legacy poll loop never blocks in flock,
+        # so its variant fails here already: that is the bug).
+        wait_until_blocked(waiter.pid, deadline=5.0)
         calls = []
         deadline = time.monotonic() + DEADLINE
         while len(calls) < 20 and time.monotonic() < deadline:

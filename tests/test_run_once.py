@@ -23,7 +23,7 @@ from logist_helpers import (
     hold_file_lock,
     legacy_protocol_hold,
 )
-from process_helpers import cleanup_processes
+from process_helpers import cleanup_processes, wait_until_blocked
 
 SPAWN: Final = multiprocessing.get_context("spawn")
 
@@ -161,10 +161,8 @@ def test_ctrl_c_interrupts_a_waiting_caller_with_nothing_held(tmp_path: Path) ->
         waiter = start(ensure_ready_until_interrupted, str(job_dir), str(log), waiting)
         with cleanup_processes(waiter):
             assert waiting.wait(DEADLINE)
-            # Aim for the kernel wait (a signal that lands earlier is also handled; this only makes the
-            # test exercise the interesting path).
-            time.sleep(0.2)
             assert waiter.pid is not None
+            wait_until_blocked(waiter.pid)  # the signal must interrupt a kernel wait
             os.kill(waiter.pid, signal.SIGINT)
             waiter.join(DEADLINE)
             assert waiter.exitcode == 0
