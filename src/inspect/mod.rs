@@ -9,7 +9,6 @@ mod proc;
 
 use std::fs;
 use std::io::{self, Read};
-use std::os::fd::AsFd;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
@@ -18,9 +17,8 @@ use nix::libc;
 pub use kinds::{LockKind, classify};
 
 use crate::error::{Error, Result};
-use crate::lock::{Holder, Removal, remove_if_unheld};
+use crate::lock::{Holder, Removal, held_exclusively, remove_if_unheld};
 use crate::scope::{ScopeRecord, pid_alive};
-use crate::sys::{self, FlockOp};
 
 /// Directories never descended into: git's own lock files are `O_EXCL` markers, not flock locks, and
 /// dependency trees only cost time.
@@ -149,14 +147,7 @@ fn inspect(
     if !meta.is_file() || meta.len() > MAX_LOCK_FILE_LEN {
         return Ok(None); // Cargo.lock and friends are data, not locks
     }
-    let exclusive = match sys::flock(file.as_fd(), FlockOp::Shared, true) {
-        Ok(()) => {
-            let _ = sys::flock(file.as_fd(), FlockOp::Unlock, false);
-            false
-        }
-        Err(e) if e.raw_os_error() == Some(libc::EWOULDBLOCK) => true,
-        Err(e) => return Err(Error::io("probe lock", path, e)),
-    };
+    let exclusive = held_exclusively(&file).map_err(|e| Error::io("probe lock", path, e))?;
     let mut bytes = Vec::new();
     let _ = (&file).take(MAX_LOCK_FILE_LEN).read_to_end(&mut bytes);
     drop(file);

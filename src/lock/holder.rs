@@ -180,20 +180,26 @@ pub fn probe(path: &Path) -> Result<LockState> {
         Err(e) if e.raw_os_error() == Some(libc::ELOOP) => return Err(Error::Symlink { path: path.into() }),
         Err(e) => return Err(Error::io("open lock file", path, e)),
     };
+    if !held_exclusively(&file).map_err(|e| Error::io("probe lock", path, e))? {
+        return Ok(LockState::Free); // or held shared only
+    }
+    let mut buf = Vec::with_capacity(256);
+    // A read error only costs us the record, not the answer.
+    let _ = (&file).take(MAX_RECORD_LEN as u64).read_to_end(&mut buf);
+    Ok(LockState::Held(Holder::parse(&buf).filter(Holder::may_be_alive)))
+}
+
+/// Whether someone holds the file open as `file` exclusively: a non-blocking shared lock on our own
+/// descriptor fails exactly then. A probe that succeeds is undone at once (before the descriptor is
+/// closed, so a child forked meanwhile by another thread cannot keep it alive).
+pub(crate) fn held_exclusively(file: &File) -> io::Result<bool> {
     match sys::flock(file.as_fd(), FlockOp::Shared, true) {
         Ok(()) => {
-            // Free (or shared-held). Our probe dies with the descriptor; unlock first anyway so a
-            // forked child of another thread cannot keep it alive.
             let _ = sys::flock(file.as_fd(), FlockOp::Unlock, false);
-            Ok(LockState::Free)
+            Ok(false)
         }
-        Err(e) if is_would_block(&e) => {
-            let mut buf = Vec::with_capacity(256);
-            // A read error only costs us the record, not the answer.
-            let _ = (&file).take(MAX_RECORD_LEN as u64).read_to_end(&mut buf);
-            Ok(LockState::Held(Holder::parse(&buf).filter(Holder::may_be_alive)))
-        }
-        Err(e) => Err(Error::io("probe lock", path, e)),
+        Err(e) if is_would_block(&e) => Ok(true),
+        Err(e) => Err(e),
     }
 }
 

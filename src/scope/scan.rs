@@ -6,7 +6,6 @@
 use std::fs::{self, File};
 use std::io::{self, Read};
 use std::ops::ControlFlow;
-use std::os::fd::AsFd;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
@@ -14,7 +13,7 @@ use nix::libc;
 
 use super::record::ScopeRecord;
 use crate::error::{Error, Result};
-use crate::sys::{self, FlockOp};
+use crate::lock::held_exclusively;
 
 /// The sentinel every acquirer (legacy or ferrolock) locks around its check-and-write. It is a
 /// dotfile ending in `.lock`, so it is skipped by name.
@@ -120,15 +119,7 @@ pub(crate) fn read_record(path: &Path, name: &str) -> Result<Option<Found>> {
             kind: "directory or special file",
         });
     }
-    let held = match sys::flock(file.as_fd(), FlockOp::Shared, true) {
-        Ok(()) => {
-            // Unlock before close: a child forked meanwhile by another thread must not keep it.
-            let _ = sys::flock(file.as_fd(), FlockOp::Unlock, false);
-            false
-        }
-        Err(e) if e.raw_os_error() == Some(libc::EWOULDBLOCK) => true,
-        Err(e) => return Err(Error::io("probe claim record", path, e)),
-    };
+    let held = held_exclusively(&file).map_err(|e| Error::io("probe claim record", path, e))?;
     let mut bytes = Vec::with_capacity(256);
     (&file)
         .take(MAX_RECORD_LEN + 1)
