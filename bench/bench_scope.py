@@ -26,7 +26,7 @@ from types import ModuleType
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-from legacy_source import load_module_from_file, read_legacy_file
+from legacy_source import extract_legacy_module, load_module_from_file
 
 LEGACY_REPO = "BrennonTWilliams+little-loops"
 LEGACY_COMMIT = "a12b9397defccd53f12deafd9553884467465f24"
@@ -35,12 +35,9 @@ HOLDERS = 4  # processes holding the N claims between them
 
 
 def load_legacy(mirrors: str | None, into: Path) -> ModuleType | None:
-    source = read_legacy_file(LEGACY_REPO, LEGACY_COMMIT, LEGACY_PATH, mirrors)
-    if source is None:
-        return None
-    path = into / "legacy_concurrency.py"
-    path.write_bytes(source)
-    return load_module_from_file(path, path.stem)
+    return extract_legacy_module(
+        LEGACY_REPO, LEGACY_COMMIT, LEGACY_PATH, into=into, name="legacy_concurrency", mirrors=mirrors
+    )
 
 
 def hold_ferrolock(loops_dir: str, names: list[str], claims_root: str, conn: Connection) -> None:

@@ -26,7 +26,7 @@ from types import ModuleType
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-from legacy_source import load_module_from_file, read_legacy_file
+from legacy_source import extract_legacy_module
 
 LEGACY_REPO = "Lordsisodia+blackbox5"
 LEGACY_COMMIT = "3edb7e110cdbafc4e4152146e5b301cf7d361cde"
@@ -37,12 +37,9 @@ CURRENT = 5
 
 def load_legacy(mirrors: str | None, scratch: Path) -> ModuleType | None:
     """The legacy module extracted into ``scratch``, or ``None`` without a mirror."""
-    source = read_legacy_file(LEGACY_REPO, LEGACY_COMMIT, LEGACY_PATH, mirrors)
-    if source is None:
-        return None
-    target = scratch / "legacy_state_manager.py"
-    target.write_bytes(source)
-    return load_module_from_file(target, "legacy_state_manager")
+    return extract_legacy_module(
+        LEGACY_REPO, LEGACY_COMMIT, LEGACY_PATH, into=scratch, name="legacy_state_manager", mirrors=mirrors
+    )
 
 
 def workload(n: int) -> dict[str, Any]:

@@ -49,3 +49,16 @@ def load_module_from_file(path: str | Path, name: str) -> ModuleType:
     sys.modules[name] = module
     spec.loader.exec_module(module)
     return module
+
+
+def extract_legacy_module(
+    repo: str, commit: str, path: str, *, into: Path, name: str, mirrors: str | None = None
+) -> ModuleType | None:
+    """The single-file legacy module ``path`` written to ``<into>/<name>.py`` and imported as ``name``,
+    or ``None`` without a mirror."""
+    source = read_legacy_file(repo, commit, path, mirrors)
+    if source is None:
+        return None
+    target = into / f"{name}.py"
+    target.write_bytes(source)
+    return load_module_from_file(target, name)
