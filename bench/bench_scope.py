@@ -26,18 +26,13 @@ from types import ModuleType
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-from legacy_source import extract_legacy_module, load_module_from_file
+from legacy_source import LITTLE_LOOPS, extract_legacy_module, load_module_from_file
 
-LEGACY_REPO = "BrennonTWilliams+little-loops"
-LEGACY_COMMIT = "a12b9397defccd53f12deafd9553884467465f24"
-LEGACY_PATH = "scripts/little_loops/fsm/concurrency.py"
 HOLDERS = 4  # processes holding the N claims between them
 
 
 def load_legacy(mirrors: str | None, into: Path) -> ModuleType | None:
-    return extract_legacy_module(
-        LEGACY_REPO, LEGACY_COMMIT, LEGACY_PATH, into=into, name="legacy_concurrency", mirrors=mirrors
-    )
+    return extract_legacy_module(LITTLE_LOOPS, into=into, name="legacy_concurrency", mirrors=mirrors)
 
 
 def hold_ferrolock(loops_dir: str, names: list[str], claims_root: str, conn: Connection) -> None:

@@ -26,20 +26,15 @@ from types import ModuleType
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-from legacy_source import extract_legacy_module
+from legacy_source import BLACKBOX5, extract_legacy_module
 
-LEGACY_REPO = "Lordsisodia+blackbox5"
-LEGACY_COMMIT = "3edb7e110cdbafc4e4152146e5b301cf7d361cde"
-LEGACY_PATH = "2-engine/01-core/state/state_manager.py"
 WAVES = 10
 CURRENT = 5
 
 
 def load_legacy(mirrors: str | None, scratch: Path) -> ModuleType | None:
     """The legacy module extracted into ``scratch``, or ``None`` without a mirror."""
-    return extract_legacy_module(
-        LEGACY_REPO, LEGACY_COMMIT, LEGACY_PATH, into=scratch, name="legacy_state_manager", mirrors=mirrors
-    )
+    return extract_legacy_module(BLACKBOX5, into=scratch, name="legacy_state_manager", mirrors=mirrors)
 
 
 def workload(n: int) -> dict[str, Any]:

@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests" / "todo2"))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests" / "compat" / "todo2"))
 from todo2_helpers import Impl, Where, assign_worker, extract_legacy, load_impl, read_until
 
 SPAWN = multiprocessing.get_context("spawn")

@@ -15,11 +15,8 @@ from types import ModuleType
 from typing import Any
 
 import pytest
-from legacy_source import load_module_from_file, read_legacy_file
+from legacy_source import BLACKBOX5, load_module_from_file, read_legacy_file
 
-REPO = "Lordsisodia+blackbox5"
-COMMIT = "3edb7e110cdbafc4e4152146e5b301cf7d361cde"
-PATH = "2-engine/01-core/state/state_manager.py"
 MODULE_NAME = "legacy_blackbox5_state_manager"
 
 
@@ -30,7 +27,7 @@ def legacy_source_dir() -> Path | None:
 
 @functools.cache
 def _extract() -> Path | None:
-    source = read_legacy_file(REPO, COMMIT, PATH)
+    source = read_legacy_file(BLACKBOX5)
     if source is None:
         return None
     directory = Path(tempfile.mkdtemp(prefix="ferrolock-legacy-"))

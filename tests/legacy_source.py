@@ -13,11 +13,40 @@ import subprocess
 import sys
 from pathlib import Path
 from types import ModuleType
+from typing import Final, NamedTuple
 
 
-def read_legacy_file(repo: str, commit: str, path: str, mirrors: str | None = None) -> bytes | None:
-    """The bytes of ``path`` at ``commit`` in the mirror of ``repo`` (``owner+name``), or ``None`` if no
-    mirror is available or it lacks that file."""
+class Legacy(NamedTuple):
+    """Where one legacy module lives: its mirror (``owner+name``), the commit its compat spec was written
+    from, and its file (for todo2, the folder of its three files)."""
+
+    repo: str
+    commit: str
+    path: str
+
+
+LOGIST: Final = Legacy("jjurach+logist", "fd06cdd849c0095f5db3b0867d43a4b21aee2c3f", "src/logist/core/locking.py")
+BLACKBOX5: Final = Legacy(
+    "Lordsisodia+blackbox5", "3edb7e110cdbafc4e4152146e5b301cf7d361cde", "2-engine/01-core/state/state_manager.py"
+)
+LITTLE_LOOPS: Final = Legacy(
+    "BrennonTWilliams+little-loops",
+    "a12b9397defccd53f12deafd9553884467465f24",
+    "scripts/little_loops/fsm/concurrency.py",
+)
+TODO2: Final = Legacy(
+    "davidl71+project-management-automation",
+    "2f21c87e1c962a5d02c07bb0dedfd7af084637f6",
+    "project_management_automation/utils",
+)
+
+
+def read_legacy_file(legacy: Legacy, name: str | None = None, mirrors: str | None = None) -> bytes | None:
+    """The bytes of ``legacy``'s file (or of the file ``name`` in its folder) at its pinned commit, or
+    ``None`` if no mirror is available or it lacks that file."""
+    repo, commit, path = legacy
+    if name is not None:
+        path = f"{path}/{name}"
     mirrors = mirrors or os.environ.get("FERROLOCK_MIRRORS")
     if not mirrors:
         return None
@@ -51,12 +80,10 @@ def load_module_from_file(path: str | Path, name: str) -> ModuleType:
     return module
 
 
-def extract_legacy_module(
-    repo: str, commit: str, path: str, *, into: Path, name: str, mirrors: str | None = None
-) -> ModuleType | None:
-    """The single-file legacy module ``path`` written to ``<into>/<name>.py`` and imported as ``name``,
-    or ``None`` without a mirror."""
-    source = read_legacy_file(repo, commit, path, mirrors)
+def extract_legacy_module(legacy: Legacy, *, into: Path, name: str, mirrors: str | None = None) -> ModuleType | None:
+    """The single-file legacy module written to ``<into>/<name>.py`` and imported as ``name``, or
+    ``None`` without a mirror."""
+    source = read_legacy_file(legacy, mirrors=mirrors)
     if source is None:
         return None
     target = into / f"{name}.py"

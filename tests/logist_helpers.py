@@ -15,12 +15,7 @@ import time
 from pathlib import Path
 from typing import Any, Final
 
-from legacy_source import load_module_from_file, read_legacy_file
-
-# The one legacy file, at the commit the compat spec was written from.
-LEGACY_REPO: Final = "jjurach+logist"
-LEGACY_COMMIT: Final = "fd06cdd849c0095f5db3b0867d43a4b21aee2c3f"
-LEGACY_PATH: Final = "src/logist/core/locking.py"
+from legacy_source import LOGIST, load_module_from_file, read_legacy_file
 
 #: Every bounded wait in these tests (joins, events) gives up after this many seconds.
 DEADLINE: Final = 30.0
@@ -29,7 +24,7 @@ DEADLINE: Final = 30.0
 def extract_legacy_locking(dest: Path) -> Path | None:
     """Write logist's original ``locking.py`` (its one relative import replaced by a local stand-in) to
     ``dest`` and return its path, or None if no mirror is available."""
-    shown = read_legacy_file(LEGACY_REPO, LEGACY_COMMIT, LEGACY_PATH)
+    shown = read_legacy_file(LOGIST)
     if shown is None:
         return None
     source = shown.decode().replace(

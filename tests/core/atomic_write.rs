@@ -1,12 +1,10 @@
 //! `atomic_write` from Rust: content, permissions, hard-link backups, symlinked targets. The failure of
-//! each step is in `core_write_faults.rs` (fault points are process-global).
-
-mod common;
+//! each step is in `write_faults.rs`.
 
 use std::fs;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 
-use common::{TempDir, hidden};
+use crate::common::{TempDir, hidden};
 use ferrolock::{WriteOptions, atomic_write};
 
 #[test]

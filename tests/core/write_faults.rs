@@ -1,13 +1,11 @@
 //! The error path of every step of `atomic_write` (fault injection): the target must be unchanged, the
 //! backup complete, and no temporary file left behind.
 //!
-//! Fault points are process-global, so this binary holds a single test that arms one point at a time.
-
-mod common;
+//! Each test arms its fault points for its own thread only, so the other tests of the binary run on.
 
 use std::fs;
 
-use common::{ATOMIC_WRITE_STEPS, TempDir, hidden};
+use crate::common::{ATOMIC_WRITE_STEPS, TempDir, hidden};
 use ferrolock::durable::faults::{self, FaultAction};
 use ferrolock::{WriteOptions, atomic_write};
 
@@ -24,7 +22,7 @@ fn every_failing_step_leaves_the_target_and_backup_intact_and_no_litter() {
     atomic_write(&target, b"v1", &opts).unwrap();
     atomic_write(&target, b"v2", &opts).unwrap();
     for step in ATOMIC_WRITE_STEPS {
-        faults::arm(step, FaultAction::Error);
+        faults::arm_on_this_thread(step, FaultAction::Error);
         let err = atomic_write(&target, b"v3-never", &opts).unwrap_err();
         faults::disarm();
         assert!(err.to_string().contains("Input/output error"), "{step}: {err}");
@@ -35,7 +33,7 @@ fn every_failing_step_leaves_the_target_and_backup_intact_and_no_litter() {
     }
     // A failed directory fsync fails the call although the rename happened: the caller must not
     // believe the write is durable.
-    faults::arm("atomic_write:fsync_dir", FaultAction::Error);
+    faults::arm_on_this_thread("atomic_write:fsync_dir", FaultAction::Error);
     assert!(atomic_write(&target, b"v3", &opts).is_err());
     faults::disarm();
     assert_eq!(fs::read(&target).unwrap(), b"v3");

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 from ferrolock.compat import little_loops as ll
-from legacy_source import read_legacy_file
+from legacy_source import LITTLE_LOOPS, read_legacy_file
 from process_helpers import cleanup_processes
 from scope_helpers import (
     BOUND,
@@ -34,9 +34,6 @@ from scope_helpers import (
 )
 
 ctx = multiprocessing.get_context("spawn")
-LEGACY_REPO = "BrennonTWilliams+little-loops"
-LEGACY_COMMIT = "a12b9397defccd53f12deafd9553884467465f24"
-LEGACY_PATH = "scripts/little_loops/fsm/concurrency.py"
 
 
 @pytest.fixture
@@ -169,7 +166,7 @@ def test_ctrl_c_interrupts_an_acquire_stuck_behind_a_legacy_sentinel_holder(loop
 
 
 def _legacy_source() -> str | None:
-    source = read_legacy_file(LEGACY_REPO, LEGACY_COMMIT, LEGACY_PATH)
+    source = read_legacy_file(LITTLE_LOOPS)
     return None if source is None else source.decode()
 
 

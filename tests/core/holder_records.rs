@@ -1,11 +1,9 @@
 //! Holder records that outlive their writer: found by the torture suite's crash points (a holder killed
 //! before or while writing its record leaves the previous record, or half of its own over it).
 
-mod common;
-
 use std::fs::{self, File};
 
-use common::TempDir;
+use crate::common::TempDir;
 use ferrolock::{LockState, probe};
 use nix::fcntl::{Flock, FlockArg};
 

@@ -1,11 +1,9 @@
 //! Special files where a state file belongs (found by the torture suite's bad-environment matrix).
 
-mod common;
-
 use std::sync::mpsc;
 use std::time::Duration;
 
-use common::TempDir;
+use crate::common::TempDir;
 use ferrolock::{Error, StateFile, StateFileOptions};
 
 /// Before the fix, reading a state file that was a FIFO opened it for blocking I/O and never returned

@@ -2,15 +2,13 @@
 //! `FileLock`s (or two owners) in one process contend exactly like two processes.
 #![allow(clippy::many_single_char_names)]
 
-mod common;
-
 use std::fs;
 use std::sync::mpsc;
 use std::sync::{Arc, Barrier};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::TempDir;
+use crate::common::TempDir;
 use ferrolock::{
     Acquired, CancelToken, Error, FileLock, LockMode, LockOptions, LockState, Owner, Removal, Wait, WaitControl, probe,
     remove_if_unheld,

@@ -23,10 +23,8 @@ from types import ModuleType
 from typing import Any, Final, NamedTuple
 
 import pytest
-from legacy_source import read_legacy_file
+from legacy_source import TODO2, read_legacy_file
 
-LEGACY_REPO: Final = "davidl71+project-management-automation"
-LEGACY_COMMIT: Final = "2f21c87e1c962a5d02c07bb0dedfd7af084637f6"
 LEGACY_PACKAGE: Final = "project_management_automation"
 LEGACY_FILES: Final = ("file_lock.py", "task_locking.py", "project_root.py")
 START_DEADLINE: Final = 30.0
@@ -54,10 +52,7 @@ def extract_legacy(dest: Path, mirrors: str | None = None) -> Path | None:
     Returns:
         The directory to put on ``sys.path``, or ``None`` if no mirror is available.
     """
-    sources = {
-        name: read_legacy_file(LEGACY_REPO, LEGACY_COMMIT, f"{LEGACY_PACKAGE}/utils/{name}", mirrors)
-        for name in LEGACY_FILES
-    }
+    sources = {name: read_legacy_file(TODO2, name, mirrors) for name in LEGACY_FILES}
     if any(source is None for source in sources.values()):
         return None
     utils = dest / LEGACY_PACKAGE / "utils"

@@ -1,9 +1,9 @@
-//! Scaffolding shared by the Rust integration tests (each `tests/*.rs` file is its own crate and
-//! includes this with `mod common;`).
-#![allow(dead_code)] // each test crate uses a different part
+//! Scaffolding shared by the core's integration-test modules.
+#![allow(dead_code)] // not every helper is used by every module
 
 use std::fs;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// The steps of `atomic_write` before its rename, in order: a failure at any of them must leave the
 /// target (and backup) as they were.
@@ -17,13 +17,15 @@ pub const ATOMIC_WRITE_STEPS: [&str; 7] = [
     "atomic_write:rename",
 ];
 
-/// A fresh directory under the system temp dir, removed on drop. `tag` keeps test binaries running in
-/// parallel apart; the pid keeps concurrent runs apart.
+/// A fresh directory under the system temp dir, removed on drop. `tag` names it for a human; the pid
+/// keeps concurrent runs apart and a counter keeps the tests of one run (parallel threads) apart.
 pub struct TempDir(pub PathBuf);
 
 impl TempDir {
     pub fn new(tag: &str) -> Self {
-        let dir = std::env::temp_dir().join(format!("ferrolock-test-{tag}-{}", std::process::id()));
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let dir = std::env::temp_dir().join(format!("ferrolock-test-{tag}-{}-{n}", std::process::id()));
         let _ = fs::remove_dir_all(&dir);
         fs::create_dir_all(&dir).unwrap();
         Self(dir)

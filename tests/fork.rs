@@ -1,5 +1,6 @@
-//! Fork safety of the core, with a real `fork()`. This binary holds a single test, so no other test
-//! thread can hold a mutex at the moment of the fork.
+//! Fork safety of the core, with a real `fork()`. This binary holds a single test (the rest of the core
+//! tests are one binary in `tests/core/`), so no other test thread can hold a mutex at the moment of the
+//! fork.
 #![allow(unsafe_code)]
 
 use std::fs;

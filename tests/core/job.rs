@@ -2,8 +2,6 @@
 //! for processes: each `JobLock`/`FileLock` object has its own open file description, so two of them
 //! contend in the kernel exactly as two processes do.
 
-mod common;
-
 use std::fs::{self, File};
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -11,7 +9,7 @@ use std::sync::{Arc, Barrier, Mutex, mpsc};
 use std::thread;
 use std::time::{Duration, Instant, SystemTime};
 
-use common::TempDir;
+use crate::common::TempDir;
 use ferrolock::{
     Error, FileLock, JobLock, JobLocks, LockOptions, RunOnce, RunOnceError, RunOnceOutcome, Wait, WaitControl, run_once,
 };

@@ -1,8 +1,6 @@
 //! `StateFile` from Rust: locked read-modify-write, backups, removal, leftovers of crashed writers, and
 //! lost-update freedom between threads (each thread is its own lock owner, so they contend exactly like
-//! processes). Fault injection is in `core_state_faults.rs` (fault points are process-global).
-
-mod common;
+//! processes). Fault injection is in `state_faults.rs`.
 
 use std::fs;
 use std::os::unix::fs::MetadataExt;
@@ -11,7 +9,7 @@ use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::TempDir;
+use crate::common::TempDir;
 use ferrolock::{Error, StateFile, StateFileOptions, Wait};
 
 fn with_backup(dir: &TempDir) -> StateFile {

@@ -2,13 +2,11 @@
 //! backup stay as they were, no temporary file remains, and the lock is released so the next writer
 //! succeeds. Crashes (SIGKILL at each step) are tested from Python with real processes.
 //!
-//! Fault points are process-global, so this binary holds a single test that arms one point at a time.
-
-mod common;
+//! Each test arms its fault points for its own thread only, so the other tests of the binary run on.
 
 use std::fs;
 
-use common::{ATOMIC_WRITE_STEPS, TempDir, hidden};
+use crate::common::{ATOMIC_WRITE_STEPS, TempDir, hidden};
 use ferrolock::durable::faults::{self, FaultAction};
 use ferrolock::{StateFile, StateFileOptions, Wait};
 
@@ -28,7 +26,7 @@ fn every_failing_step_leaves_file_and_backup_intact_and_the_lock_free() {
     state.write(b"v2", Wait::Forever).unwrap();
 
     for step in ATOMIC_WRITE_STEPS {
-        faults::arm(step, FaultAction::Error);
+        faults::arm_on_this_thread(step, FaultAction::Error);
         let err = state.write(b"never", Wait::Forever).unwrap_err();
         faults::disarm();
         assert!(err.to_string().contains("Input/output error"), "{step}: {err}");
@@ -47,14 +45,14 @@ fn every_failing_step_leaves_file_and_backup_intact_and_the_lock_free() {
         "atomic_write:backup_rename",
         "state_file:unlink",
     ] {
-        faults::arm(step, FaultAction::Error);
+        faults::arm_on_this_thread(step, FaultAction::Error);
         assert!(state.remove(Wait::Forever).is_err(), "{step}");
         faults::disarm();
         assert_eq!(state.read().unwrap().as_deref(), Some(&b"v2"[..]), "{step}");
         assert!(!state.lock().is_locked(), "{step}");
         assert!(hidden(&dir).is_empty(), "{step}: {:?}", hidden(&dir));
     }
-    faults::arm("state_file:fsync_dir", FaultAction::Error);
+    faults::arm_on_this_thread("state_file:fsync_dir", FaultAction::Error);
     assert!(
         state.remove(Wait::Forever).is_err(),
         "a failed directory fsync fails the removal"
