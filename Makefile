@@ -21,11 +21,13 @@ venv: $(STAMP)
 build-dev: $(STAMP)
 	$(VENV)/bin/maturin develop --release --quiet
 
+PYTHON_DIRS := python tests bench torture tools
+
 .PHONY: format  ## format Rust and Python
 format: $(STAMP)
 	cargo fmt --all
-	$(VENV)/bin/ruff format python tests bench torture
-	$(VENV)/bin/ruff check --fix python tests bench torture
+	$(VENV)/bin/ruff format $(PYTHON_DIRS)
+	$(VENV)/bin/ruff check --fix $(PYTHON_DIRS)
 
 .PHONY: lint-rust  ## rustfmt, clippy (-D warnings), and "pyo3 only in src/py/"
 lint-rust: $(STAMP)
@@ -37,8 +39,8 @@ lint-rust: $(STAMP)
 
 .PHONY: lint-python  ## ruff check + format check, and the stubs against the built module
 lint-python: build-dev
-	$(VENV)/bin/ruff check python tests bench torture
-	$(VENV)/bin/ruff format --check python tests bench torture
+	$(VENV)/bin/ruff check $(PYTHON_DIRS)
+	$(VENV)/bin/ruff format --check $(PYTHON_DIRS)
 	$(PY) -m mypy.stubtest ferrolock._ferrolock --allowlist .mypy-stubtest-allowlist
 	$(PY) -m mypy python/ferrolock
 
@@ -76,10 +78,14 @@ torture: build-dev
 torture-ci: build-dev
 	FERROLOCK_TORTURE_SECONDS=5 FERROLOCK_TORTURE_FIGURES=/dev/null $(PY) -m pytest -q torture
 
+.PHONY: filelock-suite  ## py-filelock's own tests run on filelock and on ferrolock, compared (FERROLOCK_MIRRORS=DIR)
+filelock-suite: build-dev
+	$(PY) tools/filelock_suite/run.py $(FILELOCK_SUITE_ARGS)
+
 .PHONY: clean  ## remove build products and the venv
 clean:
 	cargo clean
-	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache python/ferrolock/*.so
+	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache python/ferrolock/*.so .filelock-suite
 
 .PHONY: help  ## list targets
 help:
