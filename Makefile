@@ -82,10 +82,25 @@ torture-ci: build-dev
 filelock-suite: build-dev
 	$(PY) tools/filelock_suite/run.py $(FILELOCK_SUITE_ARGS)
 
+WHEEL_DIR := dist
+
+.PHONY: wheel  ## abi3 manylinux wheel (release profile) in dist/, checked and repaired with auditwheel
+wheel: $(STAMP)
+	rm -rf $(WHEEL_DIR) && mkdir -p $(WHEEL_DIR)/raw
+	$(VENV)/bin/maturin build --release --locked --out $(WHEEL_DIR)/raw
+	$(VENV)/bin/auditwheel show $(WHEEL_DIR)/raw/ferrolock-*.whl
+	$(VENV)/bin/auditwheel repair --wheel-dir $(WHEEL_DIR) $(WHEEL_DIR)/raw/ferrolock-*.whl
+	rm -rf $(WHEEL_DIR)/raw
+	$(VENV)/bin/auditwheel show $(WHEEL_DIR)/ferrolock-*.whl
+
+.PHONY: wheel-test  ## install the wheel into fresh venvs of every Python >= 3.10 here, no compiler on PATH; smoke test
+wheel-test: wheel
+	$(PY) tools/wheel/test_wheel.py $(WHEEL_DIR)
+
 .PHONY: clean  ## remove build products and the venv
 clean:
 	cargo clean
-	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache python/ferrolock/*.so .filelock-suite
+	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache python/ferrolock/*.so $(WHEEL_DIR) .filelock-suite
 
 .PHONY: help  ## list targets
 help:
