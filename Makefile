@@ -21,11 +21,13 @@ venv: $(STAMP)
 build-dev: $(STAMP)
 	$(VENV)/bin/maturin develop --release --quiet
 
+PYTHON_DIRS := python tests bench torture tools
+
 .PHONY: format  ## format Rust and Python
 format: $(STAMP)
 	cargo fmt --all
-	$(VENV)/bin/ruff format python tests bench torture
-	$(VENV)/bin/ruff check --fix python tests bench torture
+	$(VENV)/bin/ruff format $(PYTHON_DIRS)
+	$(VENV)/bin/ruff check --fix $(PYTHON_DIRS)
 
 .PHONY: lint-rust  ## rustfmt, clippy (-D warnings), and "pyo3 only in src/py/"
 lint-rust: $(STAMP)
@@ -37,8 +39,8 @@ lint-rust: $(STAMP)
 
 .PHONY: lint-python  ## ruff check + format check, and the stubs against the built module
 lint-python: build-dev
-	$(VENV)/bin/ruff check python tests bench torture
-	$(VENV)/bin/ruff format --check python tests bench torture
+	$(VENV)/bin/ruff check $(PYTHON_DIRS)
+	$(VENV)/bin/ruff format --check $(PYTHON_DIRS)
 	$(PY) -m mypy.stubtest ferrolock._ferrolock --allowlist .mypy-stubtest-allowlist
 	$(PY) -m mypy python/ferrolock
 
@@ -76,10 +78,29 @@ torture: build-dev
 torture-ci: build-dev
 	FERROLOCK_TORTURE_SECONDS=5 FERROLOCK_TORTURE_FIGURES=/dev/null $(PY) -m pytest -q torture
 
+.PHONY: filelock-suite  ## py-filelock's own tests run on filelock and on ferrolock, compared (FERROLOCK_MIRRORS=DIR)
+filelock-suite: build-dev
+	$(PY) tools/filelock_suite/run.py $(FILELOCK_SUITE_ARGS)
+
+WHEEL_DIR := dist
+
+.PHONY: wheel  ## abi3 manylinux wheel (release profile) in dist/, checked and repaired with auditwheel
+wheel: $(STAMP)
+	rm -rf $(WHEEL_DIR) && mkdir -p $(WHEEL_DIR)/raw
+	$(VENV)/bin/maturin build --release --locked --out $(WHEEL_DIR)/raw
+	$(VENV)/bin/auditwheel show $(WHEEL_DIR)/raw/ferrolock-*.whl
+	$(VENV)/bin/auditwheel repair --wheel-dir $(WHEEL_DIR) $(WHEEL_DIR)/raw/ferrolock-*.whl
+	rm -rf $(WHEEL_DIR)/raw
+	$(VENV)/bin/auditwheel show $(WHEEL_DIR)/ferrolock-*.whl
+
+.PHONY: wheel-test  ## install the wheel into fresh venvs of every Python >= 3.10 here, no compiler on PATH; smoke test
+wheel-test: wheel
+	$(PY) tools/wheel/test_wheel.py $(WHEEL_DIR)
+
 .PHONY: clean  ## remove build products and the venv
 clean:
 	cargo clean
-	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache python/ferrolock/*.so
+	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache python/ferrolock/*.so $(WHEEL_DIR) .filelock-suite
 
 .PHONY: help  ## list targets
 help:
