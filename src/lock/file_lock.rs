@@ -2,15 +2,15 @@
 
 use std::os::fd::{AsRawFd, RawFd};
 use std::path::{Path, PathBuf};
+use std::sync::MutexGuard;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use super::holder::{self, Holder, RecordTemplate};
 use super::protocol::{self, DeadlockCheck, LockFd, Target};
 use super::registry;
 use super::wait::{Wait, WaitControl};
 use crate::error::{Error, Result};
-use crate::sys::{self, FlockOp};
+use crate::sys::{self, FlockOp, ForkLocal};
 
 /// Exclusive (one holder) or shared (any number of shared holders, no exclusive one).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -97,18 +97,29 @@ pub struct FileLock {
     detect_deadlock: bool,
     /// Distinguishes lock objects in the deadlock registry (addresses would change on a move).
     object_id: usize,
-    state: Mutex<State>,
+    state: ForkLocal<State>,
 }
 
 static NEXT_OBJECT_ID: AtomicUsize = AtomicUsize::new(1);
 
+/// What one process holds through one lock object. A forked child starts with a fresh one.
 #[derive(Debug)]
 struct State {
-    generation: u64,
+    /// Written into holder records; a forked child's is its own.
     pid: u32,
     holds: Vec<Hold>,
     /// An open, unlocked descriptor kept for the next acquisition (saves an open per cycle).
     idle: Option<LockFd>,
+}
+
+impl State {
+    fn fresh() -> Self {
+        Self {
+            pid: std::process::id(),
+            holds: Vec::new(),
+            idle: None,
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -124,19 +135,13 @@ impl FileLock {
         let target = Target::new(path.into(), options.file_mode, options.create_dirs)?;
         let template = (options.holder_record && options.mode == LockMode::Exclusive)
             .then(|| RecordTemplate::new(options.purpose.as_deref()));
-        let state = State {
-            generation: sys::fork_generation(),
-            pid: std::process::id(),
-            holds: Vec::new(),
-            idle: None,
-        };
         Ok(Self {
             target,
             mode: options.mode,
             template,
             detect_deadlock: options.detect_deadlock,
             object_id: NEXT_OBJECT_ID.fetch_add(1, Ordering::Relaxed),
-            state: Mutex::new(state),
+            state: ForkLocal::new(State::fresh(), State::fresh),
         })
     }
 
@@ -324,32 +329,22 @@ impl FileLock {
         self.object_id
     }
 
-    /// The state, after forgetting anything inherited through fork.
+    /// The state, after forgetting anything inherited through fork: a child closes inherited
+    /// descriptors without unlocking (dropping a File only closes it), so the parent keeps its lock, and
+    /// never reuses a description the parent shares.
     fn state(&self) -> MutexGuard<'_, State> {
-        let mut st = self.state.lock().unwrap_or_else(PoisonError::into_inner);
-        let generation = sys::fork_generation();
-        if st.generation != generation {
-            // Inherited from the parent: close without unlocking (dropping a File only closes it), so
-            // the parent keeps its lock; and never reuse a description the parent shares.
-            st.holds.clear();
-            st.idle = None;
-            st.generation = generation;
-            st.pid = std::process::id();
-        }
-        st
+        self.state.lock()
     }
 }
 
 impl Drop for FileLock {
     fn drop(&mut self) {
         let object = self.object_id();
-        let st = self.state.get_mut().unwrap_or_else(PoisonError::into_inner);
-        let ours = st.generation == sys::fork_generation();
-        for hold in st.holds.drain(..) {
-            if ours {
-                registry::remove(hold.fd.dev, hold.fd.ino, hold.owner.0, object);
-                let _ = hold.fd.unlock();
-            }
+        // Only this process's holds are left after `state()` (a child's inherited ones are gone).
+        let holds = std::mem::take(&mut self.state().holds);
+        for hold in holds {
+            registry::remove(hold.fd.dev, hold.fd.ino, hold.owner.0, object);
+            let _ = hold.fd.unlock();
         }
     }
 }

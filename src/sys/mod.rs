@@ -9,8 +9,8 @@
 //!   blocking `flock` at a deadline, the technique util-linux `flock -w` uses (`lib/timer.c`).
 //! * [`pidfd_open`], [`DirWatch`] and [`poll_readable`]: process-exit and directory-change events for
 //!   scope waits on legacy records, which hold no lock to block on.
-//! * [`fork_generation`]: a counter bumped in every forked child, so lock objects notice they were
-//!   inherited without a `getpid()` call on the hot path.
+//! * [`fork_generation`] and [`ForkLocal`]: a counter bumped in every forked child, and the one way the
+//!   crate forgets what a child inherited (lock holds, idle descriptors, claims).
 #![allow(unsafe_code)]
 
 mod events;
@@ -26,7 +26,10 @@ use nix::libc;
 pub(crate) use events::{DirWatch, pidfd_open, poll_readable};
 #[cfg_attr(not(feature = "python"), allow(unused_imports))]
 pub(crate) use process::is_main_thread;
-pub(crate) use process::{current_thread_owner, fork_generation};
+pub(crate) use process::{ForkLocal, current_thread_owner};
+// The binding's StateFile nested-edit registry still reads the fork generation itself.
+#[cfg_attr(not(feature = "python"), allow(unused_imports))]
+pub(crate) use process::fork_generation;
 pub(crate) use signal::{UnblockedWakeSignal, wake_signal};
 pub(crate) use timer::WakeTimer;
 
