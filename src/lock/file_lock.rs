@@ -54,21 +54,36 @@ impl Default for LockOptions {
 }
 
 /// Who holds a re-entrant acquisition: a thread by default, or any id the caller chooses (the asyncio
-/// layer uses one per task, so two tasks on one thread still exclude each other).
+/// layer uses one per event loop, so a loop's tasks and the loop's thread are different owners).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Owner(u64);
 
 impl Owner {
-    /// The calling thread (`pthread_self()`, equal to Python's `threading.get_ident()`).
+    /// The calling thread. Each thread gets an id that no other thread of the process ever gets, so a
+    /// thread that ends while holding a lock leaves the hold to nobody: a later thread (which may get
+    /// the same `pthread_self()` and Python `threading.get_ident()`) neither re-enters nor releases it.
+    /// Thread ids have the top bit set.
     #[must_use]
     pub fn current_thread() -> Self {
         Self(sys::current_thread_owner())
     }
 
-    /// An owner id chosen by the caller.
+    /// An owner id chosen by the caller. Ids below `2^63` never equal a thread's.
     #[must_use]
     pub const fn from_raw(id: u64) -> Self {
         Self(id)
+    }
+
+    /// The id, as given to [`from_raw`](Self::from_raw) or made for a thread.
+    #[must_use]
+    pub const fn as_raw(self) -> u64 {
+        self.0
+    }
+
+    /// True for an owner made by [`current_thread`](Self::current_thread).
+    #[must_use]
+    pub const fn is_thread(self) -> bool {
+        self.0 & sys::THREAD_OWNER_BIT != 0
     }
 }
 

@@ -11,6 +11,7 @@
 //!   scope waits on legacy records, which hold no lock to block on.
 //! * [`fork_generation`] and [`ForkLocal`]: a counter bumped in every forked child, and the one way the
 //!   crate forgets what a child inherited (lock holds, idle descriptors, claims).
+//! * [`current_thread_owner`]: an owner id per thread, never reused in the life of the process.
 #![allow(unsafe_code)]
 
 mod events;
@@ -26,7 +27,7 @@ use nix::libc;
 pub(crate) use events::{DirWatch, pidfd_open, poll_readable};
 #[cfg_attr(not(feature = "python"), allow(unused_imports))]
 pub(crate) use process::is_main_thread;
-pub(crate) use process::{ForkLocal, current_thread_owner};
+pub(crate) use process::{ForkLocal, THREAD_OWNER_BIT, current_thread_owner};
 // The binding's StateFile nested-edit registry still reads the fork generation itself.
 #[cfg_attr(not(feature = "python"), allow(unused_imports))]
 pub(crate) use process::fork_generation;

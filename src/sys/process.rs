@@ -136,12 +136,21 @@ impl<T> fmt::Debug for ForkLocal<T> {
     }
 }
 
-/// An owner id for the calling thread: `pthread_self()`, the same value as Python's
-/// `threading.get_ident()`, so Python and Rust callers on one thread share re-entrancy.
+/// Thread owner ids have this bit set, so any id below it (an address, a counter) that a caller picks
+/// for [`Owner::from_raw`](crate::Owner::from_raw) can never be mistaken for a thread.
+pub(crate) const THREAD_OWNER_BIT: u64 = 1 << 63;
+
+static NEXT_THREAD_OWNER: AtomicU64 = AtomicU64::new(0);
+
+/// An owner id for the calling thread, unique for the life of the process.
+///
+/// Not `pthread_self()`: glibc hands a finished thread's value to the next thread it creates, which
+/// would then inherit a hold the finished thread never released (and could release it).
 pub(crate) fn current_thread_owner() -> u64 {
-    // SAFETY: pthread_self has no preconditions and cannot fail.
-    let me = unsafe { libc::pthread_self() };
-    me as u64
+    thread_local! {
+        static OWNER: u64 = THREAD_OWNER_BIT | NEXT_THREAD_OWNER.fetch_add(1, Ordering::Relaxed);
+    }
+    OWNER.with(|owner| *owner)
 }
 
 /// True on the process's main thread, the only thread where `CPython` runs signal handlers (and so the
@@ -166,6 +175,21 @@ pub(crate) fn is_main_thread() -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn thread_owners_are_never_reused() {
+        let mut seen = vec![current_thread_owner()];
+        for _ in 0..20 {
+            // Joined threads of one stack size get the same pthread_self(); their owners must differ.
+            seen.push(std::thread::spawn(current_thread_owner).join().unwrap());
+        }
+        assert!(seen.iter().all(|o| o & THREAD_OWNER_BIT != 0));
+        let count = seen.len();
+        seen.sort_unstable();
+        seen.dedup();
+        assert_eq!(seen.len(), count);
+        assert_eq!(current_thread_owner(), current_thread_owner());
+    }
 
     #[test]
     fn a_fork_local_keeps_its_value_in_the_process_that_made_it() {

@@ -11,6 +11,7 @@ mod common;
 mod file_lock;
 mod holder_records;
 mod job;
+mod owners;
 mod props;
 mod scope;
 mod state_faults;
