@@ -7,8 +7,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use super::holder::{self, Holder, RecordTemplate};
 use super::protocol::{self, DeadlockCheck, LockFd, Target};
-use super::registry;
 use super::wait::{Wait, WaitControl};
+use super::{idle, registry};
 use crate::error::{Error, Result};
 use crate::sys::{self, FlockOp, ForkLocal};
 
@@ -103,6 +103,8 @@ pub enum Acquired {
 ///   Re-entry by the same owner only increments a counter.
 /// * After `fork()`, the child holds nothing: inherited descriptors are closed without unlocking
 ///   (which would release the parent's lock) and never reused.
+/// * A released descriptor is kept open for the next acquisition, among at most
+///   [`idle_descriptor_bound`](crate::idle_descriptor_bound) such descriptors per process.
 /// * Dropping the lock releases what this process holds through it.
 #[derive(Debug)]
 pub struct FileLock {
@@ -110,7 +112,8 @@ pub struct FileLock {
     mode: LockMode,
     template: Option<RecordTemplate>,
     detect_deadlock: bool,
-    /// Distinguishes lock objects in the deadlock registry (addresses would change on a move).
+    /// Distinguishes lock objects in the deadlock registry and the idle-descriptor cache (addresses
+    /// would change on a move).
     object_id: usize,
     state: ForkLocal<State>,
 }
@@ -123,8 +126,6 @@ struct State {
     /// Written into holder records; a forked child's is its own.
     pid: u32,
     holds: Vec<Hold>,
-    /// An open, unlocked descriptor kept for the next acquisition (saves an open per cycle).
-    idle: Option<LockFd>,
 }
 
 impl State {
@@ -132,7 +133,6 @@ impl State {
         Self {
             pid: std::process::id(),
             holds: Vec::new(),
-            idle: None,
         }
     }
 }
@@ -184,7 +184,7 @@ impl FileLock {
     /// [`Error::Cancelled`] / [`Error::Interrupted`] from `ctl`; [`Error::WouldDeadlock`] if the owner
     /// holds the file through another `FileLock`; I/O and bad-path errors from the protocol.
     pub fn acquire_as(&self, owner: Owner, wait: Wait, ctl: &mut WaitControl<'_>) -> Result<Acquired> {
-        let (reuse, pid) = {
+        let pid = {
             let mut st = self.state();
             if let Some(h) = st.holds.iter_mut().find(|h| h.owner == owner) {
                 h.count = h.count.checked_add(1).ok_or_else(|| Error::InvalidName {
@@ -194,9 +194,10 @@ impl FileLock {
                 })?;
                 return Ok(Acquired::Reentered);
             }
-            (st.idle.take(), st.pid)
+            st.pid
         };
         let object = self.object_id();
+        let reuse = idle::take(object);
         let would_deadlock = |fd: &LockFd| registry::held_elsewhere(fd.dev, fd.ino, owner.0, object);
         let check: Option<DeadlockCheck<'_>> = self.detect_deadlock.then_some(&would_deadlock);
         let fd = protocol::acquire(&self.target, reuse, self.flock_op(), wait, ctl, check)?;
@@ -232,10 +233,7 @@ impl FileLock {
         hold.fd
             .unlock()
             .map_err(|e| Error::io("unlock", &self.target.path, e))?;
-        let mut st = self.state();
-        if st.idle.is_none() {
-            st.idle = Some(hold.fd);
-        }
+        idle::put(self.object_id(), hold.fd);
         Ok(true)
     }
 
@@ -361,6 +359,7 @@ impl Drop for FileLock {
             registry::remove(hold.fd.dev, hold.fd.ino, hold.owner.0, object);
             let _ = hold.fd.unlock();
         }
+        idle::forget(object);
     }
 }
 

@@ -18,12 +18,14 @@
 
 mod file_lock;
 mod holder;
+mod idle;
 mod protocol;
 mod registry;
 mod wait;
 
 pub use file_lock::{Acquired, FileLock, FileLockGuard, LockMode, LockOptions, Owner};
 pub use holder::{HOLDER_RECORD_VERSION, Holder, LockState, probe, read_holder};
+pub use idle::bound as idle_descriptor_bound;
 pub use protocol::{Removal, remove_if_unheld};
 pub use wait::{CancelToken, Wait, WaitControl};
 // The kernel wait itself, for other core modules that block on a lock file (scope waits).

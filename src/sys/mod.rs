@@ -27,7 +27,7 @@ use nix::libc;
 pub(crate) use events::{DirWatch, pidfd_open, poll_readable};
 #[cfg_attr(not(feature = "python"), allow(unused_imports))]
 pub(crate) use process::is_main_thread;
-pub(crate) use process::{ForkLocal, THREAD_OWNER_BIT, current_thread_owner};
+pub(crate) use process::{ForkLocal, THREAD_OWNER_BIT, current_thread_owner, open_files_soft_limit};
 // The binding's StateFile nested-edit registry still reads the fork generation itself.
 #[cfg_attr(not(feature = "python"), allow(unused_imports))]
 pub(crate) use process::fork_generation;

@@ -172,6 +172,17 @@ pub(crate) fn is_main_thread() -> bool {
     })
 }
 
+/// The soft `RLIMIT_NOFILE` (how many descriptors the process may have open), if it is finite.
+pub(crate) fn open_files_soft_limit() -> Option<u64> {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes one `rlimit` into the struct we own.
+    let rc = unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &raw mut limit) };
+    (rc == 0 && limit.rlim_cur != libc::RLIM_INFINITY).then_some(limit.rlim_cur)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
