@@ -58,6 +58,16 @@ test-python: build-dev
 .PHONY: test  ## every test: Rust core, then Python
 test: test-rust test-python
 
+# The tests that wait for locks, run again with the wake mechanism that needs no signal.
+WAKE_THREAD_TESTS := tests/test_file_lock.py tests/test_multiprocess.py tests/test_async.py tests/test_job_lock.py \
+	tests/test_scope_lock.py tests/test_run_once.py tests/test_state_file.py tests/test_wake_signals.py \
+	tests/test_descriptors.py tests/test_thread_owners.py tests/compat
+
+.PHONY: test-wake-thread  ## Rust tests and Python lock tests with FERROLOCK_WAKE=thread (helper threads, no signal)
+test-wake-thread: build-dev
+	FERROLOCK_WAKE=thread cargo test --quiet
+	FERROLOCK_WAKE=thread $(PY) -m pytest -q $(WAKE_THREAD_TESTS)
+
 BENCHES := $(sort $(wildcard bench/bench_*.py))
 
 .PHONY: bench  ## every benchmark in bench/ (locks vs fcntl.flock/filelock/portalocker, state, scopes, todo2)

@@ -43,8 +43,9 @@ pub use durable::{StateEdit, StateFile, StateFileOptions};
 pub use error::{Error, Result};
 pub use lock::{
     Acquired, CancelToken, FileLock, FileLockGuard, Holder, LockMode, LockOptions, LockState, Owner, Removal, Wait,
-    WaitControl, probe, read_holder, remove_if_unheld,
+    WaitControl, idle_descriptor_bound, probe, read_holder, remove_if_unheld,
 };
+pub use lock::{WakeMechanism, set_wake_mechanism, wake_mechanism};
 
 // Job-directory locks and run-once setup (issue #3, logist drop-in).
 pub use job::{JobLock, JobLocks, RunOnce, RunOnceError, RunOnceOutcome, cleanup_stale, run_once};

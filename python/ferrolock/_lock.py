@@ -95,8 +95,8 @@ class FileLock(_NativeFileLock, ContextDecorator):
 
 
 def _loop_owner() -> int:
-    """The owner id of the running event loop: its id with the low bit set, which can never equal a
-    thread id (``pthread_self()`` values are aligned), so loop and thread owners never collide."""
+    """The owner id of the running event loop: its id (an address, so below 2**63), which can never
+    equal a thread's owner id (those have the top bit set), so loop and thread owners never collide."""
     return id(asyncio.get_running_loop()) | 1
 
 

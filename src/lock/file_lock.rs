@@ -2,15 +2,15 @@
 
 use std::os::fd::{AsRawFd, RawFd};
 use std::path::{Path, PathBuf};
+use std::sync::MutexGuard;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use super::holder::{self, Holder, RecordTemplate};
 use super::protocol::{self, DeadlockCheck, LockFd, Target};
-use super::registry;
 use super::wait::{Wait, WaitControl};
+use super::{idle, registry};
 use crate::error::{Error, Result};
-use crate::sys::{self, FlockOp};
+use crate::sys::{self, FlockOp, ForkLocal};
 
 /// Exclusive (one holder) or shared (any number of shared holders, no exclusive one).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -54,21 +54,36 @@ impl Default for LockOptions {
 }
 
 /// Who holds a re-entrant acquisition: a thread by default, or any id the caller chooses (the asyncio
-/// layer uses one per task, so two tasks on one thread still exclude each other).
+/// layer uses one per event loop, so a loop's tasks and the loop's thread are different owners).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Owner(u64);
 
 impl Owner {
-    /// The calling thread (`pthread_self()`, equal to Python's `threading.get_ident()`).
+    /// The calling thread. Each thread gets an id that no other thread of the process ever gets, so a
+    /// thread that ends while holding a lock leaves the hold to nobody: a later thread (which may get
+    /// the same `pthread_self()` and Python `threading.get_ident()`) neither re-enters nor releases it.
+    /// Thread ids have the top bit set.
     #[must_use]
     pub fn current_thread() -> Self {
         Self(sys::current_thread_owner())
     }
 
-    /// An owner id chosen by the caller.
+    /// An owner id chosen by the caller. Ids below `2^63` never equal a thread's.
     #[must_use]
     pub const fn from_raw(id: u64) -> Self {
         Self(id)
+    }
+
+    /// The id, as given to [`from_raw`](Self::from_raw) or made for a thread.
+    #[must_use]
+    pub const fn as_raw(self) -> u64 {
+        self.0
+    }
+
+    /// True for an owner made by [`current_thread`](Self::current_thread).
+    #[must_use]
+    pub const fn is_thread(self) -> bool {
+        self.0 & sys::THREAD_OWNER_BIT != 0
     }
 }
 
@@ -88,6 +103,8 @@ pub enum Acquired {
 ///   Re-entry by the same owner only increments a counter.
 /// * After `fork()`, the child holds nothing: inherited descriptors are closed without unlocking
 ///   (which would release the parent's lock) and never reused.
+/// * A released descriptor is kept open for the next acquisition, among at most
+///   [`idle_descriptor_bound`](crate::idle_descriptor_bound) such descriptors per process.
 /// * Dropping the lock releases what this process holds through it.
 #[derive(Debug)]
 pub struct FileLock {
@@ -95,20 +112,29 @@ pub struct FileLock {
     mode: LockMode,
     template: Option<RecordTemplate>,
     detect_deadlock: bool,
-    /// Distinguishes lock objects in the deadlock registry (addresses would change on a move).
+    /// Distinguishes lock objects in the deadlock registry and the idle-descriptor cache (addresses
+    /// would change on a move).
     object_id: usize,
-    state: Mutex<State>,
+    state: ForkLocal<State>,
 }
 
 static NEXT_OBJECT_ID: AtomicUsize = AtomicUsize::new(1);
 
+/// What one process holds through one lock object. A forked child starts with a fresh one.
 #[derive(Debug)]
 struct State {
-    generation: u64,
+    /// Written into holder records; a forked child's is its own.
     pid: u32,
     holds: Vec<Hold>,
-    /// An open, unlocked descriptor kept for the next acquisition (saves an open per cycle).
-    idle: Option<LockFd>,
+}
+
+impl State {
+    fn fresh() -> Self {
+        Self {
+            pid: std::process::id(),
+            holds: Vec::new(),
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -124,19 +150,13 @@ impl FileLock {
         let target = Target::new(path.into(), options.file_mode, options.create_dirs)?;
         let template = (options.holder_record && options.mode == LockMode::Exclusive)
             .then(|| RecordTemplate::new(options.purpose.as_deref()));
-        let state = State {
-            generation: sys::fork_generation(),
-            pid: std::process::id(),
-            holds: Vec::new(),
-            idle: None,
-        };
         Ok(Self {
             target,
             mode: options.mode,
             template,
             detect_deadlock: options.detect_deadlock,
             object_id: NEXT_OBJECT_ID.fetch_add(1, Ordering::Relaxed),
-            state: Mutex::new(state),
+            state: ForkLocal::new(State::fresh(), State::fresh),
         })
     }
 
@@ -164,7 +184,7 @@ impl FileLock {
     /// [`Error::Cancelled`] / [`Error::Interrupted`] from `ctl`; [`Error::WouldDeadlock`] if the owner
     /// holds the file through another `FileLock`; I/O and bad-path errors from the protocol.
     pub fn acquire_as(&self, owner: Owner, wait: Wait, ctl: &mut WaitControl<'_>) -> Result<Acquired> {
-        let (reuse, pid) = {
+        let pid = {
             let mut st = self.state();
             if let Some(h) = st.holds.iter_mut().find(|h| h.owner == owner) {
                 h.count = h.count.checked_add(1).ok_or_else(|| Error::InvalidName {
@@ -174,9 +194,10 @@ impl FileLock {
                 })?;
                 return Ok(Acquired::Reentered);
             }
-            (st.idle.take(), st.pid)
+            st.pid
         };
         let object = self.object_id();
+        let reuse = idle::take(object);
         let would_deadlock = |fd: &LockFd| registry::held_elsewhere(fd.dev, fd.ino, owner.0, object);
         let check: Option<DeadlockCheck<'_>> = self.detect_deadlock.then_some(&would_deadlock);
         let fd = protocol::acquire(&self.target, reuse, self.flock_op(), wait, ctl, check)?;
@@ -212,10 +233,7 @@ impl FileLock {
         hold.fd
             .unlock()
             .map_err(|e| Error::io("unlock", &self.target.path, e))?;
-        let mut st = self.state();
-        if st.idle.is_none() {
-            st.idle = Some(hold.fd);
-        }
+        idle::put(self.object_id(), hold.fd);
         Ok(true)
     }
 
@@ -324,33 +342,24 @@ impl FileLock {
         self.object_id
     }
 
-    /// The state, after forgetting anything inherited through fork.
+    /// The state, after forgetting anything inherited through fork: a child closes inherited
+    /// descriptors without unlocking (dropping a File only closes it), so the parent keeps its lock, and
+    /// never reuses a description the parent shares.
     fn state(&self) -> MutexGuard<'_, State> {
-        let mut st = self.state.lock().unwrap_or_else(PoisonError::into_inner);
-        let generation = sys::fork_generation();
-        if st.generation != generation {
-            // Inherited from the parent: close without unlocking (dropping a File only closes it), so
-            // the parent keeps its lock; and never reuse a description the parent shares.
-            st.holds.clear();
-            st.idle = None;
-            st.generation = generation;
-            st.pid = std::process::id();
-        }
-        st
+        self.state.lock()
     }
 }
 
 impl Drop for FileLock {
     fn drop(&mut self) {
         let object = self.object_id();
-        let st = self.state.get_mut().unwrap_or_else(PoisonError::into_inner);
-        let ours = st.generation == sys::fork_generation();
-        for hold in st.holds.drain(..) {
-            if ours {
-                registry::remove(hold.fd.dev, hold.fd.ino, hold.owner.0, object);
-                let _ = hold.fd.unlock();
-            }
+        // Only this process's holds are left after `state()` (a child's inherited ones are gone).
+        let holds = std::mem::take(&mut self.state().holds);
+        for hold in holds {
+            registry::remove(hold.fd.dev, hold.fd.ino, hold.owner.0, object);
+            let _ = hold.fd.unlock();
         }
+        idle::forget(object);
     }
 }
 

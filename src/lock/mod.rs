@@ -14,18 +14,20 @@
 //!   record means something only while the file is locked; readers [`probe`] first.
 //! * Crash = release: the kernel drops flock locks when the holder dies. No PID guessing.
 //!
-//! Waiting happens in the kernel (see [`Wait`] and [`CancelToken`]).
+//! Waiting happens in the kernel (see [`Wait`], [`CancelToken`] and [`WakeMechanism`]).
 
 mod file_lock;
 mod holder;
+mod idle;
 mod protocol;
 mod registry;
 mod wait;
 
 pub use file_lock::{Acquired, FileLock, FileLockGuard, LockMode, LockOptions, Owner};
 pub use holder::{HOLDER_RECORD_VERSION, Holder, LockState, probe, read_holder};
+pub use idle::bound as idle_descriptor_bound;
 pub use protocol::{Removal, remove_if_unheld};
-pub use wait::{CancelToken, Wait, WaitControl};
+pub use wait::{CancelToken, Wait, WaitControl, WakeMechanism, set_wake_mechanism, wake_mechanism};
 // The kernel wait itself, for other core modules that block on a lock file (scope waits).
 pub(crate) use holder::held_exclusively;
 pub(crate) use wait::{WaitEnd, block_until_locked};

@@ -4,9 +4,7 @@
 //! thread that holds the file through object A then waits on object B, it waits for itself forever
 //! (tox-dev/filelock#315). The registry lets B notice and fail at once instead.
 
-use std::sync::{Mutex, PoisonError};
-
-use crate::sys::fork_generation;
+use crate::sys::ForkLocal;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Entry {
@@ -16,25 +14,11 @@ struct Entry {
     object: usize,
 }
 
-struct Registry {
-    /// The fork generation the entries were made in: a forked child holds none of its parent's locks.
-    generation: u64,
-    entries: Vec<Entry>,
-}
-
-static HELD: Mutex<Registry> = Mutex::new(Registry {
-    generation: 0,
-    entries: Vec::new(),
-});
+/// A forked child holds none of its parent's locks.
+static HELD: ForkLocal<Vec<Entry>> = ForkLocal::new(Vec::new(), Vec::new);
 
 fn with_registry<T>(f: impl FnOnce(&mut Vec<Entry>) -> T) -> T {
-    let generation = fork_generation();
-    let mut reg = HELD.lock().unwrap_or_else(PoisonError::into_inner);
-    if reg.generation != generation {
-        reg.generation = generation;
-        reg.entries.clear();
-    }
-    f(&mut reg.entries)
+    f(&mut HELD.lock())
 }
 
 pub(crate) fn insert(dev: u64, ino: u64, owner: u64, object: usize) {

@@ -1,8 +1,26 @@
 //! Waiting for a lock in the kernel.
 //!
-//! A waiter sleeps inside a blocking `flock(2)`, so it wakes the moment the holder releases (or dies)
-//! and uses no CPU meanwhile. Deadlines, cancellation and signal checks interrupt that sleep with a
-//! thread-directed timer signal (see [`crate::sys::WakeTimer`]); nothing here polls the lock.
+//! A waiter sleeps until the kernel grants its `flock(2)`, so it wakes the moment the holder releases
+//! (or dies) and uses no CPU meanwhile. Nothing here polls the lock, except as the last resort below.
+//! A deadline, a cancellation or a Ctrl-C check must also be able to end that sleep, which a blocking
+//! `flock` does not do by itself. Two mechanisms do it (see the README section "Waiting, timeouts,
+//! threads, fork" for how to choose):
+//!
+//! * **signal** (the default on Linux): the waiter blocks in `flock` itself, and a POSIX timer aimed at
+//!   the waiting thread delivers a real-time signal whose handler makes `flock` return `EINTR`
+//!   ([`by_signal`]). One wake-up per hand-off: the fastest.
+//! * **thread**: a helper thread blocks in `flock` on a duplicate of the waiter's descriptor, while the
+//!   waiter sleeps on an eventfd with its deadline ([`by_thread`]). It needs no signal of its own, so it
+//!   is what runs when the application has taken or ignored ours, when no real-time signal is free, when
+//!   a timer cannot be created (`RLIMIT_SIGPENDING`), when `FERROLOCK_WAKE=thread` asks for it, and on a
+//!   platform without thread-directed timers.
+//!
+//! A wait that nothing can end early (no deadline, no cancel token, no periodic check) needs neither:
+//! it blocks in `flock` and only the lock ends it.
+
+mod by_signal;
+mod by_thread;
+mod mechanism;
 
 use std::fmt;
 use std::io;
@@ -12,7 +30,9 @@ use std::time::{Duration, Instant};
 
 use nix::libc;
 
-use crate::sys::{self, FlockOp, UnblockedWakeSignal, WakeTimer};
+pub use mechanism::{WakeMechanism, set_wake_mechanism, wake_mechanism};
+
+use crate::sys::{self, FlockOp, WakeTimer, Wakeup};
 
 /// How long an acquisition may wait.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -68,7 +88,16 @@ pub struct CancelToken {
 #[derive(Default)]
 struct CancelState {
     cancelled: bool,
-    sleeper: Option<Arc<WakeTimer>>,
+    sleeper: Option<Sleeper>,
+}
+
+/// How to wake the thread sleeping on a token.
+#[derive(Debug, Clone)]
+enum Sleeper {
+    /// Fire its timer now (and every millisecond until it notices): its `flock` returns `EINTR`.
+    Timer(Arc<WakeTimer>),
+    /// Write to the eventfd it sleeps on.
+    Wakeup(Arc<Wakeup>),
 }
 
 impl fmt::Debug for CancelToken {
@@ -90,12 +119,15 @@ impl CancelToken {
     pub fn cancel(&self) {
         let mut st = self.state.lock().unwrap_or_else(PoisonError::into_inner);
         st.cancelled = true;
-        if let Some(timer) = &st.sleeper {
-            // Fire the sleeper's timer now (and every millisecond until it notices): its flock returns
-            // EINTR and the loop sees the flag. A failure here leaves the waiter to its deadline.
-            if let Err(e) = timer.fire_after(Duration::ZERO) {
-                log::warn!(target: "ferrolock::wait", "could not wake a cancelled waiter: {e}");
+        match &st.sleeper {
+            // A failure here leaves the waiter to its deadline.
+            Some(Sleeper::Timer(timer)) => {
+                if let Err(e) = timer.fire_after(Duration::ZERO) {
+                    log::warn!(target: "ferrolock::wait", "could not wake a cancelled waiter: {e}");
+                }
             }
+            Some(Sleeper::Wakeup(wakeup)) => wakeup.wake(),
+            None => {}
         }
     }
 
@@ -105,18 +137,39 @@ impl CancelToken {
         self.state.lock().unwrap_or_else(PoisonError::into_inner).cancelled
     }
 
-    /// Registers the sleeping thread's timer; `false` if already cancelled.
-    fn register(&self, timer: &Arc<WakeTimer>) -> bool {
+    /// Registers how to wake the sleeping thread; `false` if already cancelled.
+    fn register(&self, sleeper: Sleeper) -> bool {
         let mut st = self.state.lock().unwrap_or_else(PoisonError::into_inner);
         if st.cancelled {
             return false;
         }
-        st.sleeper = Some(Arc::clone(timer));
+        st.sleeper = Some(sleeper);
         true
     }
 
     fn unregister(&self) {
         self.state.lock().unwrap_or_else(PoisonError::into_inner).sleeper = None;
+    }
+}
+
+/// A sleeper registered with a wait's token (if it has one) until dropped.
+struct Registration<'a>(Option<&'a CancelToken>);
+
+impl<'a> Registration<'a> {
+    /// `Err(Cancelled)` if the token was cancelled before the wait could register.
+    fn new(token: Option<&'a CancelToken>, sleeper: impl FnOnce() -> Sleeper) -> Result<Self, WaitEnd> {
+        match token {
+            Some(t) if !t.register(sleeper()) => Err(WaitEnd::Cancelled),
+            _ => Ok(Self(token)),
+        }
+    }
+}
+
+impl Drop for Registration<'_> {
+    fn drop(&mut self) {
+        if let Some(token) = self.0 {
+            token.unregister();
+        }
     }
 }
 
@@ -143,6 +196,26 @@ impl fmt::Debug for WaitControl<'_> {
     }
 }
 
+impl WaitControl<'_> {
+    fn cancelled(&self) -> bool {
+        self.cancel.is_some_and(CancelToken::is_cancelled)
+    }
+
+    /// Runs `on_interrupt`; `true` if it asks to stop.
+    fn interrupted(&mut self) -> bool {
+        self.on_interrupt.as_mut().is_some_and(|check| check())
+    }
+
+    /// When the sleep must end at the latest: the deadline or the next periodic check.
+    fn wake_at(&self, deadline: Option<Instant>, now: Instant) -> Option<Instant> {
+        let periodic = self.interrupt_every.map(|every| now + every);
+        match (deadline, periodic) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+}
+
 /// Why a kernel wait ended without the lock.
 #[derive(Debug)]
 pub(crate) enum WaitEnd {
@@ -152,63 +225,48 @@ pub(crate) enum WaitEnd {
     Io(io::Error),
 }
 
-/// Sleeps in a blocking `flock(fd, op)` until it succeeds, `deadline` passes, the token is cancelled
-/// or `on_interrupt` asks to stop.
+/// Sleeps until the kernel grants `flock(fd, op)`, `deadline` passes, the token is cancelled or
+/// `on_interrupt` asks to stop.
+///
+/// `fd` must be a descriptor that holds no lock. When the wait ends with the lock, the lock is on the
+/// open file description `fd` then refers to: with the thread mechanism that may be a different
+/// description of the same file, opened with the same flags (a timed-out waiter's, whose request this
+/// wait took over, so that repeated timeouts keep one helper). When it ends without the lock, the
+/// description `fd` refers to must not be locked or reused by the caller: a helper thread may still be
+/// waiting on it and will unlock it when its request is granted.
 pub(crate) fn block_until_locked(
     fd: BorrowedFd<'_>,
     op: FlockOp,
     deadline: Option<Instant>,
     ctl: &mut WaitControl<'_>,
 ) -> Result<(), WaitEnd> {
-    let signo = sys::wake_signal().map_err(WaitEnd::Io)?;
-    let _unblocked = UnblockedWakeSignal::new(signo).map_err(WaitEnd::Io)?;
-    let timer = Arc::new(WakeTimer::for_current_thread(signo).map_err(WaitEnd::Io)?);
-    let _registration = match ctl.cancel {
-        Some(token) if !token.register(&timer) => return Err(WaitEnd::Cancelled),
-        Some(token) => Some(Registration(token)),
-        None => None,
-    };
+    let needs_waking = deadline.is_some() || ctl.cancel.is_some() || ctl.interrupt_every.is_some();
+    if !needs_waking {
+        return block_plainly(fd, op, ctl);
+    }
+    if wake_mechanism() == WakeMechanism::Signal
+        && let Some(signo) = sys::usable_wake_signal()
+    {
+        match by_signal::wait(fd, op, deadline, ctl, signo) {
+            by_signal::Outcome::Ended(result) => return result,
+            by_signal::Outcome::Unavailable => {}
+        }
+    }
+    by_thread::wait(fd, op, deadline, ctl)
+}
+
+/// A wait only the lock can end: no timer, no helper.
+fn block_plainly(fd: BorrowedFd<'_>, op: FlockOp, ctl: &mut WaitControl<'_>) -> Result<(), WaitEnd> {
     loop {
-        if ctl.cancel.is_some_and(CancelToken::is_cancelled) {
-            return Err(WaitEnd::Cancelled);
-        }
-        let now = Instant::now();
-        if deadline.is_some_and(|d| now >= d) {
-            return Err(WaitEnd::TimedOut);
-        }
-        let periodic = ctl.interrupt_every.map(|every| now + every);
-        let wake_at = match (deadline, periodic) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        };
-        match wake_at {
-            Some(at) => timer.fire_after(at.saturating_duration_since(now)),
-            None => timer.disarm(),
-        }
-        .map_err(WaitEnd::Io)?;
         match sys::flock(fd, op, false) {
-            Ok(()) => {
-                timer.disarm().map_err(WaitEnd::Io)?;
-                return Ok(());
-            }
+            Ok(()) => return Ok(()),
             Err(e) if e.raw_os_error() == Some(libc::EINTR) => {
-                timer.disarm().map_err(WaitEnd::Io)?;
-                if let Some(check) = ctl.on_interrupt.as_mut()
-                    && check()
-                {
+                if ctl.interrupted() {
                     return Err(WaitEnd::Interrupted);
                 }
             }
             Err(e) => return Err(WaitEnd::Io(e)),
         }
-    }
-}
-
-struct Registration<'a>(&'a CancelToken);
-
-impl Drop for Registration<'_> {
-    fn drop(&mut self) {
-        self.0.unregister();
     }
 }
 

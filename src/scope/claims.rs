@@ -15,8 +15,8 @@ use std::io::{self, Write};
 use std::os::fd::AsFd;
 use std::os::unix::fs::{FileExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
+use std::sync::MutexGuard;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use nix::libc;
 
@@ -24,7 +24,7 @@ use super::record::ScopeRecord;
 use super::scan;
 use crate::durable::faults::{self, hit};
 use crate::error::{Error, Result};
-use crate::sys::{self, FlockOp, fork_generation};
+use crate::sys::{self, FlockOp, ForkLocal};
 
 /// Identifies a running directory independently of how its path was spelled (or the current
 /// directory at the time): its device and inode.
@@ -42,26 +42,15 @@ struct Held {
 }
 
 struct Table {
-    /// The fork generation the claims were made in: a forked child holds none of them.
-    generation: u64,
     claims: Vec<Held>,
 }
 
-static TABLE: Mutex<Table> = Mutex::new(Table {
-    generation: 0,
-    claims: Vec::new(),
-});
+/// A forked child holds none of its parent's claims: it closes its copies without unlocking (an unlock
+/// would release the parent's claims, which share these open file descriptions), and forgets them.
+static TABLE: ForkLocal<Table> = ForkLocal::new(Table { claims: Vec::new() }, || Table { claims: Vec::new() });
 
 fn table() -> MutexGuard<'static, Table> {
-    let generation = fork_generation();
-    let mut t = TABLE.lock().unwrap_or_else(PoisonError::into_inner);
-    if t.generation != generation {
-        // Inherited through fork: close without unlocking (an unlock would release the parent's
-        // claims, which share these open file descriptions), and forget.
-        t.claims.clear();
-        t.generation = generation;
-    }
-    t
+    TABLE.lock()
 }
 
 pub(crate) fn dir_key(running_dir: &Path) -> io::Result<DirKey> {

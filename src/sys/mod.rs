@@ -5,18 +5,24 @@
 //!
 //! * [`flock`]: `flock(2)` on a borrowed descriptor, reporting `EINTR` instead of retrying it, so a
 //!   blocking wait can be interrupted by our timer signal.
-//! * [`WakeTimer`]: a POSIX timer aimed at one thread (`SIGEV_THREAD_ID`) that interrupts that thread's
-//!   blocking `flock` at a deadline, the technique util-linux `flock -w` uses (`lib/timer.c`).
+//! * [`WakeTimer`] and [`usable_wake_signal`]: a POSIX timer aimed at one thread (`SIGEV_THREAD_ID`)
+//!   whose real-time signal interrupts that thread's blocking `flock` at a deadline, the technique
+//!   util-linux `flock -w` uses (`lib/timer.c`), and the check that the application has not taken the
+//!   signal since.
+//! * [`Wakeup`] and [`share_description`]: an eventfd a thread sleeps on with a nanosecond timeout, and
+//!   `dup3`, for the wake mechanism that needs no signal.
 //! * [`pidfd_open`], [`DirWatch`] and [`poll_readable`]: process-exit and directory-change events for
 //!   scope waits on legacy records, which hold no lock to block on.
-//! * [`fork_generation`]: a counter bumped in every forked child, so lock objects notice they were
-//!   inherited without a `getpid()` call on the hot path.
+//! * [`fork_generation`] and [`ForkLocal`]: a counter bumped in every forked child, and the one way the
+//!   crate forgets what a child inherited (lock holds, idle descriptors, claims, pending waits).
+//! * [`current_thread_owner`]: an owner id per thread, never reused in the life of the process.
 #![allow(unsafe_code)]
 
 mod events;
 mod process;
 mod signal;
 mod timer;
+mod wakeup;
 
 use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd};
@@ -26,9 +32,15 @@ use nix::libc;
 pub(crate) use events::{DirWatch, pidfd_open, poll_readable};
 #[cfg_attr(not(feature = "python"), allow(unused_imports))]
 pub(crate) use process::is_main_thread;
-pub(crate) use process::{current_thread_owner, fork_generation};
-pub(crate) use signal::{UnblockedWakeSignal, wake_signal};
+pub(crate) use process::{ForkLocal, THREAD_OWNER_BIT, current_thread_owner, open_files_soft_limit};
+// The binding's StateFile nested-edit registry still reads the fork generation itself.
+#[cfg_attr(not(feature = "python"), allow(unused_imports))]
+pub(crate) use process::fork_generation;
+pub(crate) use signal::{
+    AllSignalsBlocked, UnblockedWakeSignal, deliveries as wake_signal_deliveries, usable_wake_signal,
+};
 pub(crate) use timer::WakeTimer;
+pub(crate) use wakeup::{Wakeup, share_description};
 
 /// The flock(2) operations the core uses.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

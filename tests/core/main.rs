@@ -8,9 +8,11 @@
 mod atomic_write;
 mod bad_files;
 mod common;
+mod descriptors;
 mod file_lock;
 mod holder_records;
 mod job;
+mod owners;
 mod props;
 mod scope;
 mod state_faults;

@@ -6,6 +6,7 @@ each test catches the legacy behaviour it describes.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import multiprocessing
 import os
@@ -204,7 +205,8 @@ def test_job_ids_that_escape_the_jobs_directory_are_refused(impl: str, tmp_path:
 @pytest.mark.skipif(FLOCK_SYSCALL is None, reason="flock's syscall number is only known for x86_64/aarch64")
 def test_a_waiter_sleeps_inside_flock_not_in_a_poll_loop(impl: str, tmp_path: Path) -> None:
     """logist retried ``LOCK_NB`` every 0.1 s (sleeping in ``nanosleep``), adding up to 100 ms to every
-    hand-over; ferrolock's waiter sleeps in ``flock(2)`` and wakes when the holder releases."""
+    hand-over; ferrolock's waiter sleeps in ``flock(2)`` and wakes when the holder releases. (With
+    ``FERROLOCK_WAKE=thread`` the ``flock`` is a helper thread's, so every thread is sampled.)"""
     holder, release = holding(impl, tmp_path, "job")
     result, waiting = SPAWN.Value("i", 0), SPAWN.Event()
     waiter = start(wait_for_job, impl, str(tmp_path), "job", waiting, result)
@@ -217,9 +219,14 @@ def test_a_waiter_sleeps_inside_flock_not_in_a_poll_loop(impl: str, tmp_path: Pa
         calls = []
         deadline = time.monotonic() + DEADLINE
         while len(calls) < 20 and time.monotonic() < deadline:
-            line = Path(f"/proc/{waiter.pid}/syscall").read_text().split()
-            if line and line[0].isdigit():
-                calls.append(int(line[0]))
+            in_flock = []
+            for task in Path(f"/proc/{waiter.pid}/task").iterdir():
+                with contextlib.suppress(FileNotFoundError):  # a thread that just ended
+                    line = (task / "syscall").read_text().split()
+                    if line and line[0].isdigit():
+                        in_flock.append(int(line[0]) == FLOCK_SYSCALL)
+            if in_flock:
+                calls.append(FLOCK_SYSCALL if any(in_flock) else -1)
             time.sleep(0.02)
         release.set()
         waiter.join(DEADLINE)
