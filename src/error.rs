@@ -74,6 +74,11 @@ pub enum Error {
     /// A file that must hold a known format does not parse. Nothing was overwritten.
     #[error("{path} is corrupt: {reason}", path = path.display())]
     Corrupt { path: PathBuf, reason: String },
+
+    /// One owner re-entered a lock `u32::MAX` times without releasing it; one more would wrap the
+    /// count, and the release that brings it back to zero would come far too early.
+    #[error("{path}: re-entered {} times without a release; the re-entry count would overflow", u32::MAX, path = path.display())]
+    ReentryOverflow { path: PathBuf },
 }
 
 /// `Result` with the core's [`Error`].
@@ -100,7 +105,8 @@ impl Error {
             | Self::WouldDeadlock { path }
             | Self::Symlink { path }
             | Self::NotRegularFile { path, .. }
-            | Self::Corrupt { path, .. } => Some(path),
+            | Self::Corrupt { path, .. }
+            | Self::ReentryOverflow { path } => Some(path),
             Self::InvalidName { .. } => None,
         }
     }

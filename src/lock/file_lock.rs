@@ -167,10 +167,8 @@ impl FileLock {
         let (reuse, pid) = {
             let mut st = self.state();
             if let Some(h) = st.holds.iter_mut().find(|h| h.owner == owner) {
-                h.count = h.count.checked_add(1).ok_or_else(|| Error::InvalidName {
-                    what: "re-entry count",
-                    name: self.target.path.display().to_string(),
-                    reason: "exceeds 2^32 nested acquisitions",
+                h.count = h.count.checked_add(1).ok_or_else(|| Error::ReentryOverflow {
+                    path: self.target.path.clone(),
                 })?;
                 return Ok(Acquired::Reentered);
             }
@@ -367,5 +365,25 @@ impl Drop for FileLockGuard<'_> {
         if let Err(e) = self.lock.release_as(self.owner, false) {
             log::warn!(target: "ferrolock::lock", "release of {} failed: {e}", self.lock.path().display());
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_reentry_count_that_would_overflow_is_refused_and_kept() {
+        let dir = std::env::temp_dir().join(format!("ferrolock-reentry-{}", std::process::id()));
+        let lock = FileLock::new(dir.join("a.lock"), &LockOptions::default()).unwrap();
+        let owner = Owner::current_thread();
+        lock.acquire(Wait::Try).unwrap();
+        lock.state().holds[0].count = u32::MAX;
+        let err = lock.acquire(Wait::Try).unwrap_err();
+        assert!(matches!(err, Error::ReentryOverflow { .. }), "{err:?}");
+        assert_eq!(lock.lock_count(owner), u32::MAX);
+        assert!(lock.release_as(owner, true).unwrap());
+        assert!(!lock.is_locked());
+        std::fs::remove_dir_all(&dir).ok();
     }
 }
