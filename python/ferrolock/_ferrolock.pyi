@@ -267,11 +267,22 @@ def atomic_write(
             file remains.
     """
 
-def validate_name(what: str, name: str, *, nested: bool = False) -> str:
+def validate_name(
+    what: Literal["job id", "task id", "loop name", "instance id"], name: str, *, nested: bool = False
+) -> str:
     """Return ``name`` unchanged if it is safe as a path component, else raise ``InvalidName``.
 
     Rejects empty names, ``.``, ``..``, ``/`` (unless ``nested``, which allows ``a/b`` but still
     rejects absolute paths and ``..`` components), NUL bytes and names over 255 bytes.
+
+    Args:
+        what: The kind of id, as the error message names it.
+        name: The id.
+        nested: Allow ``/`` between valid components.
+
+    Raises:
+        InvalidName: ``name`` breaks one of the rules; the message says ``invalid <what> ...``.
+        ValueError: ``what`` is not one of the four kinds.
     """
 
 def _set_failpoint(point: str | None, action: str = "error") -> None:

@@ -7,7 +7,7 @@ use pyo3::prelude::*;
 use pyo3::pybacked::{PyBackedBytes, PyBackedStr};
 
 use crate::durable::{self, TempName, WriteOptions, faults};
-use crate::names;
+use crate::names::{self, IdKind};
 
 /// Bytes or text (written as UTF-8), borrowed from the Python object without a copy.
 #[derive(FromPyObject)]
@@ -51,20 +51,12 @@ pub(crate) fn atomic_write(
 /// Check an id that becomes a path component; returns it unchanged or raises `InvalidName`.
 #[pyfunction]
 #[pyo3(signature = (what, name, *, nested=false))]
-pub(crate) fn validate_name(what: String, name: &str, nested: bool) -> PyResult<String> {
-    // The core wants a static label; ids are validated rarely enough that leaking a tiny label per
-    // distinct `what` is not a concern, but we avoid it anyway by matching the common ones.
-    let what: &'static str = match what.as_str() {
-        "job id" => "job id",
-        "task id" => "task id",
-        "loop name" => "loop name",
-        "instance id" => "instance id",
-        _ => "name",
-    };
+pub(crate) fn validate_name(what: &str, name: &str, nested: bool) -> PyResult<String> {
+    let kind = IdKind::from_label(what)?;
     let checked = if nested {
-        names::validate_relative(what, name)
+        names::validate_relative(kind, name)
     } else {
-        names::validate_component(what, name)
+        names::validate_component(kind, name)
     };
     Ok(checked?.to_owned())
 }

@@ -3,7 +3,7 @@
 
 use std::path::{Component, Path};
 
-use ferrolock::names::{validate_component, validate_relative};
+use ferrolock::names::{IdKind, validate_component, validate_relative};
 use ferrolock::{Holder, Wait, WriteOptions, atomic_write};
 use proptest::prelude::*;
 
@@ -32,7 +32,7 @@ proptest! {
     /// An accepted id joined to a directory names a direct child of it.
     #[test]
     fn accepted_components_stay_inside(name in "\\PC{0,300}") {
-        if let Ok(ok) = validate_component("id", &name) {
+        if let Ok(ok) = validate_component(IdKind::TaskId, &name) {
             let joined = Path::new("/base").join(ok);
             prop_assert_eq!(joined.parent(), Some(Path::new("/base")));
             prop_assert!(joined.components().all(|c| matches!(c, Component::RootDir | Component::Normal(_))));
@@ -43,7 +43,7 @@ proptest! {
     #[test]
     fn accepted_relative_names_stay_inside(parts in proptest::collection::vec("[a-z.]{0,4}|\\.\\.|", 1..5)) {
         let name = parts.join("/");
-        if let Ok(ok) = validate_relative("name", &name) {
+        if let Ok(ok) = validate_relative(IdKind::LoopName, &name) {
             let joined = Path::new("/base").join(ok);
             prop_assert!(joined.starts_with("/base"));
             prop_assert!(joined.components().all(|c| matches!(c, Component::RootDir | Component::Normal(_))));
