@@ -22,6 +22,7 @@ __all__ = [
     "StateFile",
     "StateLock",
     "__version__",
+    "_check_timeout",
     "_clean_locks",
     "_parse_workflow",
     "_render_workflow",
@@ -60,9 +61,10 @@ class FileLock:
     Args:
         lock_file: Path of the lock file. Created (with missing parent directories) on first use,
             never truncated, never followed if it is a symbolic link.
-        timeout: Default timeout in seconds for ``acquire`` and ``with``: negative waits forever,
-            ``0`` is a single attempt.
-        mode: Permission bits for a newly created lock file (the umask still applies).
+        timeout: Default timeout in seconds for ``acquire`` and ``with``: negative or ``math.inf``
+            waits forever, ``0`` is a single attempt.
+        mode: Permission bits (at most ``0o777``) for a newly created lock file; the umask still
+            applies.
         blocking: Default for ``acquire(blocking=...)``; ``False`` makes every acquire one attempt.
         shared: Take a shared lock (``LOCK_SH``): any number of shared holders, no exclusive one.
         purpose: Written into the holder record, shown by ``holder()``, ``Timeout`` messages and
@@ -74,7 +76,10 @@ class FileLock:
 
     Raises:
         InvalidName: the path is empty or contains a NUL byte.
-        TypeError: the path is not a ``str`` or ``os.PathLike``.
+        ValueError: ``timeout`` is NaN, or ``mode`` has bits beyond ``0o777`` (setuid, setgid,
+            sticky).
+        TypeError: an argument has the wrong type; the message says what was expected
+            (``path must be str or os.PathLike[str], not bytes``).
     """
 
     def __new__(
@@ -101,8 +106,8 @@ class FileLock:
         """Acquire the lock for the calling thread, waiting in the kernel.
 
         Args:
-            timeout: Seconds to wait; ``None`` uses the lock's ``timeout``, negative waits forever,
-                ``0`` is one attempt.
+            timeout: Seconds to wait; ``None`` uses the lock's ``timeout``, negative or ``math.inf``
+                waits forever, ``0`` is one attempt, NaN is a ``ValueError``.
             poll_interval: Accepted for py-filelock compatibility and ignored: ferrolock does not poll.
             blocking: ``False`` makes this one attempt whatever the timeout.
             cancel: A token another thread can use to abandon the wait.
@@ -163,7 +168,7 @@ class FileLock:
 
     @property
     def timeout(self) -> float:
-        """The default timeout in seconds (settable)."""
+        """The default timeout in seconds (settable; setting NaN raises ``ValueError``)."""
 
     @timeout.setter
     def timeout(self, value: float) -> None: ...
@@ -255,8 +260,8 @@ def atomic_write(
     Args:
         path: The file to replace. A symlink is followed and the file it names is replaced.
         data: The new content.
-        mode: Permission bits for the new file; default: keep the old file's (or ``0o666`` minus the
-            umask for a new file).
+        mode: Permission bits (at most ``0o777``) for the new file; default: keep the old file's (or
+            ``0o666`` minus the umask for a new file).
         backup: Keep the previous version here (a hard link, so no copy and never a partial backup).
         durable: ``False`` skips both fsyncs (for scratch data only).
         temp_path: Use this fixed temporary path instead of a unique hidden one (legacy layouts; only
@@ -265,6 +270,8 @@ def atomic_write(
     Raises:
         OSError: a step failed (its message names the step); ``path`` is unchanged and no temporary
             file remains.
+        ValueError: ``mode`` has bits beyond ``0o777``; nothing was touched.
+        TypeError: ``data`` is not bytes or str, or a path is not str or ``os.PathLike[str]``.
     """
 
 def validate_name(
@@ -290,6 +297,15 @@ def _set_failpoint(point: str | None, action: str = "error") -> None:
     (``"crash"``); ``None`` disarms. The points are named ``atomic_write:*``, ``state_file:*``,
     ``holder_record:*`` and ``claim_record:*`` (``tests/test_crash_points.py`` lists every one)."""
 
+def _check_timeout(timeout: float) -> float:
+    """``timeout`` as a float, checked as every native API checks a timeout (for Python code that does
+    arithmetic on one before calling in).
+
+    Raises:
+        TypeError: not a number (``timeout must be a number of seconds, not str``).
+        ValueError: NaN, which is no number of seconds.
+    """
+
 def _reset_logging_cache() -> None:
     """Forget the cached levels of Python loggers, after changing ``logging`` configuration at run
     time (Rust log records are filtered by a cache of the ``ferrolock.*`` loggers' levels)."""
@@ -310,8 +326,8 @@ class JobLock:
 
     Args:
         lock_file_path: Path of the lock file; missing parent directories are created.
-        timeout: Seconds a blocking ``acquire`` waits: ``0`` or less is one attempt, ``None``, NaN or
-            infinity wait forever.
+        timeout: Seconds a blocking ``acquire`` waits: ``0`` or less (even ``-math.inf``) is one
+            attempt, ``None`` or ``math.inf`` waits forever, NaN is a ``ValueError``.
         purpose: Written into the holder record.
 
     Raises:
@@ -431,9 +447,11 @@ def run_once(
         marker: The file whose existence means the setup is done.
         lock_path: The lock file every caller takes before running the setup.
         setup: Called with no arguments, while the locks are held.
-        timeout: Seconds to wait for the locks in total; ``None`` or negative waits forever.
+        timeout: Seconds to wait for the locks in total; ``None``, negative or ``math.inf`` waits
+            forever; NaN is a ``ValueError``.
         marker_text: The marker's contents, or a callable returning them (called after ``setup``);
-            default: ``completed <RFC 3339 time> by pid <pid>``.
+            default: ``completed <RFC 3339 time> by pid <pid>``. Anything else is a ``TypeError``
+            before the setup runs.
         also_lock: Further lock files held while ``setup`` runs, taken after ``lock_path``.
         cleanup: Once the marker exists, remove the lock files that nobody holds.
 
@@ -477,10 +495,11 @@ class StateFile:
         temp_path: A fixed temporary path (legacy layouts such as ``STATE.tmp``); ``None`` uses a
             unique hidden name beside the file.
         timeout: Default timeout in seconds for ``edit``, ``write``, ``remove``, ``set_aside`` and
-            ``locked``: negative waits forever, ``0`` is a single attempt.
+            ``locked``: negative or ``math.inf`` waits forever, ``0`` is a single attempt, NaN is a
+            ``ValueError``.
         purpose: Written into the lock's holder record (shown by ``holder()`` and ``Timeout``).
-        mode: Permission bits of the file; default: keep the old file's (``0o666`` minus the umask
-            for a new one).
+        mode: Permission bits of the file (at most ``0o777``); default: keep the old file's (``0o666``
+            minus the umask for a new one).
 
     Raises:
         InvalidName: ``path`` is empty or has no file name, or the lock, backup or temporary path is
@@ -754,7 +773,8 @@ class ScopeDir:
         custom_overlap: bool = False,
     ) -> bool:
         """Wait until ``find_conflict`` finds nothing (``True``) or ``timeout`` seconds pass
-        (``False``; ``None`` or negative waits forever, ``0`` checks once).
+        (``False``; ``None``, negative or ``math.inf`` waits forever, ``0`` checks once, NaN is a
+        ``ValueError``).
 
         The waiter sleeps in the kernel on the conflicting claim: a shared ``flock`` on a ferrolock
         record, or a ``pidfd`` plus an inotify watch for a legacy one, and re-checks only when it

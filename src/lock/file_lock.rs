@@ -120,7 +120,12 @@ struct Hold {
 
 impl FileLock {
     /// A lock on `path`. Nothing is opened or created until the first acquisition.
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] for a `file_mode` beyond `0o777`; [`Error::InvalidName`] for an
+    /// empty path or one with a NUL byte.
     pub fn new(path: impl Into<PathBuf>, options: &LockOptions) -> Result<Self> {
+        crate::mode::check(options.file_mode)?;
         let target = Target::new(path.into(), options.file_mode, options.create_dirs)?;
         let template = (options.holder_record && options.mode == LockMode::Exclusive)
             .then(|| RecordTemplate::new(options.purpose.as_deref()));

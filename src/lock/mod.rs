@@ -25,7 +25,7 @@ mod wait;
 pub use file_lock::{Acquired, FileLock, FileLockGuard, LockMode, LockOptions, Owner};
 pub use holder::{HOLDER_RECORD_VERSION, Holder, LockState, probe, read_holder};
 pub use protocol::{Removal, remove_if_unheld};
-pub use wait::{CancelToken, Wait, WaitControl};
+pub use wait::{CancelToken, Seconds, Wait, WaitControl};
 // The kernel wait itself, for other core modules that block on a lock file (scope waits).
 pub(crate) use holder::held_exclusively;
 pub(crate) use wait::{WaitEnd, block_until_locked};

@@ -1,50 +1,32 @@
 //! `atomic_write`, name validation and the test-only fault switch.
 
-use std::path::PathBuf;
-
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
-use pyo3::pybacked::{PyBackedBytes, PyBackedStr};
 
+use super::convert::{Data, FileMode, PathArg};
 use crate::durable::{self, TempName, WriteOptions, faults};
 use crate::names::{self, IdKind};
-
-/// Bytes or text (written as UTF-8), borrowed from the Python object without a copy.
-#[derive(FromPyObject)]
-pub(crate) enum Data {
-    Bytes(PyBackedBytes),
-    Text(PyBackedStr),
-}
-
-impl Data {
-    pub(crate) fn as_bytes(&self) -> &[u8] {
-        match self {
-            Data::Bytes(b) => b,
-            Data::Text(s) => s.as_bytes(),
-        }
-    }
-}
 
 /// Replace a file atomically and durably, optionally keeping the previous version as a backup.
 #[pyfunction]
 #[pyo3(signature = (path, data, *, mode=None, backup=None, durable=true, temp_path=None))]
 pub(crate) fn atomic_write(
     py: Python<'_>,
-    path: PathBuf,
+    path: PathArg,
     data: Data,
-    mode: Option<u32>,
-    backup: Option<PathBuf>,
+    mode: Option<FileMode>,
+    backup: Option<PathArg>,
     durable: bool,
-    temp_path: Option<PathBuf>,
+    temp_path: Option<PathArg>,
 ) -> PyResult<()> {
     let opts = WriteOptions {
-        mode,
-        backup,
+        mode: mode.map(|m| m.0),
+        backup: backup.map(|p| p.0),
         durable,
-        temp: temp_path.map_or(TempName::Unique, TempName::Fixed),
+        temp: temp_path.map_or(TempName::Unique, |p| TempName::Fixed(p.0)),
     };
     let bytes = data.as_bytes();
-    py.detach(|| durable::atomic_write(&path, bytes, &opts))?;
+    py.detach(|| durable::atomic_write(&path.0, bytes, &opts))?;
     Ok(())
 }
 

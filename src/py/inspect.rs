@@ -1,12 +1,10 @@
 //! `ferrolock status` / `clean` from Python: the scan runs with the GIL released, progress callbacks
 //! re-attach briefly.
 
-use std::path::PathBuf;
-
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
 
-use super::convert::holder_to_dict;
+use super::convert::{PathArg, holder_to_dict, paths};
 use crate::inspect::{self, Held, LockReport};
 
 fn report_to_dict<'py>(py: Python<'py>, r: &LockReport) -> PyResult<Bound<'py, PyDict>> {
@@ -62,10 +60,11 @@ fn progress_fn(callback: Option<Py<PyAny>>) -> impl FnMut(usize) + Send {
 #[pyo3(signature = (roots, progress=None))]
 pub(crate) fn _scan_locks(
     py: Python<'_>,
-    roots: Vec<PathBuf>,
+    roots: Vec<PathArg>,
     progress: Option<Py<PyAny>>,
 ) -> PyResult<Bound<'_, PyList>> {
     let mut report = progress_fn(progress);
+    let roots = paths(roots);
     let found = py.detach(|| inspect::scan(&roots, &mut report))?;
     let items = found
         .iter()
@@ -79,11 +78,12 @@ pub(crate) fn _scan_locks(
 #[pyo3(signature = (roots, dry_run=false, progress=None))]
 pub(crate) fn _clean_locks(
     py: Python<'_>,
-    roots: Vec<PathBuf>,
+    roots: Vec<PathArg>,
     dry_run: bool,
     progress: Option<Py<PyAny>>,
 ) -> PyResult<Vec<(String, &'static str, String)>> {
     let mut report = progress_fn(progress);
+    let roots = paths(roots);
     let cleaned = py.detach(|| inspect::clean(&roots, dry_run, &mut report))?;
     Ok(cleaned
         .into_iter()

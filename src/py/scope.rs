@@ -5,13 +5,15 @@
 //! time; without one, the core's `SystemJudge` decides.
 
 use std::cell::RefCell;
+use std::ffi::OsStr;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use pyo3::prelude::*;
 
+use super::convert::PathArg;
 use crate::error::{Error, Result};
-use crate::lock::{Wait, WaitControl};
+use crate::lock::{Seconds, Wait, WaitControl};
 use crate::scope::{self, ClaimRequest, Judge, JudgeAborted, Query, ScopeDir, ScopeEntry, SystemJudge};
 use crate::sys;
 
@@ -22,23 +24,22 @@ const SIGNAL_CHECK_INTERVAL: Duration = Duration::from_millis(200);
 #[pyclass(name = "ScopeDir", module = "ferrolock._ferrolock", frozen)]
 pub(crate) struct PyScopeDir {
     core: ScopeDir,
-    running_dir: String,
+    running_dir: PathBuf,
 }
 
 #[pymethods]
 impl PyScopeDir {
     #[new]
-    fn py_new(running_dir: PathBuf) -> PyResult<Self> {
-        let text = running_dir.display().to_string();
+    fn py_new(running_dir: PathArg) -> PyResult<Self> {
         Ok(Self {
-            core: ScopeDir::new(running_dir)?,
-            running_dir: text,
+            core: ScopeDir::new(running_dir.0.clone())?,
+            running_dir: running_dir.0,
         })
     }
 
     #[getter]
-    fn running_dir(&self) -> &str {
-        &self.running_dir
+    fn running_dir(&self) -> &OsStr {
+        self.running_dir.as_os_str()
     }
 
     #[pyo3(signature = (name, loop_name, scope, *, pid=None, started_at=None, singleton=false, judge=None, custom_overlap=false))]
@@ -122,7 +123,7 @@ impl PyScopeDir {
         &self,
         py: Python<'_>,
         scope: Vec<String>,
-        timeout: Option<f64>,
+        timeout: Option<Seconds>,
         caller_loop_name: Option<&str>,
         caller_singleton: bool,
         judge: Option<Py<PyAny>>,
@@ -133,14 +134,14 @@ impl PyScopeDir {
             caller_loop_name,
             caller_singleton,
         };
-        let wait = Wait::from_timeout_secs(timeout);
+        let wait = Wait::from_timeout(timeout);
         with_judge(py, judge.as_ref(), custom_overlap, drop, |judge, ctl| {
             self.core.wait_for_scope(&query, wait, judge, ctl)
         })
     }
 
     fn __repr__(&self) -> String {
-        format!("ScopeDir({:?})", self.running_dir)
+        format!("ScopeDir({:?})", self.running_dir.display().to_string())
     }
 }
 

@@ -4,7 +4,7 @@
 use std::path::{Component, Path};
 
 use ferrolock::names::{IdKind, validate_component, validate_relative};
-use ferrolock::{Holder, Wait, WriteOptions, atomic_write};
+use ferrolock::{Holder, Seconds, Wait, WriteOptions, atomic_write};
 use proptest::prelude::*;
 
 proptest! {
@@ -50,12 +50,18 @@ proptest! {
         }
     }
 
-    /// Any float is a valid timeout: negative/NaN/huge wait forever, zero tries once.
+    /// Any float but NaN is a valid timeout: negative/infinite/huge wait forever, zero tries once.
     #[test]
     fn every_timeout_is_understood(t in any::<f64>()) {
-        let w = Wait::from_timeout_secs(Some(t));
-        if t == 0.0 { prop_assert_eq!(w, Wait::Try); }
-        if t.is_nan() || t < 0.0 { prop_assert_eq!(w, Wait::Forever); }
+        match Seconds::new(t) {
+            Err(_) => prop_assert!(t.is_nan()),
+            Ok(secs) => {
+                let w = Wait::from_timeout(Some(secs));
+                if t == 0.0 { prop_assert_eq!(w, Wait::Try); }
+                if t < 0.0 || t == f64::INFINITY { prop_assert_eq!(w, Wait::Forever); }
+                prop_assert!(!t.is_nan());
+            }
+        }
     }
 }
 
