@@ -825,8 +825,10 @@ def process_ancestry(pid: int) -> list[int]:
 
 def _scan_locks(roots: list[str], progress: Any | None = None) -> list[dict[str, Any]]:
     """Every lock under ``roots`` (the dicts of ``ferrolock status --json``; see
-    ``ferrolock._status``). ``progress`` is called with the number of files looked at so far."""
+    ``ferrolock._status``). ``progress`` is called with the number of files looked at so far; an
+    exception it raises (a Ctrl-C) is raised once the walk has ended."""
 
 def _clean_locks(roots: list[str], dry_run: bool = False, progress: Any | None = None) -> list[tuple[str, str, str]]:
     """Remove lock files nobody holds or has open and stale claim records under ``roots``; returns
-    ``(path, kind, reason)`` for each removal (or, with ``dry_run``, each that would be made)."""
+    ``(path, kind, reason)`` for each removal (or, with ``dry_run``, each that would be made). An
+    exception ``progress`` raises (a Ctrl-C) is raised once the walk has ended."""

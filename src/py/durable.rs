@@ -4,6 +4,7 @@ use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 
 use super::convert::{Data, FileMode, PathArg};
+use super::wait::detached;
 use crate::durable::{self, TempName, WriteOptions, faults};
 use crate::names::{self, IdKind};
 
@@ -26,8 +27,7 @@ pub(crate) fn atomic_write(
         temp: temp_path.map_or(TempName::Unique, |p| TempName::Fixed(p.0)),
     };
     let bytes = data.as_bytes();
-    py.detach(|| durable::atomic_write(&path.0, bytes, &opts))?;
-    Ok(())
+    detached(py, || durable::atomic_write(&path.0, bytes, &opts))
 }
 
 /// Check an id that becomes a path component; returns it unchanged or raises `InvalidName`.

@@ -8,7 +8,7 @@ use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
 use super::convert::{FileMode, PathArg, SettableTimeout, holder_to_dict, wait_for};
-use super::wait::{interruptible, lock_interrupted};
+use super::wait::{Gil, attached, call};
 use crate::lock::{
     self, Acquired, CancelToken, FileLock, LockMode, LockOptions, LockState, Owner, Removal, Seconds, Wait,
 };
@@ -89,8 +89,8 @@ impl PyFileLock {
     }
 
     #[pyo3(signature = (force=false))]
-    fn release(&self, force: bool) -> PyResult<()> {
-        self.core.release_as(Owner::current_thread(), force)?;
+    fn release(&self, py: Python<'_>, force: bool) -> PyResult<()> {
+        attached(py, || self.core.release_as(Owner::current_thread(), force))?;
         Ok(())
     }
 
@@ -102,8 +102,8 @@ impl PyFileLock {
     }
 
     #[pyo3(signature = (*_exc))]
-    fn __exit__(&self, _exc: &Bound<'_, pyo3::types::PyTuple>) -> PyResult<bool> {
-        self.core.release_as(Owner::current_thread(), false)?;
+    fn __exit__(&self, py: Python<'_>, _exc: &Bound<'_, pyo3::types::PyTuple>) -> PyResult<bool> {
+        attached(py, || self.core.release_as(Owner::current_thread(), false))?;
         Ok(false)
     }
 
@@ -127,8 +127,8 @@ impl PyFileLock {
     }
 
     #[pyo3(signature = (owner, force=false))]
-    fn _release_as(&self, owner: u64, force: bool) -> PyResult<bool> {
-        Ok(self.core.release_as(Owner::from_raw(owner), force)?)
+    fn _release_as(&self, py: Python<'_>, owner: u64, force: bool) -> PyResult<bool> {
+        attached(py, || self.core.release_as(Owner::from_raw(owner), force))
     }
 
     fn _lock_count_as(&self, owner: u64) -> u32 {
@@ -204,7 +204,8 @@ impl PyFileLock {
     }
 }
 
-/// Acquires `core` for `owner`, the Python way (see [`interruptible`]).
+/// Acquires `core` for `owner` under the interrupt protocol (see [`call`]): a Ctrl-C or an exception
+/// raised in a log call ends the wait, or gives the lock back if it was already won.
 pub(crate) fn acquire_for(
     py: Python<'_>,
     core: &FileLock,
@@ -215,7 +216,7 @@ pub(crate) fn acquire_for(
     let undo = |_| {
         let _ = core.release_as(owner, false);
     };
-    interruptible(py, wait, cancel, lock_interrupted, undo, |ctl| {
+    call(py, Gil::for_wait(wait), cancel, undo, |ctl, _| {
         core.acquire_as(owner, wait, ctl)
     })
 }

@@ -8,10 +8,10 @@ use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyTuple};
 
 use super::convert::{Data, PathArg, SettableTimeout, expected, holder_to_dict, paths};
-use super::wait::{interruptible, lock_interrupted};
+use super::wait::{Gil, attached, call, detached};
 use crate::error::Error;
 use crate::job::{self, JobLock, JobLocks, RunOnce, RunOnceError, RunOnceOutcome};
-use crate::lock::{Seconds, Wait, WaitControl};
+use crate::lock::{Seconds, Wait};
 
 /// An exclusive lock held by the object rather than a thread (logist's `FileLock` semantics).
 #[pyclass(name = "JobLock", module = "ferrolock._ferrolock", frozen, subclass)]
@@ -47,7 +47,7 @@ impl PyJobLock {
                 let _ = this.core.release();
             }
         };
-        let acquired = interruptible(slf.py(), wait, None, lock_interrupted, undo, |ctl| {
+        let acquired = call(slf.py(), Gil::for_wait(wait), None, undo, |ctl, _| {
             this.core.acquire(wait, ctl)
         })?;
         if !acquired && blocking {
@@ -63,13 +63,14 @@ impl PyJobLock {
         Ok(acquired)
     }
 
-    fn release(&self) -> PyResult<()> {
-        self.core.release()?;
+    fn release(&self, py: Python<'_>) -> PyResult<()> {
+        attached(py, || self.core.release())?;
         Ok(())
     }
 
-    fn is_locked(&self) -> bool {
-        self.core.is_locked()
+    fn is_locked(&self, py: Python<'_>) -> PyResult<bool> {
+        // Asks the kernel, and logs if it cannot.
+        attached(py, || Ok(self.core.is_locked()))
     }
 
     fn _held_by_current_thread(&self) -> bool {
@@ -137,10 +138,6 @@ fn legacy_wait(timeout: Option<Seconds>) -> Wait {
     }
 }
 
-fn run_once_interrupted(e: &RunOnceError<PyErr>) -> bool {
-    matches!(e, RunOnceError::Coordination(Error::Interrupted { .. }))
-}
-
 /// A failed setup raises the setup's own exception, unchanged; coordination errors map as usual.
 impl From<RunOnceError<PyErr>> for PyErr {
     fn from(e: RunOnceError<PyErr>) -> Self {
@@ -172,7 +169,7 @@ pub(crate) fn cleanup_stale_job_locks(py: Python<'_>, base: PathArg, max_age_sec
     } else {
         Duration::try_from_secs_f64(max_age_seconds.max(0.0)).unwrap_or(Duration::MAX)
     };
-    Ok(py.detach(|| job::cleanup_stale(&base.0, max_age))?)
+    detached(py, || job::cleanup_stale(&base.0, max_age))
 }
 
 /// Run `setup` once across processes: a marker file plus a lock. True if this call ran it.
@@ -198,20 +195,14 @@ pub(crate) fn run_once(
     };
     // Always detached, even for one attempt: the marker's fsyncs and the cleanup need not hold the GIL,
     // and the setup re-attaches to run.
-    let detach_for = if spec.wait == Wait::Try {
-        Wait::Forever
-    } else {
-        spec.wait
-    };
-    let run = |ctl: &mut WaitControl<'_>| {
+    let outcome = call(py, Gil::Release, None, drop, |ctl, _| {
         job::run_once(&spec, ctl, || {
             Python::attach(|py| {
                 setup.call0(py)?;
                 marker_bytes(py, marker_text.as_ref())
             })
         })
-    };
-    let outcome = interruptible(py, detach_for, None, run_once_interrupted, |_| {}, run)?;
+    })?;
     Ok(outcome == RunOnceOutcome::Ran)
 }
 

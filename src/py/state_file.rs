@@ -11,6 +11,7 @@ use pyo3::types::{PyByteArray, PyBytes, PyDict, PyString, PyTuple};
 
 use super::convert::{Data, FileMode, PathArg, SettableTimeout, holder_to_dict, wait_for};
 use super::file_lock::acquire_for;
+use super::wait::{Gil, attached, call, detached};
 use crate::durable::{StateFile, StateFileOptions};
 use crate::lock::{Owner, Seconds, Wait, WaitControl};
 use crate::sys;
@@ -96,12 +97,12 @@ impl PyStateFile {
     }
 
     fn read<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyBytes>>> {
-        let data = py.detach(|| self.core.read())?;
+        let data = detached(py, || self.core.read())?;
         Ok(data.map(|d| PyBytes::new(py, &d)))
     }
 
     fn read_backup<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyBytes>>> {
-        let data = py.detach(|| self.core.read_backup())?;
+        let data = detached(py, || self.core.read_backup())?;
         Ok(data.map(|d| PyBytes::new(py, &d)))
     }
 
@@ -128,21 +129,21 @@ impl PyStateFile {
     #[pyo3(signature = (data, timeout=None))]
     fn write(&self, py: Python<'_>, data: Data, timeout: Option<Seconds>) -> PyResult<()> {
         let bytes = data.as_bytes();
-        self.locked_op(py, timeout, |owner, ctl| {
-            self.core.write_as(owner, bytes, Wait::Try, ctl)
+        self.locked_op(py, timeout, |owner, wait, ctl| {
+            self.core.write_as(owner, bytes, wait, ctl)
         })
     }
 
     #[pyo3(signature = (timeout=None))]
     fn remove(&self, py: Python<'_>, timeout: Option<Seconds>) -> PyResult<bool> {
-        self.locked_op(py, timeout, |owner, ctl| self.core.remove_as(owner, Wait::Try, ctl))
+        self.locked_op(py, timeout, |owner, wait, ctl| self.core.remove_as(owner, wait, ctl))
     }
 
     #[pyo3(signature = (dest, timeout=None))]
     fn set_aside(&self, py: Python<'_>, dest: PathArg, timeout: Option<Seconds>) -> PyResult<bool> {
         let dest: PathBuf = dest.0;
-        self.locked_op(py, timeout, |owner, ctl| {
-            self.core.set_aside_as(owner, &dest, Wait::Try, ctl)
+        self.locked_op(py, timeout, |owner, wait, ctl| {
+            self.core.set_aside_as(owner, &dest, wait, ctl)
         })
     }
 
@@ -164,22 +165,18 @@ impl PyStateFile {
         self.timeout.get().unwrap_or(Seconds::whole(-1))
     }
 
-    /// Takes the lock for the calling thread (a kernel wait with the GIL released, Ctrl-C honoured),
-    /// runs `op` with the GIL released (it re-enters the lock, so it never waits), then releases.
+    /// Runs one of the core's locked operations for the calling thread under the interrupt protocol:
+    /// the core takes the lock (waiting in the kernel as `timeout` allows), does the operation and
+    /// releases, all with the GIL released.
     fn locked_op<T: Send>(
         &self,
         py: Python<'_>,
         timeout: Option<Seconds>,
-        op: impl FnOnce(Owner, &mut WaitControl<'_>) -> crate::Result<T> + Send,
+        op: impl FnOnce(Owner, Wait, &mut WaitControl<'_>) -> crate::Result<T> + Send,
     ) -> PyResult<T> {
         let owner = Owner::current_thread();
         let wait = wait_for(timeout.unwrap_or_else(|| self.default_timeout()), true);
-        acquire_for(py, self.core.lock(), owner, wait, None)?;
-        let outcome = py.detach(|| op(owner, &mut WaitControl::default()));
-        let released = self.core.lock().release_as(owner, false);
-        let value = outcome?;
-        released?;
-        Ok(value)
+        call(py, Gil::Release, None, drop, |ctl, _| op(owner, wait, ctl))
     }
 
     fn begin_edit(&self, owner: Owner) -> PyResult<()> {
@@ -223,10 +220,14 @@ impl PyStateEdit {
         let file = self.file.get();
         let owner = Owner::current_thread();
         file.begin_edit(owner)?;
-        let read = acquire_for(py, file.core.lock(), owner, wait_for(self.timeout, true), None).and_then(|_| {
-            py.detach(|| file.core.read()).map_err(|e| {
-                let _ = file.core.lock().release_as(owner, false);
-                PyErr::from(e)
+        let (lock, wait) = (file.core.lock(), wait_for(self.timeout, true));
+        let undo = |_| {
+            let _ = lock.release_as(owner, false);
+        };
+        let read = call(py, Gil::Release, None, undo, |ctl, _| {
+            lock.acquire_as(owner, wait, ctl)?;
+            file.core.read().inspect_err(|_| {
+                let _ = lock.release_as(owner, false);
             })
         });
         let data = match read {
@@ -261,25 +262,22 @@ impl PyStateEdit {
         };
         let file = self.file.get();
         let draft = draft.borrow(py);
-        let mut outcome = Ok(());
-        if exc_type.is_none_or(PyAnyMethods::is_none) && draft.changed {
-            // The edit holds the lock, so these re-enter it and never wait.
-            outcome = match &draft.data {
-                Some(data) => {
-                    let bytes = data.as_bytes(py);
-                    py.detach(|| file.core.write_as(owner, bytes, Wait::Try, &mut WaitControl::default()))
-                }
-                None => py.detach(|| {
-                    file.core
-                        .remove_as(owner, Wait::Try, &mut WaitControl::default())
-                        .map(|_| ())
-                }),
+        let write = exc_type.is_none_or(PyAnyMethods::is_none) && draft.changed;
+        let bytes = draft.data.as_ref().map(|d| d.as_bytes(py));
+        let gil = if write { Gil::Release } else { Gil::Keep };
+        let outcome = call(py, gil, None, drop, |ctl, _| {
+            // The edit holds the lock, so the write re-enters it and never waits.
+            let written = match (write, bytes) {
+                (false, _) => Ok(()),
+                (true, Some(bytes)) => file.core.write_as(owner, bytes, Wait::Try, ctl),
+                (true, None) => file.core.remove_as(owner, Wait::Try, ctl).map(|_| ()),
             };
-        }
-        let released = file.core.lock().release_as(owner, false);
+            let released = file.core.lock().release_as(owner, false);
+            written?; // the write's error matters more than a failed unlock
+            released.map(|_| ())
+        });
         file.end_edit(owner);
         outcome?;
-        released?;
         Ok(false)
     }
 }
@@ -393,9 +391,10 @@ impl PyStateLock {
     }
 
     #[pyo3(signature = (*_exc))]
-    fn __exit__(&mut self, _exc: &Bound<'_, PyTuple>) -> PyResult<bool> {
+    fn __exit__(&mut self, py: Python<'_>, _exc: &Bound<'_, PyTuple>) -> PyResult<bool> {
         if let Some(owner) = self.owner.take() {
-            self.file.get().core.lock().release_as(owner, false)?;
+            let lock = self.file.get().core.lock();
+            attached(py, || lock.release_as(owner, false))?;
         }
         Ok(false)
     }
