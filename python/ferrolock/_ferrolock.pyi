@@ -3,12 +3,18 @@
 Import the public names from ``ferrolock``; this module is private.
 """
 
+import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Literal, final
+from typing import Any, Literal, TypeAlias, final
 
 from typing_extensions import Self, disjoint_base
+
+from ferrolock._types import HolderRecord, LockProbe, RemovalName
+
+# A path argument: str or os.PathLike[str] (a str from os.fsdecode round-trips undecodable bytes).
+_StrPath: TypeAlias = str | os.PathLike[str]
 
 __all__ = [
     "AcquireReturnProxy",
@@ -84,7 +90,7 @@ class FileLock:
 
     def __new__(
         cls,
-        lock_file: str | Any,
+        lock_file: _StrPath,
         timeout: float = -1.0,
         mode: int = 0o644,
         *,
@@ -188,11 +194,11 @@ class FileLock:
     def purpose(self) -> str | None:
         """The purpose written into holder records."""
 
-    def holder(self) -> dict[str, Any] | None:
+    def holder(self) -> HolderRecord | None:
         """The live holder record of the lock file, or ``None`` if nobody holds it exclusively.
 
         The record is a dict with ``pid``, ``host``, ``since`` (RFC 3339, UTC), ``purpose`` and
-        ``version``. It is read without disturbing the lock.
+        ``version`` (``ferrolock.HolderRecord``). It is read without disturbing the lock.
         """
 
 @final
@@ -217,20 +223,21 @@ class CancelToken:
     def cancelled(self) -> bool:
         """Whether ``cancel()`` was called."""
 
-def probe(path: str | Any) -> tuple[Literal["missing", "free", "held"], dict[str, Any] | None]:
+def probe(path: _StrPath) -> LockProbe:
     """Whether a lock file is held exclusively, and the holder record if so, without disturbing it.
 
     Returns:
-        ``("missing", None)``, ``("free", None)`` (nobody, or only shared holders) or
-        ``("held", record_or_None)``. The record is ``None`` when the holder wrote none (a legacy
-        ``fcntl.flock`` tool) or when it names a process of this host that no longer exists (a
-        leftover of a holder that died before or while replacing it).
+        A ``LockProbe(state, holder)`` named tuple: ``("missing", None)``, ``("free", None)``
+        (nobody, or only shared holders) or ``("held", record_or_None)``. The record is ``None``
+        when the holder wrote none (a legacy ``fcntl.flock`` tool) or when it names a process of
+        this host that no longer exists (a leftover of a holder that died before or while replacing
+        it).
 
     Raises:
         OSError: the path is a symbolic link, not a regular file, or cannot be opened.
     """
 
-def remove_if_unheld(path: str | Any) -> Literal["removed", "held", "missing"]:
+def remove_if_unheld(path: _StrPath) -> RemovalName:
     """Remove a lock file if, and only if, nobody holds it.
 
     Takes the lock without waiting, checks the path still names the locked file, unlinks it while
@@ -239,13 +246,13 @@ def remove_if_unheld(path: str | Any) -> Literal["removed", "held", "missing"]:
     """
 
 def atomic_write(
-    path: str | Any,
-    data: bytes | str,
+    path: _StrPath,
+    data: bytes | bytearray | str,
     *,
     mode: int | None = None,
-    backup: str | Any | None = None,
+    backup: _StrPath | None = None,
     durable: bool = True,
-    temp_path: str | Any | None = None,
+    temp_path: _StrPath | None = None,
 ) -> None:
     """Replace a file atomically and durably.
 
@@ -310,7 +317,7 @@ def _reset_logging_cache() -> None:
     """Forget the cached levels of Python loggers, after changing ``logging`` configuration at run
     time (Rust log records are filtered by a cache of the ``ferrolock.*`` loggers' levels)."""
 
-# --- Job-directory locks and run-once setup (issue #3, logist drop-in) ---
+# --- Job-directory locks and run-once setup (logist's API) ---
 
 @disjoint_base
 class JobLock:
@@ -334,9 +341,7 @@ class JobLock:
         InvalidName: the path is empty or contains a NUL byte.
     """
 
-    def __new__(
-        cls, lock_file_path: str | Any, timeout: float | None = 30.0, *, purpose: str | None = None
-    ) -> Self: ...
+    def __new__(cls, lock_file_path: _StrPath, timeout: float | None = 30.0, *, purpose: str | None = None) -> Self: ...
     def acquire(self, blocking: bool = True) -> bool:
         """Acquire the lock for this object.
 
@@ -361,7 +366,7 @@ class JobLock:
         (it is False once the file was deleted or replaced, or the lock was dropped through a descriptor
         shared with a forked child)."""
 
-    def holder(self) -> dict[str, Any] | None:
+    def holder(self) -> HolderRecord | None:
         """The live holder record of the lock file (ours or anybody's), or ``None``; see ``FileLock.holder``."""
 
     def _held_by_current_thread(self) -> bool:
@@ -393,17 +398,17 @@ class JobLock:
     ) -> bool:
         """``release()``."""
 
-def job_lock_path(base: str | Any, job_id: str) -> Path:
+def job_lock_path(base: _StrPath, job_id: str) -> Path:
     """``<base>/<job_id>/.lock``, the lock of one job directory.
 
     Raises:
         InvalidName: ``job_id`` is empty, ``.``, ``..``, longer than 255 bytes, or contains ``/`` or NUL.
     """
 
-def jobs_index_lock_path(base: str | Any) -> Path:
+def jobs_index_lock_path(base: _StrPath) -> Path:
     """``<base>/.jobs_index.lock``, the lock of the jobs index."""
 
-def cleanup_stale_job_locks(base: str | Any, max_age_seconds: float) -> list[str]:
+def cleanup_stale_job_locks(base: _StrPath, max_age_seconds: float) -> list[str]:
     """Remove the job lock files nobody holds that were last modified more than ``max_age_seconds`` ago.
 
     Looks at ``<base>/<job>/.lock`` for every directory whose name does not start with ``.``, and at
@@ -420,13 +425,13 @@ def cleanup_stale_job_locks(base: str | Any, max_age_seconds: float) -> list[str
     """
 
 def run_once(
-    marker: str | Any,
-    lock_path: str | Any,
+    marker: _StrPath,
+    lock_path: _StrPath,
     setup: Callable[[], object],
     *,
     timeout: float | None = None,
     marker_text: str | bytes | Callable[[], str | bytes] | None = None,
-    also_lock: Sequence[str | Any] = ...,
+    also_lock: Sequence[_StrPath] = ...,
     cleanup: bool = True,
 ) -> bool:
     """Run ``setup()`` once across processes, using a marker file and a lock.
@@ -467,7 +472,7 @@ def run_once(
             dangling symlink.
     """
 
-# --- Durable state files (issue 5) -----------------------------------------------------------------
+# --- Durable state files ----------------------------------------------------------------------------
 
 @disjoint_base
 class StateFile:
@@ -508,11 +513,11 @@ class StateFile:
 
     def __new__(
         cls,
-        path: str | Any,
+        path: _StrPath,
         *,
-        lock_path: str | Any | None = None,
-        backup_path: str | Any | None = None,
-        temp_path: str | Any | None = None,
+        lock_path: _StrPath | None = None,
+        backup_path: _StrPath | None = None,
+        temp_path: _StrPath | None = None,
         timeout: float = -1.0,
         purpose: str | None = None,
         mode: int | None = None,
@@ -571,7 +576,7 @@ class StateFile:
                 edit's write would silently undo the inner one's).
         """
 
-    def write(self, data: bytes | str, timeout: float | None = None) -> None:
+    def write(self, data: bytes | bytearray | str, timeout: float | None = None) -> None:
         """Replace the content under the lock (a blind write; ``str`` is written as UTF-8).
 
         Raises:
@@ -583,7 +588,7 @@ class StateFile:
         """Remove the file under the lock. With a backup path, the removed content becomes the
         backup, so a removal is as recoverable as a write. Returns ``False`` if there was no file."""
 
-    def set_aside(self, dest: str | Any, timeout: float | None = None) -> bool:
+    def set_aside(self, dest: _StrPath, timeout: float | None = None) -> bool:
         """Move the file to ``dest`` under the lock, without touching the backup (for a corrupt file
         that must not replace a good backup). The next write starts a fresh file. Returns ``False``
         if there was no file."""
@@ -592,7 +597,7 @@ class StateFile:
         """A context manager that only holds the lock, for callers that compose ``read()`` and
         ``write()`` themselves (both re-enter the lock at once inside the block)."""
 
-    def holder(self) -> dict[str, Any] | None:
+    def holder(self) -> HolderRecord | None:
         """The live holder record of the lock file, or ``None`` if nobody holds it."""
 
 @final
@@ -702,7 +707,7 @@ class ScopeDir:
         running_dir: The directory; created by the first ``acquire``.
     """
 
-    def __new__(cls, running_dir: str | Any) -> Self: ...
+    def __new__(cls, running_dir: _StrPath) -> Self: ...
     @property
     def running_dir(self) -> str:
         """The directory, as given."""
@@ -823,12 +828,14 @@ def process_ancestry(pid: int) -> list[int]:
 
 # --- `ferrolock status` / `ferrolock clean` ---
 
-def _scan_locks(roots: list[str], progress: Any | None = None) -> list[dict[str, Any]]:
+def _scan_locks(roots: Sequence[_StrPath], progress: Callable[[int], object] | None = None) -> list[dict[str, Any]]:
     """Every lock under ``roots`` (the dicts of ``ferrolock status --json``; see
     ``ferrolock._status``). ``progress`` is called with the number of files looked at so far; an
     exception it raises (a Ctrl-C) is raised once the walk has ended."""
 
-def _clean_locks(roots: list[str], dry_run: bool = False, progress: Any | None = None) -> list[tuple[str, str, str]]:
+def _clean_locks(
+    roots: Sequence[_StrPath], dry_run: bool = False, progress: Callable[[int], object] | None = None
+) -> list[tuple[str, str, str]]:
     """Remove lock files nobody holds or has open and stale claim records under ``roots``; returns
     ``(path, kind, reason)`` for each removal (or, with ``dry_run``, each that would be made). An
     exception ``progress`` raises (a Ctrl-C) is raised once the walk has ended."""

@@ -5,7 +5,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use pyo3::prelude::*;
-use pyo3::types::PyDict;
+use pyo3::sync::PyOnceLock;
+use pyo3::types::{PyDict, PyType};
 
 use super::convert::{FileMode, PathArg, SettableTimeout, holder_to_dict, wait_for};
 use super::wait::{Gil, attached, call};
@@ -266,14 +267,19 @@ impl PyCancelToken {
     }
 }
 
-/// `("missing" | "free" | "held", holder record or None)` for a lock file, without disturbing it.
+/// `LockProbe(state, holder)` for a lock file, without disturbing it: `state` is `"missing"`,
+/// `"free"` or `"held"`, `holder` the record while held (or None).
 #[pyfunction]
-pub(crate) fn probe(py: Python<'_>, path: PathArg) -> PyResult<(&'static str, Option<Bound<'_, PyDict>>)> {
-    Ok(match lock::probe(&path.0)? {
+pub(crate) fn probe(py: Python<'_>, path: PathArg) -> PyResult<Bound<'_, PyAny>> {
+    static LOCK_PROBE: PyOnceLock<Py<PyType>> = PyOnceLock::new();
+    let (state, holder) = match lock::probe(&path.0)? {
         LockState::Missing => ("missing", None),
         LockState::Free => ("free", None),
         LockState::Held(h) => ("held", h.map(|h| holder_to_dict(py, &h)).transpose()?),
-    })
+    };
+    LOCK_PROBE
+        .import(py, "ferrolock._types", "LockProbe")?
+        .call1((state, holder))
 }
 
 /// Removes a lock file only if nobody holds it: `"removed"`, `"held"` or `"missing"`.

@@ -139,15 +139,23 @@ impl PyScopeDir {
 }
 
 /// A live claim, as a scan found it.
-#[pyclass(name = "ScopeEntry", module = "ferrolock._ferrolock", frozen, get_all)]
+#[pyclass(name = "ScopeEntry", module = "ferrolock._ferrolock", frozen)]
 pub(crate) struct PyScopeEntry {
+    #[pyo3(get)]
     name: String,
-    path: String,
+    /// Returned as `str` (see the getter), not as the `pathlib.Path` a `PathBuf` field would give.
+    path: PathBuf,
+    #[pyo3(get)]
     loop_name: String,
+    #[pyo3(get)]
     scope: Vec<String>,
+    #[pyo3(get)]
     pid: i64,
+    #[pyo3(get)]
     started_at: String,
+    #[pyo3(get)]
     singleton: bool,
+    #[pyo3(get)]
     held: bool,
 }
 
@@ -155,7 +163,7 @@ impl From<ScopeEntry> for PyScopeEntry {
     fn from(e: ScopeEntry) -> Self {
         Self {
             name: e.name,
-            path: e.path.display().to_string(),
+            path: e.path,
             loop_name: e.record.loop_name,
             scope: e.record.scope,
             pid: e.record.pid,
@@ -168,6 +176,11 @@ impl From<ScopeEntry> for PyScopeEntry {
 
 #[pymethods]
 impl PyScopeEntry {
+    #[getter]
+    fn path(&self) -> &OsStr {
+        self.path.as_os_str()
+    }
+
     fn __repr__(&self) -> String {
         format!(
             "ScopeEntry(name={:?}, loop_name={:?}, scope={:?}, pid={}, held={})",
