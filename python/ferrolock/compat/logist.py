@@ -166,11 +166,6 @@ class JobLockManager(_NativeJobLockManager):
             f"JobLockManager: {path}"
         )
 
-    def _not_acquired(self, job_id: str) -> Exception:
-        if job_id == "index":
-            return LockError("Failed to acquire jobs index lock")
-        return LockError(f"Failed to acquire lock for job {job_id}")
-
 
 @contextmanager
 def job_directory_lock(job_id: str, base_jobs_dir: str, timeout: float = 30.0) -> Iterator[JobLock]:
