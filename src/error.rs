@@ -74,6 +74,20 @@ pub enum Error {
     /// A file that must hold a known format does not parse. Nothing was overwritten.
     #[error("{path} is corrupt: {reason}", path = path.display())]
     Corrupt { path: PathBuf, reason: String },
+
+    /// An argument has no meaning (a NaN timeout, a file mode with bits beyond `0o777`). Refused
+    /// before anything was touched.
+    #[error("invalid {what} {value}: {reason}")]
+    InvalidArgument {
+        what: &'static str,
+        value: String,
+        reason: &'static str,
+    },
+
+    /// One owner re-entered a lock `u32::MAX` times without releasing it; one more would wrap the
+    /// count, and the release that brings it back to zero would come far too early.
+    #[error("{path}: re-entered {} times without a release; the re-entry count would overflow", u32::MAX, path = path.display())]
+    ReentryOverflow { path: PathBuf },
 }
 
 /// `Result` with the core's [`Error`].
@@ -100,8 +114,9 @@ impl Error {
             | Self::WouldDeadlock { path }
             | Self::Symlink { path }
             | Self::NotRegularFile { path, .. }
-            | Self::Corrupt { path, .. } => Some(path),
-            Self::InvalidName { .. } => None,
+            | Self::Corrupt { path, .. }
+            | Self::ReentryOverflow { path } => Some(path),
+            Self::InvalidName { .. } | Self::InvalidArgument { .. } => None,
         }
     }
 

@@ -29,6 +29,7 @@ pub mod error;
 pub mod inspect;
 pub mod job;
 pub mod lock;
+pub mod mode;
 pub mod names;
 pub mod scope;
 mod sys;
@@ -42,8 +43,8 @@ pub use durable::{TempName, WriteOptions, atomic_write};
 pub use durable::{StateEdit, StateFile, StateFileOptions};
 pub use error::{Error, Result};
 pub use lock::{
-    Acquired, CancelToken, FileLock, FileLockGuard, Holder, LockMode, LockOptions, LockState, Owner, Removal, Wait,
-    WaitControl, idle_descriptor_bound, probe, read_holder, remove_if_unheld,
+    Acquired, CancelToken, FileLock, FileLockGuard, Holder, LockMode, LockOptions, LockState, Owner, Removal, Seconds,
+    Wait, WaitControl, idle_descriptor_bound, probe, read_holder, remove_if_unheld,
 };
 pub use lock::{WakeMechanism, set_wake_mechanism, wake_mechanism};
 

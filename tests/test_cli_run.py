@@ -79,3 +79,34 @@ def test_usage_errors(lock_path: Path) -> None:
     missing = run("run", str(lock_path), "--", "definitely-not-a-command-xyz")
     assert missing.returncode == 127
     assert "command not found" in missing.stderr
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize(
+    ("option", "value", "complaint"),
+    [
+        ("-E", "256", "an exit status from 0 to 255"),
+        ("-E", "-1", "an exit status from 0 to 255"),
+        ("-E", "x", "an exit status from 0 to 255"),
+        ("-w", "nan", "a number of seconds, 0 or more (inf waits forever)"),
+        ("-w", "-1", "a number of seconds, 0 or more (inf waits forever)"),
+        ("-w", "soon", "a number of seconds, 0 or more (inf waits forever)"),
+    ],
+)
+def test_out_of_range_options_are_usage_errors(
+    lock_path: Path, tmp_path: Path, option: str, value: str, complaint: str
+) -> None:
+    """``-E 256`` exited 0 on a conflict (the shell keeps the low 8 bits) and ``-w nan`` waited forever."""
+    marker = tmp_path / "ran"
+    out = run("run", option, value, str(lock_path), "--", "touch", str(marker))
+    assert out.returncode == 2
+    assert f"argument --{'conflict-exit-code' if option == '-E' else 'timeout'}/{option}" in out.stderr
+    assert complaint in out.stderr
+    assert not marker.exists()
+    assert not lock_path.exists()
+
+
+@pytest.mark.timeout(60)
+def test_an_infinite_wait_and_the_extreme_exit_statuses_are_accepted(lock_path: Path) -> None:
+    assert run("run", "-w", "inf", "-E", "255", str(lock_path), "--", "true").returncode == 0
+    assert run("run", "-w", "0", "-E", "0", str(lock_path), "--", "true").returncode == 0

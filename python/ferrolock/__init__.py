@@ -20,6 +20,7 @@ from ._job import JobLockManager
 from ._lock import FileLock
 from ._scope import LockManager, ScopeLock
 from ._state_manager import StateLocked, StateManager
+from ._types import HolderRecord, LockProbe
 from ._workflow import TaskState, WorkflowState
 from .exceptions import Cancelled, CorruptFileError, InvalidName, LockError, Timeout, WouldDeadlock
 
@@ -28,11 +29,13 @@ __all__ = (
     "Cancelled",
     "CorruptFileError",
     "FileLock",
+    "HolderRecord",
     "InvalidName",
     "JobLock",
     "JobLockManager",
     "LockError",
     "LockManager",
+    "LockProbe",
     "ScopeLock",
     "StateFile",
     "StateLocked",

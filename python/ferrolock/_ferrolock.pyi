@@ -3,12 +3,18 @@
 Import the public names from ``ferrolock``; this module is private.
 """
 
+import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Literal, final
+from typing import Any, Literal, TypeAlias, final
 
 from typing_extensions import Self, disjoint_base
+
+from ferrolock._types import HolderRecord, LockProbe, RemovalName
+
+# A path argument: str or os.PathLike[str] (a str from os.fsdecode round-trips undecodable bytes).
+_StrPath: TypeAlias = str | os.PathLike[str]
 
 __all__ = [
     "AcquireReturnProxy",
@@ -22,6 +28,7 @@ __all__ = [
     "StateFile",
     "StateLock",
     "__version__",
+    "_check_timeout",
     "_clean_locks",
     "_parse_workflow",
     "_render_workflow",
@@ -60,9 +67,10 @@ class FileLock:
     Args:
         lock_file: Path of the lock file. Created (with missing parent directories) on first use,
             never truncated, never followed if it is a symbolic link.
-        timeout: Default timeout in seconds for ``acquire`` and ``with``: negative waits forever,
-            ``0`` is a single attempt.
-        mode: Permission bits for a newly created lock file (the umask still applies).
+        timeout: Default timeout in seconds for ``acquire`` and ``with``: negative or ``math.inf``
+            waits forever, ``0`` is a single attempt.
+        mode: Permission bits (at most ``0o777``) for a newly created lock file; the umask still
+            applies.
         blocking: Default for ``acquire(blocking=...)``; ``False`` makes every acquire one attempt.
         shared: Take a shared lock (``LOCK_SH``): any number of shared holders, no exclusive one.
         purpose: Written into the holder record, shown by ``holder()``, ``Timeout`` messages and
@@ -74,12 +82,15 @@ class FileLock:
 
     Raises:
         InvalidName: the path is empty or contains a NUL byte.
-        TypeError: the path is not a ``str`` or ``os.PathLike``.
+        ValueError: ``timeout`` is NaN, or ``mode`` has bits beyond ``0o777`` (setuid, setgid,
+            sticky).
+        TypeError: an argument has the wrong type; the message says what was expected
+            (``path must be str or os.PathLike[str], not bytes``).
     """
 
     def __new__(
         cls,
-        lock_file: str | Any,
+        lock_file: _StrPath,
         timeout: float = -1.0,
         mode: int = 0o644,
         *,
@@ -101,8 +112,8 @@ class FileLock:
         """Acquire the lock for the calling thread, waiting in the kernel.
 
         Args:
-            timeout: Seconds to wait; ``None`` uses the lock's ``timeout``, negative waits forever,
-                ``0`` is one attempt.
+            timeout: Seconds to wait; ``None`` uses the lock's ``timeout``, negative or ``math.inf``
+                waits forever, ``0`` is one attempt, NaN is a ``ValueError``.
             poll_interval: Accepted for py-filelock compatibility and ignored: ferrolock does not poll.
             blocking: ``False`` makes this one attempt whatever the timeout.
             cancel: A token another thread can use to abandon the wait.
@@ -163,7 +174,7 @@ class FileLock:
 
     @property
     def timeout(self) -> float:
-        """The default timeout in seconds (settable)."""
+        """The default timeout in seconds (settable; setting NaN raises ``ValueError``)."""
 
     @timeout.setter
     def timeout(self, value: float) -> None: ...
@@ -183,11 +194,11 @@ class FileLock:
     def purpose(self) -> str | None:
         """The purpose written into holder records."""
 
-    def holder(self) -> dict[str, Any] | None:
+    def holder(self) -> HolderRecord | None:
         """The live holder record of the lock file, or ``None`` if nobody holds it exclusively.
 
         The record is a dict with ``pid``, ``host``, ``since`` (RFC 3339, UTC), ``purpose`` and
-        ``version``. It is read without disturbing the lock.
+        ``version`` (``ferrolock.HolderRecord``). It is read without disturbing the lock.
         """
 
 @final
@@ -212,20 +223,21 @@ class CancelToken:
     def cancelled(self) -> bool:
         """Whether ``cancel()`` was called."""
 
-def probe(path: str | Any) -> tuple[Literal["missing", "free", "held"], dict[str, Any] | None]:
+def probe(path: _StrPath) -> LockProbe:
     """Whether a lock file is held exclusively, and the holder record if so, without disturbing it.
 
     Returns:
-        ``("missing", None)``, ``("free", None)`` (nobody, or only shared holders) or
-        ``("held", record_or_None)``. The record is ``None`` when the holder wrote none (a legacy
-        ``fcntl.flock`` tool) or when it names a process of this host that no longer exists (a
-        leftover of a holder that died before or while replacing it).
+        A ``LockProbe(state, holder)`` named tuple: ``("missing", None)``, ``("free", None)``
+        (nobody, or only shared holders) or ``("held", record_or_None)``. The record is ``None``
+        when the holder wrote none (a legacy ``fcntl.flock`` tool) or when it names a process of
+        this host that no longer exists (a leftover of a holder that died before or while replacing
+        it).
 
     Raises:
         OSError: the path is a symbolic link, not a regular file, or cannot be opened.
     """
 
-def remove_if_unheld(path: str | Any) -> Literal["removed", "held", "missing"]:
+def remove_if_unheld(path: _StrPath) -> RemovalName:
     """Remove a lock file if, and only if, nobody holds it.
 
     Takes the lock without waiting, checks the path still names the locked file, unlinks it while
@@ -234,13 +246,13 @@ def remove_if_unheld(path: str | Any) -> Literal["removed", "held", "missing"]:
     """
 
 def atomic_write(
-    path: str | Any,
-    data: bytes | str,
+    path: _StrPath,
+    data: bytes | bytearray | str,
     *,
     mode: int | None = None,
-    backup: str | Any | None = None,
+    backup: _StrPath | None = None,
     durable: bool = True,
-    temp_path: str | Any | None = None,
+    temp_path: _StrPath | None = None,
 ) -> None:
     """Replace a file atomically and durably.
 
@@ -255,8 +267,8 @@ def atomic_write(
     Args:
         path: The file to replace. A symlink is followed and the file it names is replaced.
         data: The new content.
-        mode: Permission bits for the new file; default: keep the old file's (or ``0o666`` minus the
-            umask for a new file).
+        mode: Permission bits (at most ``0o777``) for the new file; default: keep the old file's (or
+            ``0o666`` minus the umask for a new file).
         backup: Keep the previous version here (a hard link, so no copy and never a partial backup).
         durable: ``False`` skips both fsyncs (for scratch data only).
         temp_path: Use this fixed temporary path instead of a unique hidden one (legacy layouts; only
@@ -265,13 +277,26 @@ def atomic_write(
     Raises:
         OSError: a step failed (its message names the step); ``path`` is unchanged and no temporary
             file remains.
+        ValueError: ``mode`` has bits beyond ``0o777``; nothing was touched.
+        TypeError: ``data`` is not bytes or str, or a path is not str or ``os.PathLike[str]``.
     """
 
-def validate_name(what: str, name: str, *, nested: bool = False) -> str:
+def validate_name(
+    what: Literal["job id", "task id", "loop name", "instance id"], name: str, *, nested: bool = False
+) -> str:
     """Return ``name`` unchanged if it is safe as a path component, else raise ``InvalidName``.
 
     Rejects empty names, ``.``, ``..``, ``/`` (unless ``nested``, which allows ``a/b`` but still
     rejects absolute paths and ``..`` components), NUL bytes and names over 255 bytes.
+
+    Args:
+        what: The kind of id, as the error message names it.
+        name: The id.
+        nested: Allow ``/`` between valid components.
+
+    Raises:
+        InvalidName: ``name`` breaks one of the rules; the message says ``invalid <what> ...``.
+        ValueError: ``what`` is not one of the four kinds.
     """
 
 def _set_failpoint(point: str | None, action: str = "error") -> None:
@@ -279,11 +304,20 @@ def _set_failpoint(point: str | None, action: str = "error") -> None:
     (``"crash"``); ``None`` disarms. The points are named ``atomic_write:*``, ``state_file:*``,
     ``holder_record:*`` and ``claim_record:*`` (``tests/test_crash_points.py`` lists every one)."""
 
+def _check_timeout(timeout: float) -> float:
+    """``timeout`` as a float, checked as every native API checks a timeout (for Python code that does
+    arithmetic on one before calling in).
+
+    Raises:
+        TypeError: not a number (``timeout must be a number of seconds, not str``).
+        ValueError: NaN, which is no number of seconds.
+    """
+
 def _reset_logging_cache() -> None:
     """Forget the cached levels of Python loggers, after changing ``logging`` configuration at run
     time (Rust log records are filtered by a cache of the ``ferrolock.*`` loggers' levels)."""
 
-# --- Job-directory locks and run-once setup (issue #3, logist drop-in) ---
+# --- Job-directory locks and run-once setup (logist's API) ---
 
 @disjoint_base
 class JobLock:
@@ -299,17 +333,15 @@ class JobLock:
 
     Args:
         lock_file_path: Path of the lock file; missing parent directories are created.
-        timeout: Seconds a blocking ``acquire`` waits: ``0`` or less is one attempt, ``None``, NaN or
-            infinity wait forever.
+        timeout: Seconds a blocking ``acquire`` waits: ``0`` or less (even ``-math.inf``) is one
+            attempt, ``None`` or ``math.inf`` waits forever, NaN is a ``ValueError``.
         purpose: Written into the holder record.
 
     Raises:
         InvalidName: the path is empty or contains a NUL byte.
     """
 
-    def __new__(
-        cls, lock_file_path: str | Any, timeout: float | None = 30.0, *, purpose: str | None = None
-    ) -> Self: ...
+    def __new__(cls, lock_file_path: _StrPath, timeout: float | None = 30.0, *, purpose: str | None = None) -> Self: ...
     def acquire(self, blocking: bool = True) -> bool:
         """Acquire the lock for this object.
 
@@ -334,7 +366,7 @@ class JobLock:
         (it is False once the file was deleted or replaced, or the lock was dropped through a descriptor
         shared with a forked child)."""
 
-    def holder(self) -> dict[str, Any] | None:
+    def holder(self) -> HolderRecord | None:
         """The live holder record of the lock file (ours or anybody's), or ``None``; see ``FileLock.holder``."""
 
     def _held_by_current_thread(self) -> bool:
@@ -366,17 +398,17 @@ class JobLock:
     ) -> bool:
         """``release()``."""
 
-def job_lock_path(base: str | Any, job_id: str) -> Path:
+def job_lock_path(base: _StrPath, job_id: str) -> Path:
     """``<base>/<job_id>/.lock``, the lock of one job directory.
 
     Raises:
         InvalidName: ``job_id`` is empty, ``.``, ``..``, longer than 255 bytes, or contains ``/`` or NUL.
     """
 
-def jobs_index_lock_path(base: str | Any) -> Path:
+def jobs_index_lock_path(base: _StrPath) -> Path:
     """``<base>/.jobs_index.lock``, the lock of the jobs index."""
 
-def cleanup_stale_job_locks(base: str | Any, max_age_seconds: float) -> list[str]:
+def cleanup_stale_job_locks(base: _StrPath, max_age_seconds: float) -> list[str]:
     """Remove the job lock files nobody holds that were last modified more than ``max_age_seconds`` ago.
 
     Looks at ``<base>/<job>/.lock`` for every directory whose name does not start with ``.``, and at
@@ -393,13 +425,13 @@ def cleanup_stale_job_locks(base: str | Any, max_age_seconds: float) -> list[str
     """
 
 def run_once(
-    marker: str | Any,
-    lock_path: str | Any,
+    marker: _StrPath,
+    lock_path: _StrPath,
     setup: Callable[[], object],
     *,
     timeout: float | None = None,
     marker_text: str | bytes | Callable[[], str | bytes] | None = None,
-    also_lock: Sequence[str | Any] = ...,
+    also_lock: Sequence[_StrPath] = ...,
     cleanup: bool = True,
 ) -> bool:
     """Run ``setup()`` once across processes, using a marker file and a lock.
@@ -420,9 +452,11 @@ def run_once(
         marker: The file whose existence means the setup is done.
         lock_path: The lock file every caller takes before running the setup.
         setup: Called with no arguments, while the locks are held.
-        timeout: Seconds to wait for the locks in total; ``None`` or negative waits forever.
+        timeout: Seconds to wait for the locks in total; ``None``, negative or ``math.inf`` waits
+            forever; NaN is a ``ValueError``.
         marker_text: The marker's contents, or a callable returning them (called after ``setup``);
-            default: ``completed <RFC 3339 time> by pid <pid>``.
+            default: ``completed <RFC 3339 time> by pid <pid>``. Anything else is a ``TypeError``
+            before the setup runs.
         also_lock: Further lock files held while ``setup`` runs, taken after ``lock_path``.
         cleanup: Once the marker exists, remove the lock files that nobody holds.
 
@@ -438,7 +472,7 @@ def run_once(
             dangling symlink.
     """
 
-# --- Durable state files (issue 5) -----------------------------------------------------------------
+# --- Durable state files ----------------------------------------------------------------------------
 
 @disjoint_base
 class StateFile:
@@ -466,10 +500,11 @@ class StateFile:
         temp_path: A fixed temporary path (legacy layouts such as ``STATE.tmp``); ``None`` uses a
             unique hidden name beside the file.
         timeout: Default timeout in seconds for ``edit``, ``write``, ``remove``, ``set_aside`` and
-            ``locked``: negative waits forever, ``0`` is a single attempt.
+            ``locked``: negative or ``math.inf`` waits forever, ``0`` is a single attempt, NaN is a
+            ``ValueError``.
         purpose: Written into the lock's holder record (shown by ``holder()`` and ``Timeout``).
-        mode: Permission bits of the file; default: keep the old file's (``0o666`` minus the umask
-            for a new one).
+        mode: Permission bits of the file (at most ``0o777``); default: keep the old file's (``0o666``
+            minus the umask for a new one).
 
     Raises:
         InvalidName: ``path`` is empty or has no file name, or the lock, backup or temporary path is
@@ -478,11 +513,11 @@ class StateFile:
 
     def __new__(
         cls,
-        path: str | Any,
+        path: _StrPath,
         *,
-        lock_path: str | Any | None = None,
-        backup_path: str | Any | None = None,
-        temp_path: str | Any | None = None,
+        lock_path: _StrPath | None = None,
+        backup_path: _StrPath | None = None,
+        temp_path: _StrPath | None = None,
         timeout: float = -1.0,
         purpose: str | None = None,
         mode: int | None = None,
@@ -541,7 +576,7 @@ class StateFile:
                 edit's write would silently undo the inner one's).
         """
 
-    def write(self, data: bytes | str, timeout: float | None = None) -> None:
+    def write(self, data: bytes | bytearray | str, timeout: float | None = None) -> None:
         """Replace the content under the lock (a blind write; ``str`` is written as UTF-8).
 
         Raises:
@@ -553,7 +588,7 @@ class StateFile:
         """Remove the file under the lock. With a backup path, the removed content becomes the
         backup, so a removal is as recoverable as a write. Returns ``False`` if there was no file."""
 
-    def set_aside(self, dest: str | Any, timeout: float | None = None) -> bool:
+    def set_aside(self, dest: _StrPath, timeout: float | None = None) -> bool:
         """Move the file to ``dest`` under the lock, without touching the backup (for a corrupt file
         that must not replace a good backup). The next write starts a fresh file. Returns ``False``
         if there was no file."""
@@ -562,7 +597,7 @@ class StateFile:
         """A context manager that only holds the lock, for callers that compose ``read()`` and
         ``write()`` themselves (both re-enter the lock at once inside the block)."""
 
-    def holder(self) -> dict[str, Any] | None:
+    def holder(self) -> HolderRecord | None:
         """The live holder record of the lock file, or ``None`` if nobody holds it."""
 
 @final
@@ -672,7 +707,7 @@ class ScopeDir:
         running_dir: The directory; created by the first ``acquire``.
     """
 
-    def __new__(cls, running_dir: str | Any) -> Self: ...
+    def __new__(cls, running_dir: _StrPath) -> Self: ...
     @property
     def running_dir(self) -> str:
         """The directory, as given."""
@@ -743,7 +778,8 @@ class ScopeDir:
         custom_overlap: bool = False,
     ) -> bool:
         """Wait until ``find_conflict`` finds nothing (``True``) or ``timeout`` seconds pass
-        (``False``; ``None`` or negative waits forever, ``0`` checks once).
+        (``False``; ``None``, negative or ``math.inf`` waits forever, ``0`` checks once, NaN is a
+        ``ValueError``).
 
         The waiter sleeps in the kernel on the conflicting claim: a shared ``flock`` on a ferrolock
         record, or a ``pidfd`` plus an inotify watch for a legacy one, and re-checks only when it
@@ -792,10 +828,14 @@ def process_ancestry(pid: int) -> list[int]:
 
 # --- `ferrolock status` / `ferrolock clean` ---
 
-def _scan_locks(roots: list[str], progress: Any | None = None) -> list[dict[str, Any]]:
+def _scan_locks(roots: Sequence[_StrPath], progress: Callable[[int], object] | None = None) -> list[dict[str, Any]]:
     """Every lock under ``roots`` (the dicts of ``ferrolock status --json``; see
-    ``ferrolock._status``). ``progress`` is called with the number of files looked at so far."""
+    ``ferrolock._status``). ``progress`` is called with the number of files looked at so far; an
+    exception it raises (a Ctrl-C) is raised once the walk has ended."""
 
-def _clean_locks(roots: list[str], dry_run: bool = False, progress: Any | None = None) -> list[tuple[str, str, str]]:
+def _clean_locks(
+    roots: Sequence[_StrPath], dry_run: bool = False, progress: Callable[[int], object] | None = None
+) -> list[tuple[str, str, str]]:
     """Remove lock files nobody holds or has open and stale claim records under ``roots``; returns
-    ``(path, kind, reason)`` for each removal (or, with ``dry_run``, each that would be made)."""
+    ``(path, kind, reason)`` for each removal (or, with ``dry_run``, each that would be made). An
+    exception ``progress`` raises (a Ctrl-C) is raised once the walk has ended."""

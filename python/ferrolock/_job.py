@@ -60,8 +60,7 @@ class JobLockManager:
             if held is not None and held._held_by_current_thread():
                 raise self._already_locked(job_id, path)
         lock = self._new_lock(path, timeout, f"job {job_id}")
-        if not lock.acquire(blocking=True):
-            raise self._not_acquired(job_id)
+        lock.acquire(blocking=True)  # blocking: True, or an exception (Timeout, WouldDeadlock, OSError)
         with self._guard:
             self._active_locks[job_id] = lock
         return lock
@@ -93,8 +92,7 @@ class JobLockManager:
     def lock_jobs_index(self, timeout: float | None = 30.0) -> JobLock:
         """Lock the jobs index. Not recorded in ``get_lock_status()``; release it with ``release()``."""
         lock = self._new_lock(Path(jobs_index_lock_path(self.base_jobs_dir)), timeout, "jobs index")
-        if not lock.acquire(blocking=True):
-            raise self._not_acquired("index")
+        lock.acquire(blocking=True)
         return lock
 
     @contextmanager
@@ -137,9 +135,6 @@ class JobLockManager:
             f"job {job_id!r} is already locked by this thread through this JobLockManager ({path}); "
             "waiting for it would wait for ourselves. Unlock it first."
         )
-
-    def _not_acquired(self, job_id: str) -> Exception:
-        return WouldDeadlock(f"Failed to acquire lock for job {job_id}")
 
     def _unlock_if_current(self, job_id: str, lock: JobLock) -> None:
         # Only drop the entry if it is still ours: if the block released the lock and another thread

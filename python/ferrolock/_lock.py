@@ -10,7 +10,7 @@ import time
 import weakref
 from contextlib import ContextDecorator
 
-from ._ferrolock import CancelToken
+from ._ferrolock import CancelToken, _check_timeout
 from ._ferrolock import FileLock as _NativeFileLock
 from .exceptions import Timeout
 
@@ -46,7 +46,7 @@ class FileLock(_NativeFileLock, ContextDecorator):
         Raises:
             Timeout: the lock was not free within ``timeout`` seconds (default: the lock's timeout).
         """
-        timeout = self.timeout if timeout is None else timeout
+        timeout = self.timeout if timeout is None else _check_timeout(timeout)
         blocking = self.blocking if blocking is None else blocking
         started = time.monotonic()
         gate = self._async_gate()

@@ -25,7 +25,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from ._ferrolock import ScopeDir, ScopeEntry, process_ancestry
+from ._ferrolock import ScopeDir, ScopeEntry, _check_timeout, process_ancestry
 
 __all__ = ["RUNNING_DIR", "LockManager", "ScopeLock", "resolve_scope"]
 
@@ -197,16 +197,17 @@ class LockManager:
         singleton: bool = False,
     ) -> bool:
         """Wait until no live claim conflicts with ``scope``: ``True`` once free, ``False`` after
-        ``timeout`` seconds (at once, without checking, if ``timeout <= 0``, as in little-loops).
+        ``timeout`` seconds (at once, without checking, if ``timeout <= 0``, as in little-loops;
+        ``math.inf`` waits as long as it takes; NaN is a ``ValueError``).
 
         The wait is in the kernel: it ends microseconds after the conflicting claim is released or
         its holder dies (legacy records: when their process exits or the record is removed).
         """
-        if not timeout > 0:
+        if _check_timeout(timeout) <= 0:
             return False
         return self._dir().wait_for_scope(
             [self._normalize_path(p) for p in scope],
-            float(timeout),
+            timeout,
             caller_loop_name=loop_name,
             caller_singleton=singleton,
             judge=self,

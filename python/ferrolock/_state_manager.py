@@ -20,6 +20,7 @@ from typing import Any
 
 from ._ferrolock import StateFile, _workflow_add_note
 from ._state_tasks import TaskList
+from ._types import HolderRecord
 from ._workflow import (
     TIMESTAMP_FORMAT,
     WorkflowState,
@@ -138,7 +139,7 @@ class StateManager:
             held.__exit__(None, None, None)
             self._log.debug("Released lock on %s", self.state_path)
 
-    def _locked_error(self, holder: dict[str, Any] | None, detail: str = "") -> StateLocked:
+    def _locked_error(self, holder: HolderRecord | None, detail: str = "") -> StateLocked:
         if holder:
             detail = f" (held by pid {holder.get('pid')} on {holder.get('host')} since {holder.get('since')})"
         message = (

@@ -7,6 +7,7 @@ the kernel) while CMD runs, writes a holder record naming CMD, and exits with CM
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import shlex
 import signal
@@ -46,6 +47,30 @@ def _run(args: argparse.Namespace) -> int:
         lock.release()
 
 
+def _seconds(text: str) -> float:
+    """``-w``: seconds to wait, 0 or more; ``inf`` waits forever. NaN and negative values are refused
+    (a negative timeout waits forever in the library, which ``-w -1`` would not make anyone expect)."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if math.isnan(value) or value < 0:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds, 0 or more (inf waits forever), not {text!r}")
+    return value
+
+
+def _exit_status(text: str) -> int:
+    """``-E``: an exit status the shell can see unchanged (it keeps only the low 8 bits, so 256 read as 0,
+    success, on a conflict)."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if not 0 <= value <= 255:
+        raise argparse.ArgumentTypeError(f"expected an exit status from 0 to 255, not {text!r}")
+    return value
+
+
 def _run_command(command: list[str]) -> int:
     try:
         child = subprocess.Popen(command)
@@ -81,15 +106,17 @@ def build_parser() -> argparse.ArgumentParser:
         description="Hold LOCKFILE while CMD runs; exit with CMD's status. The holder record names CMD.",
     )
     run.add_argument("--shared", "-s", action="store_true", help="take a shared lock (default: exclusive)")
-    run.add_argument("--timeout", "-w", type=float, metavar="S", help="give up after S seconds (default: wait)")
+    run.add_argument(
+        "--timeout", "-w", type=_seconds, metavar="S", help="give up after S seconds (default, or inf: wait forever)"
+    )
     run.add_argument("--nonblock", "-n", action="store_true", help="fail at once if the lock is held")
     run.add_argument(
         "--conflict-exit-code",
         "-E",
-        type=int,
+        type=_exit_status,
         default=1,
         metavar="N",
-        help="exit status when the lock could not be taken (default 1)",
+        help="exit status (0-255) when the lock could not be taken (default 1)",
     )
     run.add_argument("--purpose", help="purpose for the holder record (default: the command line)")
     run.add_argument("--verbose", "-v", action="store_true", help="report conflicts on stderr even with -n")

@@ -10,7 +10,10 @@ System call failures are not wrapped: they are the builtin ``OSError`` subclasse
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ._types import HolderRecord
 
 __all__ = ["Cancelled", "CorruptFileError", "InvalidName", "LockError", "Timeout", "WouldDeadlock"]
 
@@ -25,10 +28,11 @@ class Timeout(LockError, TimeoutError):
     Attributes:
         lock_file: Path of the lock file.
         holder: The holder record of whoever held the lock when the wait ended (a dict with
-            ``pid``, ``host``, ``since``, ``purpose``, ``version``), or ``None`` if unknown.
+            ``pid``, ``host``, ``since``, ``purpose``, ``version``: ``ferrolock.HolderRecord``), or
+            ``None`` if unknown.
     """
 
-    def __init__(self, lock_file: str, holder: dict[str, Any] | None = None, message: str | None = None) -> None:
+    def __init__(self, lock_file: str, holder: HolderRecord | None = None, message: str | None = None) -> None:
         self.lock_file = lock_file
         self.holder = holder
         self.message = message or f"The file lock '{lock_file}' could not be acquired."
@@ -37,7 +41,7 @@ class Timeout(LockError, TimeoutError):
     def __str__(self) -> str:
         return self.message
 
-    def __reduce__(self) -> tuple[type[Timeout], tuple[str, dict[str, Any] | None, str]]:
+    def __reduce__(self) -> tuple[type[Timeout], tuple[str, HolderRecord | None, str]]:
         return (type(self), (self.lock_file, self.holder, self.message))
 
 

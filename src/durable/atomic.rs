@@ -72,7 +72,9 @@ impl Default for WriteOptions {
 ///
 /// # Errors
 /// [`Error::Io`] naming the failed step. The target is then unchanged and no temporary file remains.
+/// [`Error::InvalidArgument`] for a `mode` beyond `0o777`, before anything is touched.
 pub fn atomic_write(path: &Path, data: &[u8], opts: &WriteOptions) -> Result<()> {
+    opts.mode.map(crate::mode::check).transpose()?;
     let target = resolve_symlink(path)?;
     let dir = parent_dir(&target);
     let old_mode = match fs::metadata(&target) {

@@ -70,8 +70,10 @@ impl StateFile {
     ///
     /// # Errors
     /// [`Error::InvalidName`] if `path` is empty or has no file name, or if the lock, backup or
-    /// temporary path is the state file itself (the lock would be replaced by the first write).
+    /// temporary path is the state file itself (the lock would be replaced by the first write);
+    /// [`Error::InvalidArgument`] for a `mode` beyond `0o777`.
     pub fn new(path: impl Into<PathBuf>, options: &StateFileOptions) -> Result<Self> {
+        options.mode.map(crate::mode::check).transpose()?;
         let path = path.into();
         if path.file_name().is_none() {
             return Err(Error::InvalidName {

@@ -8,7 +8,7 @@ use std::time::Duration;
 use super::cleanup;
 use super::job_lock::JobLock;
 use crate::error::Result;
-use crate::names;
+use crate::names::{self, IdKind};
 
 /// Name of the lock file inside each job directory.
 pub const JOB_LOCK_FILE: &str = ".lock";
@@ -43,7 +43,7 @@ impl JobLocks {
     /// [`Error::InvalidName`](crate::Error::InvalidName) if `job_id` is empty, `.`, `..`, contains `/`
     /// or NUL, or is longer than a file name may be.
     pub fn job_lock_path(&self, job_id: &str) -> Result<PathBuf> {
-        let job_id = names::validate_component("job id", job_id)?;
+        let job_id = names::validate_component(IdKind::JobId, job_id)?;
         Ok(self.base.join(job_id).join(JOB_LOCK_FILE))
     }
 

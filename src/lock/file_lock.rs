@@ -146,7 +146,12 @@ struct Hold {
 
 impl FileLock {
     /// A lock on `path`. Nothing is opened or created until the first acquisition.
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] for a `file_mode` beyond `0o777`; [`Error::InvalidName`] for an
+    /// empty path or one with a NUL byte.
     pub fn new(path: impl Into<PathBuf>, options: &LockOptions) -> Result<Self> {
+        crate::mode::check(options.file_mode)?;
         let target = Target::new(path.into(), options.file_mode, options.create_dirs)?;
         let template = (options.holder_record && options.mode == LockMode::Exclusive)
             .then(|| RecordTemplate::new(options.purpose.as_deref()));
@@ -187,10 +192,8 @@ impl FileLock {
         let pid = {
             let mut st = self.state();
             if let Some(h) = st.holds.iter_mut().find(|h| h.owner == owner) {
-                h.count = h.count.checked_add(1).ok_or_else(|| Error::InvalidName {
-                    what: "re-entry count",
-                    name: self.target.path.display().to_string(),
-                    reason: "exceeds 2^32 nested acquisitions",
+                h.count = h.count.checked_add(1).ok_or_else(|| Error::ReentryOverflow {
+                    path: self.target.path.clone(),
                 })?;
                 return Ok(Acquired::Reentered);
             }
@@ -376,5 +379,25 @@ impl Drop for FileLockGuard<'_> {
         if let Err(e) = self.lock.release_as(self.owner, false) {
             log::warn!(target: "ferrolock::lock", "release of {} failed: {e}", self.lock.path().display());
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_reentry_count_that_would_overflow_is_refused_and_kept() {
+        let dir = std::env::temp_dir().join(format!("ferrolock-reentry-{}", std::process::id()));
+        let lock = FileLock::new(dir.join("a.lock"), &LockOptions::default()).unwrap();
+        let owner = Owner::current_thread();
+        lock.acquire(Wait::Try).unwrap();
+        lock.state().holds[0].count = u32::MAX;
+        let err = lock.acquire(Wait::Try).unwrap_err();
+        assert!(matches!(err, Error::ReentryOverflow { .. }), "{err:?}");
+        assert_eq!(lock.lock_count(owner), u32::MAX);
+        assert!(lock.release_as(owner, true).unwrap());
+        assert!(!lock.is_locked());
+        std::fs::remove_dir_all(&dir).ok();
     }
 }

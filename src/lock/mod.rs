@@ -27,7 +27,7 @@ pub use file_lock::{Acquired, FileLock, FileLockGuard, LockMode, LockOptions, Ow
 pub use holder::{HOLDER_RECORD_VERSION, Holder, LockState, probe, read_holder};
 pub use idle::bound as idle_descriptor_bound;
 pub use protocol::{Removal, remove_if_unheld};
-pub use wait::{CancelToken, Wait, WaitControl, WakeMechanism, set_wake_mechanism, wake_mechanism};
+pub use wait::{CancelToken, Seconds, Wait, WaitControl, WakeMechanism, set_wake_mechanism, wake_mechanism};
 // The kernel wait itself, for other core modules that block on a lock file (scope waits).
 pub(crate) use holder::held_exclusively;
 pub(crate) use wait::{WaitEnd, block_until_locked};

@@ -46,14 +46,13 @@ pub enum Wait {
 }
 
 impl Wait {
-    /// The Python convention: a negative or absent timeout waits forever, zero is one attempt, anything
-    /// else is a deadline that many seconds from now. NaN is treated as forever.
+    /// The Python convention: no timeout, a negative or an infinite one waits forever, zero is one
+    /// attempt, anything else is a deadline that many seconds from now.
     #[must_use]
-    pub fn from_timeout_secs(timeout: Option<f64>) -> Self {
-        match timeout {
+    pub fn from_timeout(timeout: Option<Seconds>) -> Self {
+        match timeout.map(Seconds::get) {
             None => Self::Forever,
-            Some(t) if t.is_nan() || t < 0.0 => Self::Forever,
-            Some(0.0) => Self::Try,
+            Some(t) if t < 0.0 => Self::Forever,
             Some(t) => Duration::try_from_secs_f64(t).map_or(Self::Forever, Self::after),
         }
     }
@@ -72,6 +71,43 @@ impl Wait {
             Self::Until(d) => Some(d),
             Self::Try | Self::Forever => None,
         }
+    }
+}
+
+/// A timeout in seconds as callers of the Python-style APIs give it: any float but NaN.
+///
+/// NaN has no meaning as a duration (it compares false with everything, so it used to wait forever
+/// in one API and return at once in another); it is refused where a timeout enters the library.
+/// Negative and infinite values are kept: each API says what they mean (see [`Wait::from_timeout`]).
+#[derive(Clone, Copy, Debug, PartialEq, PartialOrd)]
+pub struct Seconds(f64);
+
+impl Seconds {
+    /// `secs`, unless it is NaN.
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`](crate::Error::InvalidArgument) for NaN.
+    pub fn new(secs: f64) -> crate::Result<Self> {
+        if secs.is_nan() {
+            return Err(crate::Error::InvalidArgument {
+                what: "timeout",
+                value: "NaN".to_owned(),
+                reason: "NaN is not a number of seconds",
+            });
+        }
+        Ok(Self(secs))
+    }
+
+    /// A whole number of seconds (never NaN), for constants.
+    #[must_use]
+    pub const fn whole(secs: i32) -> Self {
+        Self(secs as f64)
+    }
+
+    /// The number of seconds.
+    #[must_use]
+    pub const fn get(self) -> f64 {
+        self.0
     }
 }
 
@@ -276,11 +312,25 @@ mod tests {
 
     #[test]
     fn timeout_conventions() {
-        assert_eq!(Wait::from_timeout_secs(None), Wait::Forever);
-        assert_eq!(Wait::from_timeout_secs(Some(-1.0)), Wait::Forever);
-        assert_eq!(Wait::from_timeout_secs(Some(f64::NAN)), Wait::Forever);
-        assert_eq!(Wait::from_timeout_secs(Some(0.0)), Wait::Try);
-        assert_eq!(Wait::from_timeout_secs(Some(1e300)), Wait::Forever);
-        assert!(matches!(Wait::from_timeout_secs(Some(0.5)), Wait::Until(_)));
+        let wait = |t: f64| Wait::from_timeout(Some(Seconds::new(t).unwrap()));
+        assert_eq!(Wait::from_timeout(None), Wait::Forever);
+        assert_eq!(wait(-1.0), Wait::Forever);
+        assert_eq!(wait(f64::NEG_INFINITY), Wait::Forever);
+        assert_eq!(wait(f64::INFINITY), Wait::Forever);
+        assert_eq!(wait(0.0), Wait::Try);
+        assert_eq!(wait(-0.0), Wait::Try);
+        assert_eq!(wait(1e300), Wait::Forever);
+        assert!(matches!(wait(0.5), Wait::Until(_)));
+        assert_eq!(Seconds::whole(30), Seconds::new(30.0).unwrap());
+    }
+
+    #[test]
+    fn nan_is_not_a_timeout() {
+        let err = Seconds::new(f64::NAN).unwrap_err();
+        assert!(
+            matches!(err, crate::Error::InvalidArgument { what: "timeout", .. }),
+            "{err:?}"
+        );
+        assert_eq!(err.to_string(), "invalid timeout NaN: NaN is not a number of seconds");
     }
 }

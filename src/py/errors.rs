@@ -1,6 +1,6 @@
 //! The one mapping from the core's `Error` to Python exceptions.
 
-use pyo3::exceptions::PyOSError;
+use pyo3::exceptions::{PyOSError, PyOverflowError, PyValueError};
 use pyo3::prelude::*;
 
 use super::convert::holder_to_dict;
@@ -45,6 +45,9 @@ impl From<Error> for PyErr {
             }
             Error::InvalidName { .. } => InvalidName::new_err(message),
             Error::Corrupt { path, reason } => CorruptFileError::new_err((path.display().to_string(), reason)),
+            Error::InvalidArgument { .. } => PyValueError::new_err(message),
+            // As CPython's `RLock` reports the same condition.
+            Error::ReentryOverflow { .. } => PyOverflowError::new_err(message),
         }
     }
 }

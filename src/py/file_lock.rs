@@ -1,24 +1,27 @@
 //! `ferrolock._ferrolock.FileLock`, its acquire proxy and `CancelToken`.
 
+use std::ffi::OsStr;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use pyo3::prelude::*;
-use pyo3::types::PyDict;
+use pyo3::sync::PyOnceLock;
+use pyo3::types::{PyDict, PyType};
 
-use super::convert::{holder_to_dict, wait_for};
-use super::wait::{interruptible, lock_interrupted};
-use crate::lock::{self, Acquired, CancelToken, FileLock, LockMode, LockOptions, LockState, Owner, Removal, Wait};
+use super::convert::{FileMode, PathArg, SettableTimeout, holder_to_dict, wait_for};
+use super::wait::{Gil, attached, call};
+use crate::lock::{
+    self, Acquired, CancelToken, FileLock, LockMode, LockOptions, LockState, Owner, Removal, Seconds, Wait,
+};
 
 /// A cross-process lock on one file.
 #[pyclass(name = "FileLock", module = "ferrolock._ferrolock", frozen, subclass)]
 pub(crate) struct PyFileLock {
     core: FileLock,
-    /// The default timeout in seconds, as f64 bits (settable from any thread).
-    timeout: AtomicU64,
+    /// Always `Some`: py-filelock's timeout is a number (negative waits forever).
+    timeout: SettableTimeout,
     blocking: bool,
-    lock_file: String,
+    lock_file: PathBuf,
     file_mode: u32,
     purpose: Option<String>,
 }
@@ -27,7 +30,7 @@ pub(crate) struct PyFileLock {
 impl PyFileLock {
     #[new]
     #[pyo3(signature = (
-        lock_file, timeout=-1.0, mode=0o644, *, blocking=true, shared=false, purpose=None,
+        lock_file, timeout=Seconds::whole(-1), mode=FileMode(0o644), *, blocking=true, shared=false, purpose=None,
         create_dirs=true, holder_record=true, detect_deadlock=true
     ))]
     #[pyo3(
@@ -36,9 +39,9 @@ impl PyFileLock {
     )]
     #[allow(clippy::too_many_arguments, clippy::fn_params_excessive_bools)]
     fn py_new(
-        lock_file: PathBuf,
-        timeout: f64,
-        mode: u32,
+        lock_file: PathArg,
+        timeout: Seconds,
+        mode: FileMode,
         blocking: bool,
         shared: bool,
         purpose: Option<String>,
@@ -48,19 +51,19 @@ impl PyFileLock {
     ) -> PyResult<Self> {
         let options = LockOptions {
             mode: if shared { LockMode::Shared } else { LockMode::Exclusive },
-            file_mode: mode,
+            file_mode: mode.0,
             purpose: purpose.clone(),
             create_dirs,
             holder_record,
             detect_deadlock,
         };
-        let lock_file_str = lock_file.display().to_string();
+        let PathArg(lock_file) = lock_file;
         Ok(Self {
-            core: FileLock::new(lock_file, &options)?,
-            timeout: AtomicU64::new(timeout.to_bits()),
+            core: FileLock::new(&lock_file, &options)?,
+            timeout: SettableTimeout::new(Some(timeout)),
             blocking,
-            lock_file: lock_file_str,
-            file_mode: mode,
+            lock_file,
+            file_mode: mode.0,
             purpose,
         })
     }
@@ -68,7 +71,7 @@ impl PyFileLock {
     #[pyo3(signature = (timeout=None, poll_interval=None, *, blocking=None, cancel=None))]
     fn acquire(
         slf: Bound<'_, Self>,
-        timeout: Option<f64>,
+        timeout: Option<Seconds>,
         poll_interval: Option<f64>,
         blocking: Option<bool>,
         cancel: Option<PyRef<'_, PyCancelToken>>,
@@ -87,8 +90,8 @@ impl PyFileLock {
     }
 
     #[pyo3(signature = (force=false))]
-    fn release(&self, force: bool) -> PyResult<()> {
-        self.core.release_as(Owner::current_thread(), force)?;
+    fn release(&self, py: Python<'_>, force: bool) -> PyResult<()> {
+        attached(py, || self.core.release_as(Owner::current_thread(), force))?;
         Ok(())
     }
 
@@ -100,8 +103,8 @@ impl PyFileLock {
     }
 
     #[pyo3(signature = (*_exc))]
-    fn __exit__(&self, _exc: &Bound<'_, pyo3::types::PyTuple>) -> PyResult<bool> {
-        self.core.release_as(Owner::current_thread(), false)?;
+    fn __exit__(&self, py: Python<'_>, _exc: &Bound<'_, pyo3::types::PyTuple>) -> PyResult<bool> {
+        attached(py, || self.core.release_as(Owner::current_thread(), false))?;
         Ok(false)
     }
 
@@ -111,7 +114,7 @@ impl PyFileLock {
         &self,
         py: Python<'_>,
         owner: u64,
-        timeout: Option<f64>,
+        timeout: Option<Seconds>,
         blocking: Option<bool>,
         cancel: Option<PyRef<'_, PyCancelToken>>,
     ) -> PyResult<bool> {
@@ -125,8 +128,8 @@ impl PyFileLock {
     }
 
     #[pyo3(signature = (owner, force=false))]
-    fn _release_as(&self, owner: u64, force: bool) -> PyResult<bool> {
-        Ok(self.core.release_as(Owner::from_raw(owner), force)?)
+    fn _release_as(&self, py: Python<'_>, owner: u64, force: bool) -> PyResult<bool> {
+        attached(py, || self.core.release_as(Owner::from_raw(owner), force))
     }
 
     fn _lock_count_as(&self, owner: u64) -> u32 {
@@ -144,18 +147,18 @@ impl PyFileLock {
     }
 
     #[getter]
-    fn lock_file(&self) -> &str {
-        &self.lock_file
+    fn lock_file(&self) -> &OsStr {
+        self.lock_file.as_os_str()
     }
 
     #[getter]
     fn timeout(&self) -> f64 {
-        self.default_timeout()
+        self.default_timeout().get()
     }
 
     #[setter]
-    fn set_timeout(&self, value: f64) {
-        self.timeout.store(value.to_bits(), Ordering::Relaxed);
+    fn set_timeout(&self, value: Seconds) {
+        self.timeout.set(Some(value));
     }
 
     #[getter]
@@ -185,7 +188,7 @@ impl PyFileLock {
     fn __repr__(&self) -> String {
         format!(
             "FileLock({:?}, shared={}, locked={})",
-            self.lock_file,
+            self.lock_file.display().to_string(),
             if self.core.mode() == LockMode::Shared {
                 "True"
             } else {
@@ -197,12 +200,13 @@ impl PyFileLock {
 }
 
 impl PyFileLock {
-    fn default_timeout(&self) -> f64 {
-        f64::from_bits(self.timeout.load(Ordering::Relaxed))
+    fn default_timeout(&self) -> Seconds {
+        self.timeout.get().unwrap_or(Seconds::whole(-1))
     }
 }
 
-/// Acquires `core` for `owner`, the Python way (see [`interruptible`]).
+/// Acquires `core` for `owner` under the interrupt protocol (see [`call`]): a Ctrl-C or an exception
+/// raised in a log call ends the wait, or gives the lock back if it was already won.
 pub(crate) fn acquire_for(
     py: Python<'_>,
     core: &FileLock,
@@ -213,7 +217,7 @@ pub(crate) fn acquire_for(
     let undo = |_| {
         let _ = core.release_as(owner, false);
     };
-    interruptible(py, wait, cancel, lock_interrupted, undo, |ctl| {
+    call(py, Gil::for_wait(wait), cancel, undo, |ctl, _| {
         core.acquire_as(owner, wait, ctl)
     })
 }
@@ -263,20 +267,25 @@ impl PyCancelToken {
     }
 }
 
-/// `("missing" | "free" | "held", holder record or None)` for a lock file, without disturbing it.
+/// `LockProbe(state, holder)` for a lock file, without disturbing it: `state` is `"missing"`,
+/// `"free"` or `"held"`, `holder` the record while held (or None).
 #[pyfunction]
-pub(crate) fn probe(py: Python<'_>, path: PathBuf) -> PyResult<(&'static str, Option<Bound<'_, PyDict>>)> {
-    Ok(match lock::probe(&path)? {
+pub(crate) fn probe(py: Python<'_>, path: PathArg) -> PyResult<Bound<'_, PyAny>> {
+    static LOCK_PROBE: PyOnceLock<Py<PyType>> = PyOnceLock::new();
+    let (state, holder) = match lock::probe(&path.0)? {
         LockState::Missing => ("missing", None),
         LockState::Free => ("free", None),
         LockState::Held(h) => ("held", h.map(|h| holder_to_dict(py, &h)).transpose()?),
-    })
+    };
+    LOCK_PROBE
+        .import(py, "ferrolock._types", "LockProbe")?
+        .call1((state, holder))
 }
 
 /// Removes a lock file only if nobody holds it: `"removed"`, `"held"` or `"missing"`.
 #[pyfunction]
-pub(crate) fn remove_if_unheld(path: PathBuf) -> PyResult<&'static str> {
-    Ok(match lock::remove_if_unheld(&path)? {
+pub(crate) fn remove_if_unheld(path: PathArg) -> PyResult<&'static str> {
+    Ok(match lock::remove_if_unheld(&path.0)? {
         Removal::Removed => "removed",
         Removal::Held => "held",
         Removal::Missing => "missing",

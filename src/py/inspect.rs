@@ -1,12 +1,11 @@
-//! `ferrolock status` / `clean` from Python: the scan runs with the GIL released, progress callbacks
-//! re-attach briefly.
-
-use std::path::PathBuf;
+//! `ferrolock status` / `clean` from Python: the scan runs with the GIL released under the interrupt
+//! protocol, progress callbacks re-attach briefly.
 
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
 
-use super::convert::holder_to_dict;
+use super::convert::{PathArg, holder_to_dict, paths};
+use super::wait::{Gil, Pending, call};
 use crate::inspect::{self, Held, LockReport};
 
 fn report_to_dict<'py>(py: Python<'py>, r: &LockReport) -> PyResult<Bound<'py, PyDict>> {
@@ -45,12 +44,17 @@ fn report_to_dict<'py>(py: Python<'py>, r: &LockReport) -> PyResult<Bound<'py, P
     Ok(d)
 }
 
-fn progress_fn(callback: Option<Py<PyAny>>) -> impl FnMut(usize) + Send {
+/// Calls `callback` (if any) with the number of files seen so far. An exception it raises (a Ctrl-C
+/// while it runs) is kept for the end of the scan, which the core cannot cut short, and the callback is
+/// not called again.
+fn report_progress(callback: Option<&Py<PyAny>>, pending: &Pending) -> impl FnMut(usize) {
+    let mut failed = false;
     move |seen| {
-        if let Some(cb) = &callback {
+        if let Some(cb) = callback.filter(|_| !failed) {
             Python::attach(|py| {
                 if let Err(e) = cb.call1(py, (seen,)) {
-                    e.write_unraisable(py, None);
+                    failed = true;
+                    pending.record(e);
                 }
             });
         }
@@ -62,11 +66,13 @@ fn progress_fn(callback: Option<Py<PyAny>>) -> impl FnMut(usize) + Send {
 #[pyo3(signature = (roots, progress=None))]
 pub(crate) fn _scan_locks(
     py: Python<'_>,
-    roots: Vec<PathBuf>,
+    roots: Vec<PathArg>,
     progress: Option<Py<PyAny>>,
 ) -> PyResult<Bound<'_, PyList>> {
-    let mut report = progress_fn(progress);
-    let found = py.detach(|| inspect::scan(&roots, &mut report))?;
+    let roots = paths(roots);
+    let found = call(py, Gil::Release, None, drop, |_, pending| {
+        inspect::scan(&roots, &mut report_progress(progress.as_ref(), pending))
+    })?;
     let items = found
         .iter()
         .map(|r| report_to_dict(py, r))
@@ -79,12 +85,14 @@ pub(crate) fn _scan_locks(
 #[pyo3(signature = (roots, dry_run=false, progress=None))]
 pub(crate) fn _clean_locks(
     py: Python<'_>,
-    roots: Vec<PathBuf>,
+    roots: Vec<PathArg>,
     dry_run: bool,
     progress: Option<Py<PyAny>>,
 ) -> PyResult<Vec<(String, &'static str, String)>> {
-    let mut report = progress_fn(progress);
-    let cleaned = py.detach(|| inspect::clean(&roots, dry_run, &mut report))?;
+    let roots = paths(roots);
+    let cleaned = call(py, Gil::Release, None, drop, |_, pending| {
+        inspect::clean(&roots, dry_run, &mut report_progress(progress.as_ref(), pending))
+    })?;
     Ok(cleaned
         .into_iter()
         .map(|c| (c.path.display().to_string(), c.kind.name(), c.reason))

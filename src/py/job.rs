@@ -2,35 +2,33 @@
 
 use std::ffi::OsString;
 use std::path::PathBuf;
-use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyTuple};
 
-use super::convert::holder_to_dict;
-use super::durable::Data;
-use super::wait::{interruptible, lock_interrupted};
+use super::convert::{Data, PathArg, SettableTimeout, expected, holder_to_dict, paths};
+use super::wait::{Gil, attached, call, detached};
 use crate::error::Error;
 use crate::job::{self, JobLock, JobLocks, RunOnce, RunOnceError, RunOnceOutcome};
-use crate::lock::{Wait, WaitControl};
+use crate::lock::{Seconds, Wait};
 
 /// An exclusive lock held by the object rather than a thread (logist's `FileLock` semantics).
 #[pyclass(name = "JobLock", module = "ferrolock._ferrolock", frozen, subclass)]
 pub(crate) struct PyJobLock {
     core: JobLock,
-    timeout: Mutex<Option<f64>>,
+    timeout: SettableTimeout,
 }
 
 #[pymethods]
 impl PyJobLock {
     #[new]
-    #[pyo3(signature = (lock_file_path, timeout=Some(30.0), *, purpose=None))]
+    #[pyo3(signature = (lock_file_path, timeout=Some(Seconds::whole(30)), *, purpose=None))]
     #[pyo3(text_signature = "(lock_file_path, timeout=30.0, *, purpose=None)")]
-    fn py_new(lock_file_path: PathBuf, timeout: Option<f64>, purpose: Option<String>) -> PyResult<Self> {
+    fn py_new(lock_file_path: PathArg, timeout: Option<Seconds>, purpose: Option<String>) -> PyResult<Self> {
         Ok(Self {
-            core: JobLock::new(lock_file_path, purpose)?,
-            timeout: Mutex::new(timeout),
+            core: JobLock::new(lock_file_path.0, purpose)?,
+            timeout: SettableTimeout::new(timeout),
         })
     }
 
@@ -38,7 +36,7 @@ impl PyJobLock {
     fn acquire(slf: &Bound<'_, Self>, blocking: bool) -> PyResult<bool> {
         let this = slf.get();
         let wait = if blocking {
-            legacy_wait(this.get_timeout())
+            legacy_wait(this.timeout.get())
         } else {
             Wait::Try
         };
@@ -49,7 +47,7 @@ impl PyJobLock {
                 let _ = this.core.release();
             }
         };
-        let acquired = interruptible(slf.py(), wait, None, lock_interrupted, undo, |ctl| {
+        let acquired = call(slf.py(), Gil::for_wait(wait), None, undo, |ctl, _| {
             this.core.acquire(wait, ctl)
         })?;
         if !acquired && blocking {
@@ -65,13 +63,14 @@ impl PyJobLock {
         Ok(acquired)
     }
 
-    fn release(&self) -> PyResult<()> {
-        self.core.release()?;
+    fn release(&self, py: Python<'_>) -> PyResult<()> {
+        attached(py, || self.core.release())?;
         Ok(())
     }
 
-    fn is_locked(&self) -> bool {
-        self.core.is_locked()
+    fn is_locked(&self, py: Python<'_>) -> PyResult<bool> {
+        // Asks the kernel, and logs if it cannot.
+        attached(py, || Ok(self.core.is_locked()))
     }
 
     fn _held_by_current_thread(&self) -> bool {
@@ -95,12 +94,12 @@ impl PyJobLock {
 
     #[getter]
     fn get_timeout(&self) -> Option<f64> {
-        *self.timeout.lock().unwrap_or_else(PoisonError::into_inner)
+        self.timeout.get().map(Seconds::get)
     }
 
     #[setter]
-    fn set_timeout(&self, value: Option<f64>) {
-        *self.timeout.lock().unwrap_or_else(PoisonError::into_inner) = value;
+    fn set_timeout(&self, value: Option<Seconds>) {
+        self.timeout.set(value);
     }
 
     fn holder<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyDict>>> {
@@ -130,17 +129,13 @@ impl PyJobLock {
     }
 }
 
-/// logist's timeout rules: `timeout <= 0` is one attempt (its loop gave up at the first check), NaN,
-/// infinity and `None` wait forever.
-fn legacy_wait(timeout: Option<f64>) -> Wait {
+/// logist's timeout rules: `timeout <= 0` (even `-inf`) is one attempt (its loop gave up at the
+/// first check); infinity and `None` wait forever.
+fn legacy_wait(timeout: Option<Seconds>) -> Wait {
     match timeout {
-        Some(t) if t <= 0.0 => Wait::Try,
-        other => Wait::from_timeout_secs(other),
+        Some(t) if t.get() <= 0.0 => Wait::Try,
+        other => Wait::from_timeout(other),
     }
-}
-
-fn run_once_interrupted(e: &RunOnceError<PyErr>) -> bool {
-    matches!(e, RunOnceError::Coordination(Error::Interrupted { .. }))
 }
 
 /// A failed setup raises the setup's own exception, unchanged; coordination errors map as usual.
@@ -155,26 +150,26 @@ impl From<RunOnceError<PyErr>> for PyErr {
 
 /// `<base>/<job_id>/.lock`, after checking the job id cannot escape `base`.
 #[pyfunction]
-pub(crate) fn job_lock_path(base: PathBuf, job_id: &str) -> PyResult<PathBuf> {
-    Ok(JobLocks::new(base).job_lock_path(job_id)?)
+pub(crate) fn job_lock_path(base: PathArg, job_id: &str) -> PyResult<PathBuf> {
+    Ok(JobLocks::new(base.0).job_lock_path(job_id)?)
 }
 
 /// `<base>/.jobs_index.lock`.
 #[pyfunction]
-pub(crate) fn jobs_index_lock_path(base: PathBuf) -> PathBuf {
-    JobLocks::new(base).index_lock_path()
+pub(crate) fn jobs_index_lock_path(base: PathArg) -> PathBuf {
+    JobLocks::new(base.0).index_lock_path()
 }
 
 /// Remove the job lock files nobody holds that are older than `max_age_seconds`; returns job names.
 #[pyfunction]
-pub(crate) fn cleanup_stale_job_locks(py: Python<'_>, base: PathBuf, max_age_seconds: f64) -> PyResult<Vec<OsString>> {
+pub(crate) fn cleanup_stale_job_locks(py: Python<'_>, base: PathArg, max_age_seconds: f64) -> PyResult<Vec<OsString>> {
     // logist compared `age > max_age`: NaN matched nothing, a negative age limit matched everything.
     let max_age = if max_age_seconds.is_nan() {
         Duration::MAX
     } else {
         Duration::try_from_secs_f64(max_age_seconds.max(0.0)).unwrap_or(Duration::MAX)
     };
-    Ok(py.detach(|| job::cleanup_stale(&base, max_age))?)
+    detached(py, || job::cleanup_stale(&base.0, max_age))
 }
 
 /// Run `setup` once across processes: a marker file plus a lock. True if this call ran it.
@@ -183,49 +178,63 @@ pub(crate) fn cleanup_stale_job_locks(py: Python<'_>, base: PathBuf, max_age_sec
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn run_once(
     py: Python<'_>,
-    marker: PathBuf,
-    lock_path: PathBuf,
+    marker: PathArg,
+    lock_path: PathArg,
     setup: Py<PyAny>,
-    timeout: Option<f64>,
-    marker_text: Option<Py<PyAny>>,
-    also_lock: Vec<PathBuf>,
+    timeout: Option<Seconds>,
+    marker_text: Option<MarkerText>,
+    also_lock: Vec<PathArg>,
     cleanup: bool,
 ) -> PyResult<bool> {
     let spec = RunOnce {
-        marker,
-        lock: lock_path,
-        also_lock,
-        wait: Wait::from_timeout_secs(timeout),
+        marker: marker.0,
+        lock: lock_path.0,
+        also_lock: paths(also_lock),
+        wait: Wait::from_timeout(timeout),
         cleanup,
     };
     // Always detached, even for one attempt: the marker's fsyncs and the cleanup need not hold the GIL,
     // and the setup re-attaches to run.
-    let detach_for = if spec.wait == Wait::Try {
-        Wait::Forever
-    } else {
-        spec.wait
-    };
-    let run = |ctl: &mut WaitControl<'_>| {
+    let outcome = call(py, Gil::Release, None, drop, |ctl, _| {
         job::run_once(&spec, ctl, || {
             Python::attach(|py| {
                 setup.call0(py)?;
                 marker_bytes(py, marker_text.as_ref())
             })
         })
-    };
-    let outcome = interruptible(py, detach_for, None, run_once_interrupted, |_| {}, run)?;
+    })?;
     Ok(outcome == RunOnceOutcome::Ran)
 }
 
-fn marker_bytes(py: Python<'_>, marker_text: Option<&Py<PyAny>>) -> PyResult<Vec<u8>> {
-    let Some(text) = marker_text else {
-        return Ok(job::default_marker_text());
-    };
-    let text = text.bind(py);
-    let value = if text.is_callable() {
-        text.call0()?
-    } else {
-        text.clone()
-    };
-    Ok(value.extract::<Data>()?.as_bytes().to_vec())
+/// `run_once`'s `marker_text`: checked before the setup runs, so a wrong type never costs a setup.
+pub(crate) enum MarkerText {
+    Fixed(Data),
+    Computed(Py<PyAny>),
+}
+
+impl FromPyObject<'_, '_> for MarkerText {
+    type Error = PyErr;
+
+    fn extract(ob: Borrowed<'_, '_, PyAny>) -> PyResult<Self> {
+        if ob.is_callable() {
+            return Ok(Self::Computed(ob.to_owned().unbind()));
+        }
+        ob.extract()
+            .map(Self::Fixed)
+            .map_err(|_| expected("marker_text", "bytes, str or a callable returning them", &ob))
+    }
+}
+
+fn marker_bytes(py: Python<'_>, marker_text: Option<&MarkerText>) -> PyResult<Vec<u8>> {
+    match marker_text {
+        None => Ok(job::default_marker_text()),
+        Some(MarkerText::Fixed(data)) => Ok(data.as_bytes().to_vec()),
+        Some(MarkerText::Computed(make)) => {
+            let value = make.call0(py)?;
+            let data: Data = value
+                .extract(py)
+                .map_err(|_| expected("marker_text()", "bytes or str", value.bind(py)))?;
+            Ok(data.as_bytes().to_vec())
+        }
+    }
 }

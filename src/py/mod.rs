@@ -37,6 +37,7 @@ fn ferrolock_native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(durable::atomic_write, m)?)?;
     m.add_function(wrap_pyfunction!(durable::validate_name, m)?)?;
     m.add_function(wrap_pyfunction!(durable::_set_failpoint, m)?)?;
+    m.add_function(wrap_pyfunction!(convert::_check_timeout, m)?)?;
     m.add_function(wrap_pyfunction!(_reset_logging_cache, m)?)?;
     // Job-directory locks and run-once setup.
     m.add_class::<job::PyJobLock>()?;

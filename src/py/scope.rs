@@ -4,41 +4,37 @@
 //! (`_process_alive`, `_get_ancestry`, `_normalize_path`, `_scopes_overlap`) are looked up at call
 //! time; without one, the core's `SystemJudge` decides.
 
-use std::cell::RefCell;
+use std::ffi::OsStr;
 use std::path::PathBuf;
-use std::time::Duration;
 
 use pyo3::prelude::*;
 
-use crate::error::{Error, Result};
-use crate::lock::{Wait, WaitControl};
+use super::convert::PathArg;
+use super::wait::{Gil, Pending, attached, call, detached};
+use crate::error::Result;
+use crate::lock::{Seconds, Wait, WaitControl};
 use crate::scope::{self, ClaimRequest, Judge, JudgeAborted, Query, ScopeDir, ScopeEntry, SystemJudge};
-use crate::sys;
-
-/// As in `file_lock.rs`: how often a wait on the main thread wakes to let a pending Ctrl-C through.
-const SIGNAL_CHECK_INTERVAL: Duration = Duration::from_millis(200);
 
 /// The scope claims kept in one running directory.
 #[pyclass(name = "ScopeDir", module = "ferrolock._ferrolock", frozen)]
 pub(crate) struct PyScopeDir {
     core: ScopeDir,
-    running_dir: String,
+    running_dir: PathBuf,
 }
 
 #[pymethods]
 impl PyScopeDir {
     #[new]
-    fn py_new(running_dir: PathBuf) -> PyResult<Self> {
-        let text = running_dir.display().to_string();
+    fn py_new(running_dir: PathArg) -> PyResult<Self> {
         Ok(Self {
-            core: ScopeDir::new(running_dir)?,
-            running_dir: text,
+            core: ScopeDir::new(running_dir.0.clone())?,
+            running_dir: running_dir.0,
         })
     }
 
     #[getter]
-    fn running_dir(&self) -> &str {
-        &self.running_dir
+    fn running_dir(&self) -> &OsStr {
+        self.running_dir.as_os_str()
     }
 
     #[pyo3(signature = (name, loop_name, scope, *, pid=None, started_at=None, singleton=false, judge=None, custom_overlap=false))]
@@ -73,13 +69,11 @@ impl PyScopeDir {
     }
 
     fn release(&self, py: Python<'_>, name: &str) -> PyResult<bool> {
-        let released = py.detach(|| self.core.release(name))?;
-        // As in `with_judge`: an exception a signal handler raised inside a log call.
-        PyErr::take(py).map_or(Ok(released), Err)
+        detached(py, || self.core.release(name))
     }
 
-    fn holds(&self, name: &str) -> PyResult<bool> {
-        Ok(self.core.holds(name)?)
+    fn holds(&self, py: Python<'_>, name: &str) -> PyResult<bool> {
+        attached(py, || self.core.holds(name))
     }
 
     #[pyo3(signature = (scope, *, caller_loop_name=None, caller_singleton=false, judge=None, custom_overlap=false))]
@@ -122,7 +116,7 @@ impl PyScopeDir {
         &self,
         py: Python<'_>,
         scope: Vec<String>,
-        timeout: Option<f64>,
+        timeout: Option<Seconds>,
         caller_loop_name: Option<&str>,
         caller_singleton: bool,
         judge: Option<Py<PyAny>>,
@@ -133,27 +127,35 @@ impl PyScopeDir {
             caller_loop_name,
             caller_singleton,
         };
-        let wait = Wait::from_timeout_secs(timeout);
+        let wait = Wait::from_timeout(timeout);
         with_judge(py, judge.as_ref(), custom_overlap, drop, |judge, ctl| {
             self.core.wait_for_scope(&query, wait, judge, ctl)
         })
     }
 
     fn __repr__(&self) -> String {
-        format!("ScopeDir({:?})", self.running_dir)
+        format!("ScopeDir({:?})", self.running_dir.display().to_string())
     }
 }
 
 /// A live claim, as a scan found it.
-#[pyclass(name = "ScopeEntry", module = "ferrolock._ferrolock", frozen, get_all)]
+#[pyclass(name = "ScopeEntry", module = "ferrolock._ferrolock", frozen)]
 pub(crate) struct PyScopeEntry {
+    #[pyo3(get)]
     name: String,
-    path: String,
+    /// Returned as `str` (see the getter), not as the `pathlib.Path` a `PathBuf` field would give.
+    path: PathBuf,
+    #[pyo3(get)]
     loop_name: String,
+    #[pyo3(get)]
     scope: Vec<String>,
+    #[pyo3(get)]
     pid: i64,
+    #[pyo3(get)]
     started_at: String,
+    #[pyo3(get)]
     singleton: bool,
+    #[pyo3(get)]
     held: bool,
 }
 
@@ -161,7 +163,7 @@ impl From<ScopeEntry> for PyScopeEntry {
     fn from(e: ScopeEntry) -> Self {
         Self {
             name: e.name,
-            path: e.path.display().to_string(),
+            path: e.path,
             loop_name: e.record.loop_name,
             scope: e.record.scope,
             pid: e.record.pid,
@@ -174,6 +176,11 @@ impl From<ScopeEntry> for PyScopeEntry {
 
 #[pymethods]
 impl PyScopeEntry {
+    #[getter]
+    fn path(&self) -> &OsStr {
+        self.path.as_os_str()
+    }
+
     fn __repr__(&self) -> String {
         format!(
             "ScopeEntry(name={:?}, loop_name={:?}, scope={:?}, pid={}, held={})",
@@ -192,13 +199,10 @@ pub(crate) fn process_ancestry(pid: i64) -> Vec<i64> {
     scope::process_ancestry(pid)
 }
 
-/// Runs `op` with the GIL released. Judgments call back into `judge` (or the core's defaults), and
-/// waits on the main thread wake for signals. An exception raised by a hook or a signal handler ends
-/// the operation and is re-raised as is.
-///
-/// A signal handler can also raise inside a log call (`pyo3-log` runs Python's `logging` and leaves
-/// the exception set). That exception is raised too, after `undo` has given back what `op` obtained,
-/// so a Ctrl-C never leaves a claim behind.
+/// Runs `op` with the GIL released under the interrupt protocol (see [`call`]). Judgments call back
+/// into `judge` (or the core's defaults); an exception a hook raises is kept in the call's
+/// [`Pending`] slot, ends the operation and is raised as is. If `op` obtained something (a claim)
+/// before an exception surfaced, `undo` gives it back.
 fn with_judge<T: Send>(
     py: Python<'_>,
     judge: Option<&Py<PyAny>>,
@@ -206,51 +210,18 @@ fn with_judge<T: Send>(
     undo: impl FnOnce(T),
     op: impl FnOnce(&mut dyn Judge, &mut WaitControl<'_>) -> Result<T> + Send,
 ) -> PyResult<T> {
-    let (result, pending) = py.detach(|| {
-        let pending = RefCell::new(None);
-        let result = {
-            let mut check_signals = || {
-                Python::attach(|py| {
-                    // A handler that ran inside a log call left its exception set instead (see below).
-                    match PyErr::take(py).map_or_else(|| py.check_signals(), Err) {
-                        Ok(()) => false,
-                        Err(e) => {
-                            *pending.borrow_mut() = Some(e);
-                            true
-                        }
-                    }
-                })
+    call(py, Gil::Release, None, undo, |ctl, pending| match judge {
+        Some(object) => {
+            let mut judge = PyJudge {
+                object,
+                custom_overlap,
+                ancestry: None,
+                pending,
             };
-            let mut ctl = WaitControl {
-                cancel: None,
-                interrupt_every: sys::is_main_thread().then_some(SIGNAL_CHECK_INTERVAL),
-                on_interrupt: Some(&mut check_signals),
-            };
-            match judge {
-                Some(object) => {
-                    let mut judge = PyJudge {
-                        object,
-                        custom_overlap,
-                        ancestry: None,
-                        pending: &pending,
-                    };
-                    op(&mut judge, &mut ctl)
-                }
-                None => op(&mut SystemJudge::new(), &mut ctl),
-            }
-        };
-        (result, pending.into_inner())
-    });
-    let stray = PyErr::take(py);
-    match (result, pending.or(stray)) {
-        (Ok(value), None) => Ok(value),
-        (Ok(value), Some(err)) => {
-            undo(value);
-            Err(err)
+            op(&mut judge, ctl)
         }
-        (Err(Error::Interrupted { .. }), Some(err)) => Err(err),
-        (Err(e), _) => Err(e.into()),
-    }
+        None => op(&mut SystemJudge::new(), ctl),
+    })
 }
 
 /// Routes the core's questions to a Python `LockManager`'s hooks.
@@ -259,7 +230,7 @@ struct PyJudge<'a> {
     custom_overlap: bool,
     /// `_get_ancestry()`'s result, asked at most once per operation.
     ancestry: Option<Py<PyAny>>,
-    pending: &'a RefCell<Option<PyErr>>,
+    pending: &'a Pending,
 }
 
 impl PyJudge<'_> {
@@ -269,7 +240,7 @@ impl PyJudge<'_> {
     ) -> Result<T, JudgeAborted> {
         let (object, ancestry, pending) = (self.object, &mut self.ancestry, self.pending);
         Python::attach(|py| f(py, object.bind(py), ancestry)).map_err(|e| {
-            *pending.borrow_mut() = Some(e);
+            pending.record(e);
             JudgeAborted
         })
     }

@@ -1,31 +1,27 @@
 //! `ferrolock._ferrolock.StateFile`: the edit context manager, the draft it hands out, and a lock-only
 //! context manager for callers that compose reads and writes themselves.
 
-use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::ffi::OsStr;
+use std::path::{Path, PathBuf};
 use std::sync::{Mutex, PoisonError};
 
 use pyo3::exceptions::{PyRuntimeError, PyTypeError};
 use pyo3::prelude::*;
 use pyo3::types::{PyByteArray, PyBytes, PyDict, PyString, PyTuple};
 
-use super::convert::{holder_to_dict, wait_for};
-use super::durable::Data;
+use super::convert::{Data, FileMode, PathArg, SettableTimeout, holder_to_dict, wait_for};
 use super::file_lock::acquire_for;
+use super::wait::{Gil, attached, call, detached};
 use crate::durable::{StateFile, StateFileOptions};
-use crate::lock::{Owner, Wait, WaitControl};
+use crate::lock::{Owner, Seconds, Wait, WaitControl};
 use crate::sys;
 
 /// A file updated by locked read-modify-write and atomic, durable replacement.
 #[pyclass(name = "StateFile", module = "ferrolock._ferrolock", frozen, subclass)]
 pub(crate) struct PyStateFile {
     core: StateFile,
-    /// The default timeout in seconds, as f64 bits (settable from any thread).
-    timeout: AtomicU64,
-    path: String,
-    lock_path: String,
-    backup_path: Option<String>,
-    temp_path: Option<String>,
+    /// Always `Some`: the timeout is a number (negative waits forever), as `FileLock`'s.
+    timeout: SettableTimeout,
     /// Threads inside an `edit()` of this object, with the fork generation they were recorded in. A
     /// nested edit on the same thread would re-enter the lock, and the outer edit's write would then
     /// silently undo the inner one's: refused instead.
@@ -35,68 +31,64 @@ pub(crate) struct PyStateFile {
 #[pymethods]
 impl PyStateFile {
     #[new]
-    #[pyo3(signature = (path, *, lock_path=None, backup_path=None, temp_path=None, timeout=-1.0, purpose=None, mode=None))]
+    #[pyo3(signature = (
+        path, *, lock_path=None, backup_path=None, temp_path=None, timeout=Seconds::whole(-1), purpose=None, mode=None
+    ))]
     #[pyo3(
         text_signature = "(path, *, lock_path=None, backup_path=None, temp_path=None, timeout=-1.0, \
         purpose=None, mode=None)"
     )]
     fn py_new(
-        path: PathBuf,
-        lock_path: Option<PathBuf>,
-        backup_path: Option<PathBuf>,
-        temp_path: Option<PathBuf>,
-        timeout: f64,
+        path: PathArg,
+        lock_path: Option<PathArg>,
+        backup_path: Option<PathArg>,
+        temp_path: Option<PathArg>,
+        timeout: Seconds,
         purpose: Option<String>,
-        mode: Option<u32>,
+        mode: Option<FileMode>,
     ) -> PyResult<Self> {
         let options = StateFileOptions {
-            lock_path,
-            backup_path,
-            temp_path,
-            mode,
+            lock_path: lock_path.map(|p| p.0),
+            backup_path: backup_path.map(|p| p.0),
+            temp_path: temp_path.map(|p| p.0),
+            mode: mode.map(|m| m.0),
             purpose,
         };
-        let core = StateFile::new(path, &options)?;
-        let show = |p: &std::path::Path| p.display().to_string();
         Ok(Self {
-            path: show(core.path()),
-            lock_path: show(core.lock().path()),
-            backup_path: core.backup_path().map(show),
-            temp_path: core.temp_path().map(show),
-            core,
-            timeout: AtomicU64::new(timeout.to_bits()),
+            core: StateFile::new(path.0, &options)?,
+            timeout: SettableTimeout::new(Some(timeout)),
             editing: Mutex::new((sys::fork_generation(), Vec::new())),
         })
     }
 
     #[getter]
-    fn path(&self) -> &str {
-        &self.path
+    fn path(&self) -> &OsStr {
+        self.core.path().as_os_str()
     }
 
     #[getter]
-    fn lock_path(&self) -> &str {
-        &self.lock_path
+    fn lock_path(&self) -> &OsStr {
+        self.core.lock().path().as_os_str()
     }
 
     #[getter]
-    fn backup_path(&self) -> Option<&str> {
-        self.backup_path.as_deref()
+    fn backup_path(&self) -> Option<&OsStr> {
+        self.core.backup_path().map(Path::as_os_str)
     }
 
     #[getter]
-    fn temp_path(&self) -> Option<&str> {
-        self.temp_path.as_deref()
+    fn temp_path(&self) -> Option<&OsStr> {
+        self.core.temp_path().map(Path::as_os_str)
     }
 
     #[getter]
     fn timeout(&self) -> f64 {
-        f64::from_bits(self.timeout.load(Ordering::Relaxed))
+        self.default_timeout().get()
     }
 
     #[setter]
-    fn set_timeout(&self, value: f64) {
-        self.timeout.store(value.to_bits(), Ordering::Relaxed);
+    fn set_timeout(&self, value: Seconds) {
+        self.timeout.set(Some(value));
     }
 
     #[getter]
@@ -105,18 +97,18 @@ impl PyStateFile {
     }
 
     fn read<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyBytes>>> {
-        let data = py.detach(|| self.core.read())?;
+        let data = detached(py, || self.core.read())?;
         Ok(data.map(|d| PyBytes::new(py, &d)))
     }
 
     fn read_backup<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyBytes>>> {
-        let data = py.detach(|| self.core.read_backup())?;
+        let data = detached(py, || self.core.read_backup())?;
         Ok(data.map(|d| PyBytes::new(py, &d)))
     }
 
     #[pyo3(signature = (timeout=None))]
-    fn edit(slf: Bound<'_, Self>, timeout: Option<f64>) -> PyStateEdit {
-        let timeout = timeout.unwrap_or_else(|| slf.get().timeout());
+    fn edit(slf: Bound<'_, Self>, timeout: Option<Seconds>) -> PyStateEdit {
+        let timeout = timeout.unwrap_or_else(|| slf.get().default_timeout());
         PyStateEdit {
             file: slf.unbind(),
             timeout,
@@ -125,8 +117,8 @@ impl PyStateFile {
     }
 
     #[pyo3(signature = (timeout=None))]
-    fn locked(slf: Bound<'_, Self>, timeout: Option<f64>) -> PyStateLock {
-        let timeout = timeout.unwrap_or_else(|| slf.get().timeout());
+    fn locked(slf: Bound<'_, Self>, timeout: Option<Seconds>) -> PyStateLock {
+        let timeout = timeout.unwrap_or_else(|| slf.get().default_timeout());
         PyStateLock {
             file: slf.unbind(),
             timeout,
@@ -135,22 +127,23 @@ impl PyStateFile {
     }
 
     #[pyo3(signature = (data, timeout=None))]
-    fn write(&self, py: Python<'_>, data: Data, timeout: Option<f64>) -> PyResult<()> {
+    fn write(&self, py: Python<'_>, data: Data, timeout: Option<Seconds>) -> PyResult<()> {
         let bytes = data.as_bytes();
-        self.locked_op(py, timeout, |owner, ctl| {
-            self.core.write_as(owner, bytes, Wait::Try, ctl)
+        self.locked_op(py, timeout, |owner, wait, ctl| {
+            self.core.write_as(owner, bytes, wait, ctl)
         })
     }
 
     #[pyo3(signature = (timeout=None))]
-    fn remove(&self, py: Python<'_>, timeout: Option<f64>) -> PyResult<bool> {
-        self.locked_op(py, timeout, |owner, ctl| self.core.remove_as(owner, Wait::Try, ctl))
+    fn remove(&self, py: Python<'_>, timeout: Option<Seconds>) -> PyResult<bool> {
+        self.locked_op(py, timeout, |owner, wait, ctl| self.core.remove_as(owner, wait, ctl))
     }
 
     #[pyo3(signature = (dest, timeout=None))]
-    fn set_aside(&self, py: Python<'_>, dest: PathBuf, timeout: Option<f64>) -> PyResult<bool> {
-        self.locked_op(py, timeout, |owner, ctl| {
-            self.core.set_aside_as(owner, &dest, Wait::Try, ctl)
+    fn set_aside(&self, py: Python<'_>, dest: PathArg, timeout: Option<Seconds>) -> PyResult<bool> {
+        let dest: PathBuf = dest.0;
+        self.locked_op(py, timeout, |owner, wait, ctl| {
+            self.core.set_aside_as(owner, &dest, wait, ctl)
         })
     }
 
@@ -159,27 +152,31 @@ impl PyStateFile {
     }
 
     fn __repr__(&self) -> String {
-        format!("StateFile({:?}, lock_path={:?})", self.path, self.lock_path)
+        format!(
+            "StateFile({:?}, lock_path={:?})",
+            self.core.path().display().to_string(),
+            self.core.lock().path().display().to_string()
+        )
     }
 }
 
 impl PyStateFile {
-    /// Takes the lock for the calling thread (a kernel wait with the GIL released, Ctrl-C honoured),
-    /// runs `op` with the GIL released (it re-enters the lock, so it never waits), then releases.
+    fn default_timeout(&self) -> Seconds {
+        self.timeout.get().unwrap_or(Seconds::whole(-1))
+    }
+
+    /// Runs one of the core's locked operations for the calling thread under the interrupt protocol:
+    /// the core takes the lock (waiting in the kernel as `timeout` allows), does the operation and
+    /// releases, all with the GIL released.
     fn locked_op<T: Send>(
         &self,
         py: Python<'_>,
-        timeout: Option<f64>,
-        op: impl FnOnce(Owner, &mut WaitControl<'_>) -> crate::Result<T> + Send,
+        timeout: Option<Seconds>,
+        op: impl FnOnce(Owner, Wait, &mut WaitControl<'_>) -> crate::Result<T> + Send,
     ) -> PyResult<T> {
         let owner = Owner::current_thread();
-        let wait = wait_for(timeout.unwrap_or_else(|| self.timeout()), true);
-        acquire_for(py, self.core.lock(), owner, wait, None)?;
-        let outcome = py.detach(|| op(owner, &mut WaitControl::default()));
-        let released = self.core.lock().release_as(owner, false);
-        let value = outcome?;
-        released?;
-        Ok(value)
+        let wait = wait_for(timeout.unwrap_or_else(|| self.default_timeout()), true);
+        call(py, Gil::Release, None, drop, |ctl, _| op(owner, wait, ctl))
     }
 
     fn begin_edit(&self, owner: Owner) -> PyResult<()> {
@@ -192,7 +189,7 @@ impl PyStateFile {
             return Err(PyRuntimeError::new_err(format!(
                 "{}: this thread is already editing this StateFile; a nested edit's write would be \
                  overwritten by the outer one. Finish the outer edit first.",
-                self.path
+                self.core.path().display()
             )));
         }
         editing.1.push(owner);
@@ -210,7 +207,7 @@ impl PyStateFile {
 #[pyclass(name = "StateEdit", module = "ferrolock._ferrolock")]
 pub(crate) struct PyStateEdit {
     file: Py<PyStateFile>,
-    timeout: f64,
+    timeout: Seconds,
     active: Option<(Owner, Py<PyStateDraft>)>,
 }
 
@@ -223,10 +220,14 @@ impl PyStateEdit {
         let file = self.file.get();
         let owner = Owner::current_thread();
         file.begin_edit(owner)?;
-        let read = acquire_for(py, file.core.lock(), owner, wait_for(self.timeout, true), None).and_then(|_| {
-            py.detach(|| file.core.read()).map_err(|e| {
-                let _ = file.core.lock().release_as(owner, false);
-                PyErr::from(e)
+        let (lock, wait) = (file.core.lock(), wait_for(self.timeout, true));
+        let undo = |_| {
+            let _ = lock.release_as(owner, false);
+        };
+        let read = call(py, Gil::Release, None, undo, |ctl, _| {
+            lock.acquire_as(owner, wait, ctl)?;
+            file.core.read().inspect_err(|_| {
+                let _ = lock.release_as(owner, false);
             })
         });
         let data = match read {
@@ -261,25 +262,22 @@ impl PyStateEdit {
         };
         let file = self.file.get();
         let draft = draft.borrow(py);
-        let mut outcome = Ok(());
-        if exc_type.is_none_or(PyAnyMethods::is_none) && draft.changed {
-            // The edit holds the lock, so these re-enter it and never wait.
-            outcome = match &draft.data {
-                Some(data) => {
-                    let bytes = data.as_bytes(py);
-                    py.detach(|| file.core.write_as(owner, bytes, Wait::Try, &mut WaitControl::default()))
-                }
-                None => py.detach(|| {
-                    file.core
-                        .remove_as(owner, Wait::Try, &mut WaitControl::default())
-                        .map(|_| ())
-                }),
+        let write = exc_type.is_none_or(PyAnyMethods::is_none) && draft.changed;
+        let bytes = draft.data.as_ref().map(|d| d.as_bytes(py));
+        let gil = if write { Gil::Release } else { Gil::Keep };
+        let outcome = call(py, gil, None, drop, |ctl, _| {
+            // The edit holds the lock, so the write re-enters it and never waits.
+            let written = match (write, bytes) {
+                (false, _) => Ok(()),
+                (true, Some(bytes)) => file.core.write_as(owner, bytes, Wait::Try, ctl),
+                (true, None) => file.core.remove_as(owner, Wait::Try, ctl).map(|_| ()),
             };
-        }
-        let released = file.core.lock().release_as(owner, false);
+            let released = file.core.lock().release_as(owner, false);
+            written?; // the write's error matters more than a failed unlock
+            released.map(|_| ())
+        });
         file.end_edit(owner);
         outcome?;
-        released?;
         Ok(false)
     }
 }
@@ -370,7 +368,7 @@ impl PyStateDraft {
 #[pyclass(name = "StateLock", module = "ferrolock._ferrolock")]
 pub(crate) struct PyStateLock {
     file: Py<PyStateFile>,
-    timeout: f64,
+    timeout: Seconds,
     owner: Option<Owner>,
 }
 
@@ -393,9 +391,10 @@ impl PyStateLock {
     }
 
     #[pyo3(signature = (*_exc))]
-    fn __exit__(&mut self, _exc: &Bound<'_, PyTuple>) -> PyResult<bool> {
+    fn __exit__(&mut self, py: Python<'_>, _exc: &Bound<'_, PyTuple>) -> PyResult<bool> {
         if let Some(owner) = self.owner.take() {
-            self.file.get().core.lock().release_as(owner, false)?;
+            let lock = self.file.get().core.lock();
+            attached(py, || lock.release_as(owner, false))?;
         }
         Ok(false)
     }

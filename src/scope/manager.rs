@@ -13,7 +13,7 @@ use super::record::{ScopeRecord, iso_now};
 use super::scan::{self, Found, SENTINEL_NAME};
 use crate::error::{Error, Result};
 use crate::lock::{FileLock, LockOptions, Owner, Wait, WaitControl};
-use crate::names;
+use crate::names::{self, IdKind};
 
 /// Outside `acquire`, removing a stale record needs the sentinel; waiting longer than this for it
 /// is not worth it (the record is ignored anyway and removed by a later scan).
@@ -92,7 +92,7 @@ impl ScopeDir {
         judge: &mut dyn Judge,
         ctl: &mut WaitControl<'_>,
     ) -> Result<bool> {
-        names::validate_relative("loop name", name)?;
+        names::validate_relative(IdKind::LoopName, name)?;
         fs::create_dir_all(&self.running_dir).map_err(|e| Error::io("create directory", &self.running_dir, e))?;
         let dir = claims::dir_key(&self.running_dir).map_err(|e| Error::io("stat", &self.running_dir, e))?;
         let owner = Owner::current_thread();
@@ -157,7 +157,7 @@ impl ScopeDir {
     /// Releases the claim `name` if this process holds it (`true`); otherwise does nothing (`false`):
     /// a process can never remove another's claim.
     pub fn release(&self, name: &str) -> Result<bool> {
-        names::validate_relative("loop name", name)?;
+        names::validate_relative(IdKind::LoopName, name)?;
         match claims::dir_key(&self.running_dir) {
             Ok(dir) => claims::release(dir, name),
             Err(_) => Ok(false),
@@ -166,7 +166,7 @@ impl ScopeDir {
 
     /// True if this process holds the claim `name`.
     pub fn holds(&self, name: &str) -> Result<bool> {
-        names::validate_relative("loop name", name)?;
+        names::validate_relative(IdKind::LoopName, name)?;
         Ok(claims::dir_key(&self.running_dir).is_ok_and(|dir| claims::holds(dir, name)))
     }
 

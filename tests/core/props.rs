@@ -3,8 +3,8 @@
 
 use std::path::{Component, Path};
 
-use ferrolock::names::{validate_component, validate_relative};
-use ferrolock::{Holder, Wait, WriteOptions, atomic_write};
+use ferrolock::names::{IdKind, validate_component, validate_relative};
+use ferrolock::{Holder, Seconds, Wait, WriteOptions, atomic_write};
 use proptest::prelude::*;
 
 proptest! {
@@ -32,7 +32,7 @@ proptest! {
     /// An accepted id joined to a directory names a direct child of it.
     #[test]
     fn accepted_components_stay_inside(name in "\\PC{0,300}") {
-        if let Ok(ok) = validate_component("id", &name) {
+        if let Ok(ok) = validate_component(IdKind::TaskId, &name) {
             let joined = Path::new("/base").join(ok);
             prop_assert_eq!(joined.parent(), Some(Path::new("/base")));
             prop_assert!(joined.components().all(|c| matches!(c, Component::RootDir | Component::Normal(_))));
@@ -43,19 +43,25 @@ proptest! {
     #[test]
     fn accepted_relative_names_stay_inside(parts in proptest::collection::vec("[a-z.]{0,4}|\\.\\.|", 1..5)) {
         let name = parts.join("/");
-        if let Ok(ok) = validate_relative("name", &name) {
+        if let Ok(ok) = validate_relative(IdKind::LoopName, &name) {
             let joined = Path::new("/base").join(ok);
             prop_assert!(joined.starts_with("/base"));
             prop_assert!(joined.components().all(|c| matches!(c, Component::RootDir | Component::Normal(_))));
         }
     }
 
-    /// Any float is a valid timeout: negative/NaN/huge wait forever, zero tries once.
+    /// Any float but NaN is a valid timeout: negative/infinite/huge wait forever, zero tries once.
     #[test]
     fn every_timeout_is_understood(t in any::<f64>()) {
-        let w = Wait::from_timeout_secs(Some(t));
-        if t == 0.0 { prop_assert_eq!(w, Wait::Try); }
-        if t.is_nan() || t < 0.0 { prop_assert_eq!(w, Wait::Forever); }
+        match Seconds::new(t) {
+            Err(_) => prop_assert!(t.is_nan()),
+            Ok(secs) => {
+                let w = Wait::from_timeout(Some(secs));
+                if t == 0.0 { prop_assert_eq!(w, Wait::Try); }
+                if t < 0.0 || t == f64::INFINITY { prop_assert_eq!(w, Wait::Forever); }
+                prop_assert!(!t.is_nan());
+            }
+        }
     }
 }
 

@@ -11,7 +11,8 @@ Differences from logist (each one a fix, or a consequence of one):
 
 * Waiting happens in the kernel: a waiter gets the lock the moment it is released (logist polled every
   0.1 s). Timeouts use a monotonic clock and are exact (logist used the wall clock and overshot by up to
-  one poll). ``timeout <= 0`` is still one attempt; ``None``, ``math.inf`` and NaN wait forever.
+  one poll). ``timeout <= 0`` is still one attempt; ``None`` and ``math.inf`` wait forever; NaN raises
+  ``ValueError`` (logist's loop never ended).
 * A forked child holds nothing: its ``release()`` (or garbage collection) never releases the parent's
   lock (logist's child unlocked the shared descriptor and the parent silently lost its lock).
 * ``is_locked()`` asks the kernel: it is False once the lock file was deleted or replaced under the
@@ -164,11 +165,6 @@ class JobLockManager(_NativeJobLockManager):
             f"Lock acquisition would deadlock: job {job_id} is already locked by this thread through this "
             f"JobLockManager: {path}"
         )
-
-    def _not_acquired(self, job_id: str) -> Exception:
-        if job_id == "index":
-            return LockError("Failed to acquire jobs index lock")
-        return LockError(f"Failed to acquire lock for job {job_id}")
 
 
 @contextmanager

@@ -11,7 +11,7 @@ Differences from the legacy module:
 * Waiting happens in the kernel: the lock is taken the moment its holder releases it (the legacy code
   polled every ``poll_interval``, which is accepted and kept as an attribute but not used), and a
   timeout is measured on the monotonic clock. ``timeout`` is still the budget: ``acquire()`` returns
-  ``False`` when it runs out.
+  ``False`` when it runs out. A NaN timeout raises ``ValueError`` (the legacy code waited forever).
 * Only contention means "busy". Any other error (a directory or a symlink where the lock file should
   be, no permission, a missing filesystem) raises ``OSError`` with errno and filename; the legacy code
   logged it and returned ``False`` as if the lock were held.
@@ -46,7 +46,7 @@ from types import TracebackType
 from typing import Literal
 
 from ..._ferrolock import FileLock as _NativeLock
-from ..._ferrolock import validate_name
+from ..._ferrolock import _check_timeout, validate_name
 from ...exceptions import Timeout
 
 __all__ = [
@@ -107,7 +107,8 @@ class FileLock:
         native = self._native
         if native.lock_counter:
             return True  # this thread holds it already
-        wait = self.timeout if blocking and self.timeout > 0 else 0.0
+        timeout = _check_timeout(self.timeout)  # NaN is a ValueError, as in every ferrolock API
+        wait = timeout if blocking and timeout > 0 else 0.0
         try:
             native.acquire(timeout=wait)
         except Timeout:
