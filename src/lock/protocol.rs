@@ -23,7 +23,7 @@ use nix::sys::stat::{SFlag, lstat};
 use super::holder::{self, is_would_block};
 use super::wait::{self, Wait, WaitControl, WaitEnd};
 use crate::error::{Error, Result};
-use crate::sys::{self, FlockOp};
+use crate::sys::{self, DetachOnFork, FlockOp};
 
 /// Where a lock lives and how to create it.
 #[derive(Debug, Clone)]
@@ -62,6 +62,8 @@ impl Target {
 /// An open lock file: the descriptor plus the identity of the inode it refers to.
 #[derive(Debug)]
 pub(crate) struct LockFd {
+    /// Declared before `file` so it is unregistered before the descriptor closes.
+    _detach: DetachOnFork,
     pub(crate) file: File,
     pub(crate) dev: u64,
     pub(crate) ino: u64,
@@ -112,6 +114,7 @@ impl LockFd {
             });
         }
         Ok(Self {
+            _detach: DetachOnFork::new(file.as_fd()),
             file,
             dev: meta.dev(),
             ino: meta.ino(),
@@ -289,6 +292,7 @@ pub(crate) fn open_existing(target: &Target) -> Result<Option<LockFd>> {
                 });
             }
             Ok(Some(LockFd {
+                _detach: DetachOnFork::new(file.as_fd()),
                 file,
                 dev: meta.dev(),
                 ino: meta.ino(),

@@ -30,7 +30,7 @@ use nix::libc;
 use nix::sys::stat::fstat;
 
 use super::{Registration, Sleeper, WaitControl, WaitEnd};
-use crate::sys::{self, AllSignalsBlocked, FlockOp, ForkLocal, Wakeup};
+use crate::sys::{self, AllSignalsBlocked, DetachOnFork, FlockOp, ForkLocal, Wakeup};
 
 /// The most helper threads (each holding one duplicated descriptor) that exist at once, serving
 /// waiters or abandoned.
@@ -69,6 +69,8 @@ impl Key {
 #[derive(Debug)]
 struct Request {
     key: Key,
+    /// Declared before `fd` so it is unregistered before the descriptor closes.
+    _detach: DetachOnFork,
     /// The helper's duplicate: the same open file description as its waiter's descriptor.
     fd: OwnedFd,
     state: Mutex<RequestState>,
@@ -150,6 +152,7 @@ fn request_for(fd: BorrowedFd<'_>, key: Key, wakeup: &Arc<Wakeup>) -> io::Result
     };
     let request = Arc::new(Request {
         key,
+        _detach: DetachOnFork::new(duplicate.as_fd()),
         fd: duplicate,
         state: Mutex::new(RequestState {
             granted: None,
