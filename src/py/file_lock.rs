@@ -56,6 +56,7 @@ impl PyFileLock {
             create_dirs,
             holder_record,
             detect_deadlock,
+            ..LockOptions::default()
         };
         let PathArg(lock_file) = lock_file;
         Ok(Self {
