@@ -79,6 +79,7 @@ fn a_forked_child_that_never_uses_ferrolock_does_not_keep_the_parents_lock() {
     let path = dir.join("f.lock");
     let lock = FileLock::new(&path, &LockOptions::default()).unwrap();
     lock.acquire(Wait::Try).unwrap();
+    let raw = lock.raw_fd(Owner::current_thread()).unwrap();
     let (started_read, started_write) = pipe().unwrap();
     let (done_read, done_write) = pipe().unwrap();
 
@@ -86,8 +87,11 @@ fn a_forked_child_that_never_uses_ferrolock_does_not_keep_the_parents_lock() {
     match unsafe { fork() }.unwrap() {
         ForkResult::Child => {
             drop((started_read, done_write));
-            // Running here means fork() has returned in the child, after every atfork child handler.
-            let _ = fs::File::from(started_write).write_all(b"s");
+            // Running here means fork() has returned in the child, after every atfork child handler: the
+            // inherited lock descriptor is closed already (F_GETFD fails with EBADF).
+            // SAFETY: fcntl(F_GETFD) on a descriptor number only reads its flags.
+            let closed = unsafe { nix::libc::fcntl(raw, nix::libc::F_GETFD) } == -1;
+            let _ = fs::File::from(started_write).write_all(if closed { b"c" } else { b"o" });
             let mut byte = [0u8; 1];
             let _ = fs::File::from(done_read).read(&mut byte); // until the parent is done checking
             // SAFETY: _exit skips atexit handlers and destructors, as a forked child should.
@@ -97,9 +101,9 @@ fn a_forked_child_that_never_uses_ferrolock_does_not_keep_the_parents_lock() {
             drop((started_write, done_read));
             let mut byte = [0u8; 1];
             fs::File::from(started_read).read_exact(&mut byte).unwrap();
+            assert_eq!(&byte, b"c", "the child still had the inherited lock descriptor open");
             // "Die" as far as the lock is concerned: close the parent's descriptor without unlocking. Only
             // the child's inherited copy could still keep the description, and so the lock, alive.
-            let raw = lock.raw_fd(Owner::current_thread()).unwrap();
             // SAFETY: takes over the descriptor the lock owns; the lock is leaked below, never closing it again.
             drop(unsafe { OwnedFd::from_raw_fd(raw) });
             std::mem::forget(lock);

@@ -23,7 +23,7 @@ use nix::sys::stat::{SFlag, lstat};
 use super::holder::{self, is_would_block};
 use super::wait::{self, Wait, WaitControl, WaitEnd};
 use crate::error::{Error, Result};
-use crate::sys::{self, DetachOnFork, FlockOp};
+use crate::sys::{self, FlockOp, LockFile};
 
 /// Where a lock lives and how to create it.
 #[derive(Debug, Clone)]
@@ -62,9 +62,8 @@ impl Target {
 /// An open lock file: the descriptor plus the identity of the inode it refers to.
 #[derive(Debug)]
 pub(crate) struct LockFd {
-    /// Declared before `file` so it is unregistered before the descriptor closes.
-    _detach: DetachOnFork,
-    pub(crate) file: File,
+    /// Closed at once in a forked child (see `sys::LockFile`).
+    pub(crate) file: LockFile,
     pub(crate) dev: u64,
     pub(crate) ino: u64,
     /// False when the file could only be opened read-only (someone else's lock file in a shared
@@ -114,8 +113,7 @@ impl LockFd {
             });
         }
         Ok(Self {
-            _detach: DetachOnFork::new(file.as_fd()),
-            file,
+            file: LockFile::new(file),
             dev: meta.dev(),
             ino: meta.ino(),
             writable,
@@ -292,8 +290,7 @@ pub(crate) fn open_existing(target: &Target) -> Result<Option<LockFd>> {
                 });
             }
             Ok(Some(LockFd {
-                _detach: DetachOnFork::new(file.as_fd()),
-                file,
+                file: LockFile::new(file),
                 dev: meta.dev(),
                 ino: meta.ino(),
                 writable: false,

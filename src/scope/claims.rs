@@ -24,7 +24,7 @@ use super::record::ScopeRecord;
 use super::scan;
 use crate::durable::faults::{self, hit};
 use crate::error::{Error, Result};
-use crate::sys::{self, DetachOnFork, FlockOp, ForkLocal};
+use crate::sys::{self, FlockOp, ForkLocal, LockFile};
 
 /// Identifies a running directory independently of how its path was spelled (or the current
 /// directory at the time): its device and inode.
@@ -32,13 +32,11 @@ pub(crate) type DirKey = (u64, u64);
 
 #[derive(Debug)]
 struct Held {
-    /// Declared before `file` so it is unregistered before the descriptor closes.
-    _detach: DetachOnFork,
     dir: DirKey,
     name: String,
     path: PathBuf,
-    /// Open read-write, locked exclusively for the claim's lifetime.
-    file: File,
+    /// Open read-write, locked exclusively for the claim's lifetime; closed at once in a forked child.
+    file: LockFile,
     dev: u64,
     ino: u64,
 }
@@ -89,11 +87,10 @@ pub(crate) fn create(dir: DirKey, name: &str, path: &Path, record: &ScopeRecord)
     }
     let meta = file.metadata().map_err(|e| Error::io("stat claim record", path, e))?;
     table().claims.push(Held {
-        _detach: DetachOnFork::new(file.as_fd()),
         dir,
         name: name.to_owned(),
         path: path.to_path_buf(),
-        file,
+        file: LockFile::new(file),
         dev: meta.dev(),
         ino: meta.ino(),
     });

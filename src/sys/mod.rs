@@ -15,8 +15,8 @@
 //!   scope waits on legacy records, which hold no lock to block on.
 //! * [`fork_generation`] and [`ForkLocal`]: a counter bumped in every forked child, and the one way the
 //!   crate forgets what a child inherited (lock holds, idle descriptors, claims, pending waits).
-//! * [`DetachOnFork`]: a forked child stops referring to the lock descriptors it inherits the moment it
-//!   is born, so a dead parent's locks are free even while its children live.
+//! * [`LockFile`]: a descriptor a forked child closes the moment it is born (without unlocking), so a
+//!   dead parent's locks are free even while its children live.
 //! * [`current_thread_owner`]: an owner id per thread, never reused in the life of the process.
 #![allow(unsafe_code)]
 
@@ -32,7 +32,7 @@ use std::os::fd::{AsRawFd, BorrowedFd};
 
 use nix::libc;
 
-pub(crate) use detach::DetachOnFork;
+pub(crate) use detach::LockFile;
 pub(crate) use events::{DirWatch, pidfd_open, poll_readable};
 #[cfg_attr(not(feature = "python"), allow(unused_imports))]
 pub(crate) use process::is_main_thread;

@@ -13,9 +13,9 @@ static ATFORK_REGISTERED: AtomicBool = AtomicBool::new(false);
 
 extern "C" fn in_forked_child() {
     // Runs in the child right after fork(2), where only async-signal-safe work is allowed: an atomic
-    // add, and `dup3` over the registered lock descriptors (see `detach`).
+    // add, and closing the registered lock descriptors (see `detach`).
     FORK_GENERATION.fetch_add(1, Ordering::Relaxed);
-    super::detach::detach_all_in_child();
+    super::detach::close_all_in_child();
 }
 
 /// Registers the child handler (once per process) that moves the fork generation on and detaches a
@@ -23,7 +23,7 @@ extern "C" fn in_forked_child() {
 pub(super) fn register_fork_handler() {
     ATFORK.call_once(|| {
         // SAFETY: registers a plain `extern "C"` function with no captured state; pthread_atfork only
-        // stores the pointer. The handler is async-signal-safe (an atomic add, atomic loads, dup3).
+        // stores the pointer. The handler is async-signal-safe (atomics and close).
         let rc = unsafe { libc::pthread_atfork(None, None, Some(in_forked_child)) };
         // pthread_atfork fails only with ENOMEM; fork detection then falls back to getpid() below, and
         // children keep inherited descriptors until they first use ferrolock.
