@@ -21,10 +21,11 @@ impl From<Error> for PyErr {
                 let strerror = format!("{op}: {}", strip_os_error_suffix(&source));
                 PyOSError::new_err((errno, strerror, path.display().to_string()))
             }
+            // py-filelock's message, built by `Timeout` itself from the path and the holder.
             Error::WouldBlock { path, holder } | Error::Timeout { path, holder, .. } => Python::attach(|py| {
                 let holder = holder.map(|h| holder_to_dict(py, &h).map(Bound::unbind)).transpose();
                 match holder {
-                    Ok(holder) => Timeout::new_err((path.display().to_string(), holder, message)),
+                    Ok(holder) => Timeout::new_err((path.display().to_string(), holder)),
                     Err(e) => e,
                 }
             }),
@@ -33,15 +34,20 @@ impl From<Error> for PyErr {
                 // Only reachable when the interrupt check itself did not leave a Python exception.
                 pyo3::exceptions::PyKeyboardInterrupt::new_err(message)
             }
-            Error::WouldDeadlock { .. } => WouldDeadlock::new_err(message),
+            // py-filelock's wording (code matches "Deadlock").
+            Error::WouldDeadlock { path } => WouldDeadlock::new_err(format!(
+                "Deadlock: lock '{}' is already held by a different lock object in this thread. Reuse that \
+                 object, or use is_singleton=True to enable reentrant locking across instances.",
+                path.display()
+            )),
             Error::Symlink { path } => PyOSError::new_err((nix::libc::ELOOP, message, path.display().to_string())),
-            Error::NotRegularFile { path, kind } => {
-                let errno = if kind == "directory" {
-                    nix::libc::EISDIR
-                } else {
-                    nix::libc::EINVAL
-                };
-                PyOSError::new_err((errno, message, path.display().to_string()))
+            // A directory is the OS's EISDIR, in the OS's words ("Is a directory"), as open(2) reports it.
+            Error::NotRegularFile {
+                path,
+                kind: "directory",
+            } => PyOSError::new_err((nix::libc::EISDIR, "Is a directory", path.display().to_string())),
+            Error::NotRegularFile { path, .. } => {
+                PyOSError::new_err((nix::libc::EINVAL, message, path.display().to_string()))
             }
             Error::InvalidName { .. } => InvalidName::new_err(message),
             Error::Corrupt { path, reason } => CorruptFileError::new_err((path.display().to_string(), reason)),
