@@ -74,6 +74,20 @@ pub enum Error {
     /// A file that must hold a known format does not parse. Nothing was overwritten.
     #[error("{path} is corrupt: {reason}", path = path.display())]
     Corrupt { path: PathBuf, reason: String },
+
+    /// A coordinator lock is no longer held: its session ended (lease expired, server restart,
+    /// network failure) or it was never held by the caller. Whatever it protected may have a new owner.
+    #[error("the lock {name:?} is lost: {reason}")]
+    LockLost { name: String, reason: String },
+
+    /// A write fenced by `token` was refused: the lock `name` has since been granted to a newer holder.
+    #[error("stale fencing token {token} for {name:?}: the lock has since been granted with token {current}")]
+    StaleToken { name: String, token: u64, current: u64 },
+
+    /// The coordinator's backend failed or refused: a bad URL, a connection or server error, a missing
+    /// schema the role may not create, a connection pooler that would break session locks.
+    #[error("{op}: {message}")]
+    Coordinator { op: &'static str, message: String },
 }
 
 /// `Result` with the core's [`Error`].
@@ -101,7 +115,10 @@ impl Error {
             | Self::Symlink { path }
             | Self::NotRegularFile { path, .. }
             | Self::Corrupt { path, .. } => Some(path),
-            Self::InvalidName { .. } => None,
+            Self::InvalidName { .. }
+            | Self::LockLost { .. }
+            | Self::StaleToken { .. }
+            | Self::Coordinator { .. } => None,
         }
     }
 

@@ -16,24 +16,40 @@ from ._ferrolock import (
     remove_if_unheld,
     run_once,
 )
+from ._coord import CoordLock, Coordinator, connect
 from ._job import JobLockManager
 from ._lock import FileLock
 from ._scope import LockManager, ScopeLock
 from ._state_manager import StateLocked, StateManager
 from ._workflow import TaskState, WorkflowState
-from .exceptions import Cancelled, CorruptFileError, InvalidName, LockError, Timeout, WouldDeadlock
+from .exceptions import (
+    Cancelled,
+    CoordinatorError,
+    CorruptFileError,
+    InvalidName,
+    LockError,
+    LockLost,
+    StaleToken,
+    Timeout,
+    WouldDeadlock,
+)
 
 __all__ = (
     "CancelToken",
     "Cancelled",
+    "CoordLock",
+    "Coordinator",
+    "CoordinatorError",
     "CorruptFileError",
     "FileLock",
     "InvalidName",
     "JobLock",
     "JobLockManager",
     "LockError",
+    "LockLost",
     "LockManager",
     "ScopeLock",
+    "StaleToken",
     "StateFile",
     "StateLocked",
     "StateManager",
@@ -43,6 +59,7 @@ __all__ = (
     "WouldDeadlock",
     "__version__",
     "atomic_write",
+    "connect",
     "probe",
     "remove_if_unheld",
     "run_once",
