@@ -115,10 +115,9 @@ impl Error {
             | Self::Symlink { path }
             | Self::NotRegularFile { path, .. }
             | Self::Corrupt { path, .. } => Some(path),
-            Self::InvalidName { .. }
-            | Self::LockLost { .. }
-            | Self::StaleToken { .. }
-            | Self::Coordinator { .. } => None,
+            Self::InvalidName { .. } | Self::LockLost { .. } | Self::StaleToken { .. } | Self::Coordinator { .. } => {
+                None
+            }
         }
     }
 

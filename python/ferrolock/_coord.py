@@ -117,11 +117,12 @@ class CoordLock(_NativeCoordLock, ContextDecorator):
         self._ensure_held_as(self._owner())
 
     def fenced_write(self, value: bytes | str) -> None:
-        """Store ``value`` under the lock's name, fenced by the caller's token.
+        """Store ``value`` under the lock's name, fenced by the caller's token and written from the
+        holder's own session, so it lands only while the lock is still held.
 
         Raises:
-            StaleToken: a newer holder has drawn a token since; nothing was written.
-            LockLost: the caller does not hold the lock (or lost it before drawing a token).
+            LockLost: the caller does not hold the lock, or lost it (its lease ran out).
+            StaleToken: a newer token was drawn (shared holders); nothing was written.
         """
         self._fenced_write_as(self._owner(), value)
 
@@ -210,19 +211,29 @@ async def _wait_in_thread(lock: CoordLock, owner: int, timeout: float) -> None:
         with contextlib.suppress(RuntimeError):  # the loop closed: the task is gone
             loop.call_soon_threadsafe(deliver, error)
 
+    finished: asyncio.Future[None] = loop.create_future()
+
+    def mark_finished() -> None:
+        if not finished.done():
+            finished.set_result(None)
+
     def wait() -> None:
         try:
-            lock._acquire_as(owner, timeout, cancel=cancel)
-        except BaseException as exc:
-            if not cancel.cancelled:
-                hand_over(exc)
-            return
-        with handoff:
-            if state["abandoned"]:
-                # The task was cancelled while the lock was being granted: give it back.
-                lock._release_as(owner)
+            try:
+                lock._acquire_as(owner, timeout, cancel=cancel)
+            except BaseException as exc:
+                if not cancel.cancelled:
+                    hand_over(exc)
                 return
-        hand_over(None)
+            with handoff:
+                if state["abandoned"]:
+                    # The task was cancelled while the lock was being granted: give it back.
+                    lock._release_as(owner)
+                    return
+            hand_over(None)
+        finally:
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(mark_finished)
 
     threading.Thread(target=wait, name=f"ferrolock-coord-wait-{lock.name}", daemon=True).start()
     try:
@@ -230,7 +241,10 @@ async def _wait_in_thread(lock: CoordLock, owner: int, timeout: float) -> None:
     except asyncio.CancelledError:
         with handoff:
             state["abandoned"] = True
-            if lock._lock_count_as(owner):
-                lock._release_as(owner)
         cancel.cancel()
+        # The wait is cancelled on the server, which takes a round trip: the cancellation completes only
+        # once the helper has given back whatever it was granted, so nothing is held when it does.
+        await asyncio.shield(finished)
+        if lock._lock_count_as(owner):
+            await asyncio.to_thread(lock._release_as, owner)
         raise

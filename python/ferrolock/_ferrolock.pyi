@@ -840,6 +840,13 @@ class Coordinator:
         ``waiting`` (sessions waiting; always 0 on ``file://``, which cannot see waiters, nor shared
         holders)."""
 
+    def fenced_write(self, name: str, token: int, value: bytes | str) -> None:
+        """Store ``value`` under ``name`` with an explicit ``token`` (one a holder handed to this process).
+
+        Raises:
+            StaleToken: ``token`` is not the newest drawn for ``name``; nothing was written.
+        """
+
     def fenced_read(self, name: str) -> tuple[int, bytes] | None:
         """The last value stored with ``CoordLock.fenced_write`` under ``name`` and its token."""
 
@@ -969,10 +976,12 @@ class CoordLock:
         """
 
     def _fenced_write_as(self, owner: int, value: bytes | str) -> None:
-        """Store ``value`` under the lock's name, fenced by the owner's token.
+        """Store ``value`` under the lock's name, fenced by the owner's token, from the holder's own
+        session: it lands only while the lock is held and the token is the newest drawn.
 
         Raises:
-            StaleToken: a newer holder has drawn a token; nothing was written.
+            LockLost: the owner does not hold the lock, or it is lost.
+            StaleToken: a newer token was drawn (possible for shared holders); nothing was written.
         """
 
     def _lost_as(self, owner: int) -> bool:

@@ -60,7 +60,9 @@ pub trait Backend: Send + Sync + fmt::Debug {
     ) -> Result<Box<dyn Grant>>;
 
     /// Stores `value` for `name` if `token` is the newest token drawn for `name`; otherwise
-    /// [`Error::StaleToken`](crate::Error::StaleToken) and nothing is written.
+    /// [`Error::StaleToken`](crate::Error::StaleToken) and nothing is written. This is the check a
+    /// store makes for a writer that hands it a token; holders write through
+    /// [`Grant::fenced_write`], which also proves the lock is still held.
     fn fenced_write(&self, name: &str, token: u64, value: &[u8]) -> Result<()>;
 
     /// The last value stored by [`fenced_write`](Self::fenced_write) and the token it was written with.
@@ -68,10 +70,6 @@ pub trait Backend: Send + Sync + fmt::Debug {
 
     /// The run-once marker of `name`, if the setup is done.
     fn done_marker(&self, name: &str) -> Result<Option<Vec<u8>>>;
-
-    /// Records that the run-once setup of `name` is done, fenced by `token` like
-    /// [`fenced_write`](Self::fenced_write).
-    fn mark_done(&self, name: &str, token: u64, text: &[u8]) -> Result<()>;
 
     /// Every lock that is held or waited for right now.
     fn status(&self) -> Result<Vec<LockStatus>>;
@@ -90,6 +88,15 @@ pub trait Grant: Send + Sync + fmt::Debug {
     /// # Errors
     /// [`Error::LockLost`](crate::Error::LockLost) once the lease or the session is gone.
     fn ensure_held(&self) -> Result<()>;
+
+    /// Stores `value` (the fenced value, or with `marker` the run-once marker) under the lock's name
+    /// with this grant's token, from the holder's own session (file: after verifying the lock file),
+    /// so it lands only while the lock is held *and* the token is the newest drawn.
+    ///
+    /// # Errors
+    /// [`Error::LockLost`](crate::Error::LockLost) if the lock is no longer held,
+    /// [`Error::StaleToken`](crate::Error::StaleToken) if a newer token was drawn (shared holders).
+    fn fenced_write(&self, value: &[u8], marker: bool) -> Result<()>;
 
     /// Whether the backend already knows the lock is lost (no round trip).
     fn is_lost(&self) -> bool;

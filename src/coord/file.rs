@@ -12,6 +12,7 @@
 //! Fenced writes and markers are checked against the counter while holding the counter file's flock,
 //! so a write with a token older than the newest drawn one can never land.
 
+use std::fmt::Write as _;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read};
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
@@ -56,26 +57,6 @@ impl FileBackend {
         Ok(self.dir.join(format!("{escaped}.{suffix}")))
     }
 
-    /// Checks `token` against the counter and, if it is the newest, runs `write` with the counter's
-    /// flock held.
-    fn fenced(&self, name: &str, token: u64, write: impl FnOnce() -> Result<()>) -> Result<()> {
-        let path = self.file(name, "token")?;
-        let counter = Counter::open(&path)?;
-        counter.lock(true)?;
-        let result = counter.read().and_then(|current| {
-            if current == token {
-                write()
-            } else {
-                Err(Error::StaleToken {
-                    name: name.to_owned(),
-                    token,
-                    current,
-                })
-            }
-        });
-        counter.unlock();
-        result
-    }
 }
 
 static NEXT_GRANT: AtomicU64 = AtomicU64::new(1);
@@ -110,9 +91,10 @@ impl Backend for FileBackend {
         let _hook = match cancel {
             Some(c) => {
                 let t = Arc::clone(&token);
-                Some(c.on_cancel(move || t.cancel()).ok_or_else(|| Error::Cancelled {
-                    path: req.name.into(),
-                })?)
+                Some(
+                    c.on_cancel(move || t.cancel())
+                        .ok_or_else(|| Error::Cancelled { path: req.name.into() })?,
+                )
             }
             None => None,
         };
@@ -131,17 +113,15 @@ impl Backend for FileBackend {
             owner,
             name: req.name.to_owned(),
             counter: self.file(req.name, "token")?,
+            fenced: self.file(req.name, "fenced")?,
+            done: self.file(req.name, "done")?,
             token: Mutex::new(None),
         }))
     }
 
     fn fenced_write(&self, name: &str, token: u64, value: &[u8]) -> Result<()> {
-        let target = self.file(name, "fenced")?;
-        self.fenced(name, token, || {
-            let mut data = format!("{token}\n").into_bytes();
-            data.extend_from_slice(value);
-            atomic_write(&target, &data, &WriteOptions::default())
-        })
+        let counter = self.file(name, "token")?;
+        store_fenced(&counter, &self.file(name, "fenced")?, name, token, &fenced_record(token, value))
     }
 
     fn fenced_read(&self, name: &str) -> Result<Option<(u64, Vec<u8>)>> {
@@ -163,11 +143,6 @@ impl Backend for FileBackend {
 
     fn done_marker(&self, name: &str) -> Result<Option<Vec<u8>>> {
         read_optional(&self.file(name, "done")?)
-    }
-
-    fn mark_done(&self, name: &str, token: u64, text: &[u8]) -> Result<()> {
-        let target = self.file(name, "done")?;
-        self.fenced(name, token, || atomic_write(&target, text, &WriteOptions::default()))
     }
 
     fn status(&self) -> Result<Vec<LockStatus>> {
@@ -221,6 +196,8 @@ struct FileGrant {
     owner: Owner,
     name: String,
     counter: PathBuf,
+    fenced: PathBuf,
+    done: PathBuf,
     token: Mutex<Option<u64>>,
 }
 
@@ -261,6 +238,16 @@ impl Grant for FileGrant {
         }
     }
 
+    fn fenced_write(&self, value: &[u8], marker: bool) -> Result<()> {
+        let token = self.token()?;
+        self.ensure_held()?;
+        if marker {
+            store_fenced(&self.counter, &self.done, &self.name, token, value)
+        } else {
+            store_fenced(&self.counter, &self.fenced, &self.name, token, &fenced_record(token, value))
+        }
+    }
+
     fn is_lost(&self) -> bool {
         false
     }
@@ -268,6 +255,33 @@ impl Grant for FileGrant {
     fn release(self: Box<Self>) -> Result<()> {
         self.lock.release_as(self.owner, true).map(|_| ())
     }
+}
+
+/// `<token>\n<value>`: the fenced value's file.
+fn fenced_record(token: u64, value: &[u8]) -> Vec<u8> {
+    let mut data = format!("{token}\n").into_bytes();
+    data.extend_from_slice(value);
+    data
+}
+
+/// Replaces `target` with `data` if `token` is the newest drawn for the name, checked and written with
+/// the counter's flock held, so no draw can slip in between.
+fn store_fenced(counter: &Path, target: &Path, name: &str, token: u64, data: &[u8]) -> Result<()> {
+    let counter = Counter::open(counter)?;
+    counter.lock(true)?;
+    let result = counter.read().and_then(|current| {
+        if current == token {
+            atomic_write(target, data, &WriteOptions::default())
+        } else {
+            Err(Error::StaleToken {
+                name: name.to_owned(),
+                token,
+                current,
+            })
+        }
+    });
+    counter.unlock();
+    result
 }
 
 /// The fencing counter file of one name.
@@ -303,7 +317,11 @@ impl Counter {
     }
 
     fn lock(&self, exclusive: bool) -> Result<()> {
-        let locked = if exclusive { self.file.lock() } else { self.file.lock_shared() };
+        let locked = if exclusive {
+            self.file.lock()
+        } else {
+            self.file.lock_shared()
+        };
         locked.map_err(|e| Error::io("lock token counter", &self.path, e))
     }
 
@@ -358,7 +376,7 @@ fn escape(name: &str) -> String {
         if b.is_ascii_alphanumeric() || b == b'_' || b == b'-' || (b == b'.' && i > 0) {
             out.push(b as char);
         } else {
-            out.push_str(&format!("%{b:02X}"));
+            let _ = write!(out, "%{b:02X}");
         }
     }
     out

@@ -89,6 +89,12 @@ impl Coordinator {
         self.shared.backend.status()
     }
 
+    /// Stores `value` for `name` with an explicit `token` (one a holder handed over): refused with
+    /// [`Error::StaleToken`] unless `token` is the newest drawn for `name`.
+    pub fn fenced_write(&self, name: &str, token: u64, value: &[u8]) -> Result<()> {
+        self.shared.backend.fenced_write(validate_name(name)?, token, value)
+    }
+
     /// The last value a holder of `name` stored with [`CoordLock::fenced_write`], with its token.
     pub fn fenced_read(&self, name: &str) -> Result<Option<(u64, Vec<u8>)>> {
         self.shared.backend.fenced_read(validate_name(name)?)
@@ -282,11 +288,16 @@ impl CoordLock {
         self.ensure_held_as(Owner::current_thread())
     }
 
-    /// Stores `value` under the lock's name, fenced by `owner`'s token: refused with
-    /// [`Error::StaleToken`] once a newer holder has drawn a token.
+    /// Stores `value` under the lock's name, fenced by `owner`'s token and written from the holder's
+    /// own session: refused with [`Error::LockLost`] once the lock is lost (its lease ran out) and with
+    /// [`Error::StaleToken`] if a newer token was drawn.
     pub fn fenced_write_as(&self, owner: Owner, value: &[u8]) -> Result<()> {
-        let token = self.token_as(owner)?;
-        self.shared.backend.fenced_write(&self.spec.name, token, value)
+        self.with_grant(owner, |g| g.fenced_write(value, false))
+    }
+
+    /// Writes the run-once marker of the lock's name, fenced like [`fenced_write_as`](Self::fenced_write_as).
+    pub(crate) fn mark_done_as(&self, owner: Owner, text: &[u8]) -> Result<()> {
+        self.with_grant(owner, |g| g.fenced_write(text, true))
     }
 
     /// [`fenced_write_as`](Self::fenced_write_as) for the calling thread.
@@ -303,7 +314,11 @@ impl CoordLock {
     /// How many times `owner` acquired without releasing.
     #[must_use]
     pub fn lock_count(&self, owner: Owner) -> u32 {
-        self.state().holds.iter().find(|h| h.owner == owner).map_or(0, |h| h.count)
+        self.state()
+            .holds
+            .iter()
+            .find(|h| h.owner == owner)
+            .map_or(0, |h| h.count)
     }
 
     /// Whether the backend already knows that `owner`'s grant is lost (no round trip).

@@ -40,8 +40,7 @@ pub fn run_once<E>(
             return Ok(RunOnceOutcome::DoneByOther);
         }
         let text = setup().map_err(RunOnceError::Setup)?;
-        let token = lock.token_as(owner)?;
-        coord.backend().mark_done(name, token, &text)?;
+        lock.mark_done_as(owner, &text)?;
         Ok(RunOnceOutcome::Ran)
     })();
     let released = lock.release_as(owner, true);

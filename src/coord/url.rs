@@ -31,7 +31,9 @@ impl CoordUrl {
             if dir.is_empty() {
                 return Err(bad_url(url, "file:// needs a directory (file:///var/lib/myapp/locks)"));
             }
-            return Ok(Self::File { dir: PathBuf::from(dir) });
+            return Ok(Self::File {
+                dir: PathBuf::from(dir),
+            });
         }
         if url.starts_with("postgresql://") || url.starts_with("postgres://") {
             return Ok(Self::Postgres { url: url.to_owned() });
@@ -108,9 +110,14 @@ mod tests {
     fn parses_schemes() {
         assert_eq!(
             CoordUrl::parse("file:///var/lib/x%20y").unwrap(),
-            CoordUrl::File { dir: "/var/lib/x y".into() }
+            CoordUrl::File {
+                dir: "/var/lib/x y".into()
+            }
         );
-        assert!(matches!(CoordUrl::parse("postgres://h/db"), Ok(CoordUrl::Postgres { .. })));
+        assert!(matches!(
+            CoordUrl::parse("postgres://h/db"),
+            Ok(CoordUrl::Postgres { .. })
+        ));
         assert!(CoordUrl::parse("redis://h").is_err());
         assert!(CoordUrl::parse("file://").is_err());
         assert!(CoordUrl::parse("file:///a%zz").is_err());
@@ -118,8 +125,14 @@ mod tests {
 
     #[test]
     fn redacts_passwords() {
-        assert_eq!(redact("postgresql://u:secret@h:5/db?lease=2s"), "postgresql://u:***@h:5/db?lease=2s");
-        assert_eq!(redact("postgresql://h/db?password=secret&x=1"), "postgresql://h/db?password=***&x=1");
+        assert_eq!(
+            redact("postgresql://u:secret@h:5/db?lease=2s"),
+            "postgresql://u:***@h:5/db?lease=2s"
+        );
+        assert_eq!(
+            redact("postgresql://h/db?password=secret&x=1"),
+            "postgresql://h/db?password=***&x=1"
+        );
         assert_eq!(redact("postgresql://u@h/db"), "postgresql://u@h/db");
     }
 }

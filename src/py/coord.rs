@@ -58,6 +58,10 @@ impl PyCoordinator {
         Ok(out)
     }
 
+    fn fenced_write(&self, py: Python<'_>, name: String, token: u64, value: Data) -> PyResult<()> {
+        Ok(py.detach(|| self.core.fenced_write(&name, token, value.as_bytes()))?)
+    }
+
     fn fenced_read<'py>(&self, py: Python<'py>, name: String) -> PyResult<Option<(u64, Bound<'py, PyBytes>)>> {
         let value = py.detach(|| self.core.fenced_read(&name))?;
         Ok(value.map(|(token, data)| (token, PyBytes::new(py, &data))))
@@ -275,7 +279,11 @@ impl PyCoordLock {
         format!(
             "CoordLock({:?}, shared={}, locked={})",
             self.core.name(),
-            if self.core.mode() == LockMode::Shared { "True" } else { "False" },
+            if self.core.mode() == LockMode::Shared {
+                "True"
+            } else {
+                "False"
+            },
             if self.core.is_locked() { "True" } else { "False" }
         )
     }
@@ -348,6 +356,7 @@ impl PyCoordCancel {
 /// The SQL that creates the coordinator's schema (`ferrolock schema --sql`).
 #[pyfunction]
 #[pyo3(signature = (schema="ferrolock"))]
+#[cfg_attr(feature = "postgres", allow(clippy::unnecessary_wraps))]
 pub(crate) fn _coord_schema_sql(schema: &str) -> PyResult<String> {
     #[cfg(feature = "postgres")]
     {

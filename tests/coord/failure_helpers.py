@@ -37,6 +37,11 @@ def paused_holder(url: str, name: str, held: Event, go: Event, report: Connectio
         outcome["write"] = "ok"
     except ferrolock.LockLost as exc:
         outcome["write"] = type(exc).__name__
+    try:  # the same token handed to the store directly, as another process of the holder's would
+        ferrolock.connect(url).fenced_write(name, token, b"stale token")
+        outcome["token write"] = "ok"
+    except ferrolock.LockLost as exc:
+        outcome["token write"] = type(exc).__name__
     lock.release()
     report.send(outcome)
 
@@ -57,6 +62,9 @@ class SwallowingProxy:
 
     def swallow(self) -> None:
         self.swallowing.set()
+
+    def resume(self) -> None:
+        self.swallowing.clear()
 
     def close(self) -> None:
         self.stopped.set()

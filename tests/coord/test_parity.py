@@ -104,11 +104,17 @@ def test_tokens_strictly_increase_across_holders_and_processes(coord_url: str, n
         with cleanup_processes(p):
             p.start()
             p.join(START_DEADLINE * 2)
-        assert p.exitcode == 0
+            assert p.exitcode == 0
         tokens.append(token.value)
     with lock:
         tokens.append(lock.token)
     assert tokens == sorted(tokens) and len(set(tokens)) == len(tokens), tokens
+    # An older token handed to the store is refused; the newest is accepted.
+    with pytest.raises(ferrolock.StaleToken) as info:
+        coord.fenced_write(name, tokens[-2], b"stale")
+    assert (info.value.token, info.value.current) == (tokens[-2], tokens[-1])
+    coord.fenced_write(name, tokens[-1], b"newest")
+    assert coord.fenced_read(name) == (tokens[-1], b"newest")
     with pytest.raises(ferrolock.LockLost):
         lock.fenced_write(b"not held")
     with pytest.raises(ferrolock.LockLost):

@@ -46,7 +46,7 @@ def test_a_paused_holder_loses_the_lock_after_its_lease_and_its_stale_write_is_r
         outcome = mine.recv()
         holder.join(START_DEADLINE)
     assert new_token > old_token
-    assert outcome == {"on_lost": True, "ensure_held": "LockLost", "write": "StaleToken"}
+    assert outcome == {"on_lost": True, "ensure_held": "LockLost", "write": "LockLost", "token write": "StaleToken"}
     assert coord.fenced_read(name) == (new_token, b"waiter")
     # The lease is 2 s; the session ends after 2 s of silence and the waiter is woken by the server.
     assert LEASE - 0.5 < freed_after < LEASE + 2.0, f"freed after {freed_after:.2f} s"

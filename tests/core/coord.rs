@@ -77,7 +77,8 @@ fn two_objects_exclude_and_a_wait_on_oneself_is_refused() {
     let busy = b.acquire_as(other, Wait::Try, &mut WaitControl::default(), None);
     assert!(matches!(busy, Err(Error::WouldBlock { ref path, .. }) if path.as_os_str() == "n"));
     a.release().unwrap();
-    b.acquire_as(other, Wait::Try, &mut WaitControl::default(), None).unwrap();
+    b.acquire_as(other, Wait::Try, &mut WaitControl::default(), None)
+        .unwrap();
     assert_eq!(b.lock_count(other), 1);
 }
 
@@ -106,7 +107,14 @@ fn cancel_ends_a_wait_with_nothing_held() {
     let cancel = Arc::new(Cancel::new());
     let (w, k) = (Arc::clone(&waiter), Arc::clone(&cancel));
     let started = Instant::now();
-    let t = thread::spawn(move || w.acquire_as(Owner::from_raw(11), Wait::Forever, &mut WaitControl::default(), Some(&k)));
+    let t = thread::spawn(move || {
+        w.acquire_as(
+            Owner::from_raw(11),
+            Wait::Forever,
+            &mut WaitControl::default(),
+            Some(&k),
+        )
+    });
     thread::sleep(Duration::from_millis(100));
     cancel.cancel();
     let result = t.join().unwrap();
@@ -120,13 +128,22 @@ fn run_once_runs_once_and_retries_after_a_failure() {
     let dir = TempDir::new("coord-once");
     let c = coord(&dir);
     let mut ctl = WaitControl::default();
-    let failed = run_once(&c, "setup/v1", Wait::Forever, &mut ctl, None, || Err::<Vec<u8>, _>("broke"));
-    assert!(failed.is_err());
-    let ran = run_once(&c, "setup/v1", Wait::Forever, &mut ctl, None, || Ok::<_, String>(b"ok".to_vec()));
-    assert_eq!(ran.unwrap(), RunOnceOutcome::Ran);
-    let again = run_once(&c, "setup/v1", Wait::Forever, &mut ctl, None, || -> Result<Vec<u8>, String> {
-        panic!("must not run twice")
+    let failed = run_once(&c, "setup/v1", Wait::Forever, &mut ctl, None, || {
+        Err::<Vec<u8>, _>("broke")
     });
+    assert!(failed.is_err());
+    let ran = run_once(&c, "setup/v1", Wait::Forever, &mut ctl, None, || {
+        Ok::<_, String>(b"ok".to_vec())
+    });
+    assert_eq!(ran.unwrap(), RunOnceOutcome::Ran);
+    let again = run_once(
+        &c,
+        "setup/v1",
+        Wait::Forever,
+        &mut ctl,
+        None,
+        || -> Result<Vec<u8>, String> { panic!("must not run twice") },
+    );
     assert_eq!(again.unwrap(), RunOnceOutcome::AlreadyDone);
 }
 
@@ -144,7 +161,7 @@ fn names_map_to_distinct_flat_files() {
     let mut files: Vec<String> = std::fs::read_dir(dir.join("locks"))
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .filter(|n| n.ends_with(".lock"))
+        .filter(|n| std::path::Path::new(n).extension().is_some_and(|e| e == "lock"))
         .collect();
     files.sort();
     assert_eq!(files, ["%2Ex.lock", "a%20b.lock", "a%252Fb.lock", "a%2Fb.lock"]);

@@ -76,7 +76,9 @@ impl PgSettings {
                     let ok = !value.is_empty()
                         && value.len() <= 63
                         && value.starts_with(|c: char| c.is_ascii_lowercase() || c == '_')
-                        && value.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+                        && value
+                            .chars()
+                            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
                     if !ok {
                         return Err(bad(url, "schema must match [a-z_][a-z0-9_]{0,62}"));
                     }
@@ -106,7 +108,11 @@ impl PgSettings {
         apply_lease(&mut config, lease);
         let tls = match config.get_ssl_mode() {
             SslMode::Disable => None,
-            _ => Some(tls_connector(url, rootcert.as_deref(), verify || config.get_ssl_mode() == SslMode::Require)?),
+            _ => Some(tls_connector(
+                url,
+                rootcert.as_deref(),
+                verify || config.get_ssl_mode() == SslMode::Require,
+            )?),
         };
         Ok(Self {
             config,
@@ -132,10 +138,10 @@ impl PgSettings {
 
 /// Session settings (sent in the startup packet: no round trip, no admin rights) that end a holder's
 /// session, and so free its locks, within about one lease of it going quiet, whether it is paused
-/// (idle_session_timeout), cut off (TCP keepalives, tcp_user_timeout) or gone while its query runs
-/// (client_connection_check_interval). The client socket gets the same keepalives, so the holder's
-/// side notices too. Timeouts a site may have set (statement_timeout, lock_timeout) are cleared: a
-/// lock wait is bounded by ferrolock's own lock_timeout.
+/// (`idle_session_timeout`), cut off (TCP keepalives, `tcp_user_timeout`) or gone while its query
+/// runs (`client_connection_check_interval`). The client socket gets the same keepalives, so the
+/// holder's side notices too. Timeouts a site may have set (`statement_timeout`, `lock_timeout`) are
+/// cleared: a lock wait is bounded by ferrolock's own `lock_timeout`.
 fn apply_lease(config: &mut postgres::Config, lease: Duration) {
     let third = (lease / 3).max(Duration::from_secs(1));
     let ms = lease.as_millis();
@@ -200,7 +206,10 @@ mod tests {
         assert_eq!(s.lease, Duration::from_secs(2));
         assert_eq!(s.pool_max, 3);
         assert!(s.tls.is_none());
-        assert_eq!(s.url, "postgresql://u:***@127.0.0.1:5/db?lease=2s&pool_max=3&sslmode=disable");
+        assert_eq!(
+            s.url,
+            "postgresql://u:***@127.0.0.1:5/db?lease=2s&pool_max=3&sslmode=disable"
+        );
         let options = s.config.get_options().unwrap();
         assert!(options.contains("idle_session_timeout=2000"), "{options}");
         assert_eq!(s.config.get_tcp_user_timeout(), Some(&Duration::from_secs(2)));

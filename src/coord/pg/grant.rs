@@ -116,17 +116,20 @@ impl Grant for PgGrant {
         let inner = Arc::clone(&self.inner);
         let id = self.id;
         // Drawn in the holder's own session: it succeeds only while the session, and so the lock, lives.
-        let drawn = session.run(self.inner.settings.lease + Duration::from_secs(5), move |client, health| {
-            let sent = Instant::now();
-            let drawn = client
-                .query_typed(&inner.sql.draw, &[(&id, Type::INT4)])
-                .map(|rows| rows.first().map(|r| r.get::<_, i64>(0)));
-            match &drawn {
-                Ok(_) => health.ok(sent),
-                Err(e) => health.lose(format!("drawing a fencing token failed: {e}")),
-            }
-            drawn
-        });
+        let drawn = session.run(
+            self.inner.settings.lease + Duration::from_secs(5),
+            move |client, health| {
+                let sent = Instant::now();
+                let drawn = client
+                    .query_typed(&inner.sql.draw, &[(&id, Type::INT4)])
+                    .map(|rows| rows.first().map(|r| r.get::<_, i64>(0)));
+                match &drawn {
+                    Ok(_) => health.ok(sent),
+                    Err(e) => health.lose(format!("drawing a fencing token failed: {e}")),
+                }
+                drawn
+            },
+        );
         match drawn {
             Some(Ok(Some(t))) => {
                 *token = Some(t as u64);
@@ -150,23 +153,49 @@ impl Grant for PgGrant {
             return Err(self.lost());
         }
         if Instant::now() >= session.health.valid_until() {
-            session
-                .health
-                .lose("no answer from the server within the lease".into());
+            session.health.lose("no answer from the server within the lease".into());
             return Err(self.lost());
         }
         let answer = session.run(self.answer_limit() + Duration::from_secs(1), |client, health| {
             health.probe(client);
         });
         if answer.is_none() {
-            session
-                .health
-                .lose("no answer from the server within the lease".into());
+            session.health.lose("no answer from the server within the lease".into());
         }
         if session.health.is_lost() {
             Err(self.lost())
         } else {
             Ok(())
+        }
+    }
+
+    fn fenced_write(&self, value: &[u8], marker: bool) -> Result<()> {
+        let token = self.token()?;
+        let session = self.session();
+        if session.health.is_lost() {
+            return Err(self.lost());
+        }
+        let (inner, id, name, value) = (Arc::clone(&self.inner), self.id, self.name.clone(), value.to_vec());
+        // In the holder's own session: it runs only while the session, and so the lock, lives.
+        let written = session.run(self.inner.settings.lease + Duration::from_secs(5), move |client, health| {
+            let sent = Instant::now();
+            let result = inner.fenced_put(client, id, name, token, &value, marker);
+            match &result {
+                Err(Error::Coordinator { message, .. }) if client.is_closed() => {
+                    health.lose(format!("a fenced write failed: {message}"));
+                }
+                Ok(()) | Err(Error::StaleToken { .. }) => health.ok(sent),
+                Err(_) => {}
+            }
+            result
+        });
+        match written {
+            Some(Err(Error::Coordinator { .. })) if session.health.is_lost() => Err(self.lost()),
+            Some(result) => result,
+            None => {
+                session.health.lose("no answer while writing".into());
+                Err(self.lost())
+            }
         }
     }
 

@@ -57,7 +57,10 @@ impl Pool {
                 }
                 Some(d) => {
                     let left = d.saturating_duration_since(Instant::now());
-                    let (guard, res) = self.freed.wait_timeout(st, left).unwrap_or_else(PoisonError::into_inner);
+                    let (guard, res) = self
+                        .freed
+                        .wait_timeout(st, left)
+                        .unwrap_or_else(PoisonError::into_inner);
                     st = guard;
                     res.timed_out() && st.idle.is_empty() && st.open >= settings.pool_max
                 }

@@ -51,55 +51,55 @@ CREATE TABLE IF NOT EXISTS {s}.done (
     written timestamptz NOT NULL
 );
 
--- wait_ms: -1 one attempt, 0 forever, n a server-side lock_timeout of n ms. Returns false only for a
+-- p_wait_ms: -1 one attempt, 0 forever, n a server-side lock_timeout of n ms. Returns false only for a
 -- failed attempt; a timeout raises lock_not_available (55P03).
-CREATE OR REPLACE FUNCTION {s}.acquire(ns integer, lock_id integer, shared boolean, wait_ms bigint,
-                                       host text, client_pid integer, purpose text)
+CREATE OR REPLACE FUNCTION {s}.acquire(p_ns integer, p_lock integer, p_shared boolean, p_wait_ms bigint,
+                                       p_host text, p_client_pid integer, p_purpose text)
 RETURNS boolean LANGUAGE plpgsql AS $f$
 BEGIN
-    IF wait_ms < 0 THEN
-        IF NOT (CASE WHEN shared THEN pg_try_advisory_lock_shared(ns, lock_id)
-                     ELSE pg_try_advisory_lock(ns, lock_id) END) THEN
+    IF p_wait_ms < 0 THEN
+        IF NOT (CASE WHEN p_shared THEN pg_try_advisory_lock_shared(p_ns, p_lock)
+                     ELSE pg_try_advisory_lock(p_ns, p_lock) END) THEN
             RETURN false;
         END IF;
     ELSE
-        PERFORM set_config('lock_timeout', wait_ms::text, true);
-        IF shared THEN PERFORM pg_advisory_lock_shared(ns, lock_id);
-        ELSE PERFORM pg_advisory_lock(ns, lock_id); END IF;
+        PERFORM set_config('lock_timeout', p_wait_ms::text, true);
+        IF p_shared THEN PERFORM pg_advisory_lock_shared(p_ns, p_lock);
+        ELSE PERFORM pg_advisory_lock(p_ns, p_lock); END IF;
     END IF;
     DELETE FROM {s}.holders WHERE backend_pid = pg_backend_pid();
     INSERT INTO {s}.holders (backend_pid, lock_id, shared, host, client_pid, purpose)
-        VALUES (pg_backend_pid(), lock_id, shared, host, client_pid, purpose);
+        VALUES (pg_backend_pid(), p_lock, p_shared, p_host, p_client_pid, p_purpose);
     RETURN true;
 END $f$;
 
-CREATE OR REPLACE FUNCTION {s}.release(ns integer, lock_id integer, shared boolean)
+CREATE OR REPLACE FUNCTION {s}.release(p_ns integer, p_lock integer, p_shared boolean)
 RETURNS boolean LANGUAGE plpgsql AS $f$
 DECLARE was boolean;
 BEGIN
-    was := CASE WHEN shared THEN pg_advisory_unlock_shared(ns, lock_id) ELSE pg_advisory_unlock(ns, lock_id) END;
+    was := CASE WHEN p_shared THEN pg_advisory_unlock_shared(p_ns, p_lock) ELSE pg_advisory_unlock(p_ns, p_lock) END;
     DELETE FROM {s}.holders WHERE backend_pid = pg_backend_pid();
     RETURN was;
 END $f$;
 
 -- The row lock taken by UPDATE orders draws against fenced writes, which read the counter FOR SHARE.
-CREATE OR REPLACE FUNCTION {s}.draw_token(lock_id integer) RETURNS bigint LANGUAGE sql AS $f$
-    UPDATE {s}.locks SET fence = fence + 1 WHERE id = lock_id RETURNING fence
+CREATE OR REPLACE FUNCTION {s}.draw_token(p_lock integer) RETURNS bigint LANGUAGE sql AS $f$
+    UPDATE {s}.locks SET fence = fence + 1 WHERE id = p_lock RETURNING fence
 $f$;
 
 -- Returns the newest drawn token; the write happened only if it equals the caller's.
-CREATE OR REPLACE FUNCTION {s}.fenced_put(lock_id integer, token bigint, val bytea, is_marker boolean)
+CREATE OR REPLACE FUNCTION {s}.fenced_put(p_lock integer, p_token bigint, p_val bytea, p_marker boolean)
 RETURNS bigint LANGUAGE plpgsql AS $f$
 DECLARE cur bigint;
 BEGIN
-    SELECT fence INTO cur FROM {s}.locks WHERE id = lock_id FOR SHARE;
-    IF cur IS DISTINCT FROM token THEN RETURN cur; END IF;
-    IF is_marker THEN
-        INSERT INTO {s}.done VALUES (lock_id, token, val, clock_timestamp())
+    SELECT fence INTO cur FROM {s}.locks WHERE id = p_lock FOR SHARE;
+    IF cur IS DISTINCT FROM p_token THEN RETURN cur; END IF;
+    IF p_marker THEN
+        INSERT INTO {s}.done AS d VALUES (p_lock, p_token, p_val, clock_timestamp())
             ON CONFLICT (lock_id) DO UPDATE SET token = excluded.token, marker = excluded.marker,
                                                 written = excluded.written;
     ELSE
-        INSERT INTO {s}.fenced VALUES (lock_id, token, val, clock_timestamp())
+        INSERT INTO {s}.fenced AS f VALUES (p_lock, p_token, p_val, clock_timestamp())
             ON CONFLICT (lock_id) DO UPDATE SET token = excluded.token, value = excluded.value,
                                                 written = excluded.written;
     END IF;

@@ -120,7 +120,9 @@ pub(crate) struct Session {
 
 impl std::fmt::Debug for Session {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Session").field("backend_pid", &self.backend_pid).finish_non_exhaustive()
+        f.debug_struct("Session")
+            .field("backend_pid", &self.backend_pid)
+            .finish_non_exhaustive()
     }
 }
 
