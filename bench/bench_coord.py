@@ -24,13 +24,12 @@ import signal
 import statistics
 import sys
 import time
-from collections.abc import Callable
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests" / "coord"))
-from pg import PgCluster  # noqa: E402  (the tests' cluster fixture, reused)
+from pg import PgCluster
 
 SPAWN = multiprocessing.get_context("spawn")
 LEASE = 2.0
@@ -53,7 +52,7 @@ class Adapter:
         elif kind == "tooz":
             from tooz import coordination
 
-            dsn = url.split("?")[0]
+            dsn = url.split("?", maxsplit=1)[0]
             self.coord = coordination.get_coordinator(dsn, b"bench-" + str(os.getpid()).encode())
             self.coord.start()
             self.lock = self.coord.get_lock(b"bench/lock")

@@ -6,6 +6,7 @@ holder record naming who holds a lock, ``async with``, and hand-offs in microsec
 next poll.
 """
 
+from ._coord import Coordinator, CoordLock, connect
 from ._ferrolock import (
     CancelToken,
     JobLock,
@@ -16,7 +17,6 @@ from ._ferrolock import (
     remove_if_unheld,
     run_once,
 )
-from ._coord import CoordLock, Coordinator, connect
 from ._job import JobLockManager
 from ._lock import FileLock
 from ._scope import LockManager, ScopeLock

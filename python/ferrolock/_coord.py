@@ -16,8 +16,8 @@ from collections.abc import Callable
 from contextlib import ContextDecorator
 
 from ._ferrolock import CoordCancel
-from ._ferrolock import CoordLock as _NativeCoordLock
 from ._ferrolock import Coordinator as _NativeCoordinator
+from ._ferrolock import CoordLock as _NativeCoordLock
 from .exceptions import CoordinatorError, Timeout
 
 __all__ = ["CoordLock", "Coordinator", "connect"]

@@ -104,7 +104,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--url", help="hold the lock NAME of this coordinator (file://DIR or postgresql://...) instead of a lock file"
     )
-    run.add_argument("lockfile", metavar="LOCKFILE|NAME", help="the lock file (created if missing), or with --url the lock name")
+    run.add_argument(
+        "lockfile", metavar="LOCKFILE|NAME", help="the lock file (created if missing), or with --url the lock name"
+    )
     run.add_argument("command", nargs=argparse.REMAINDER, help="-- CMD [ARGS...]")
     run.set_defaults(handler=_run)
 

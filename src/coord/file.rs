@@ -56,7 +56,6 @@ impl FileBackend {
         }
         Ok(self.dir.join(format!("{escaped}.{suffix}")))
     }
-
 }
 
 static NEXT_GRANT: AtomicU64 = AtomicU64::new(1);
@@ -121,7 +120,13 @@ impl Backend for FileBackend {
 
     fn fenced_write(&self, name: &str, token: u64, value: &[u8]) -> Result<()> {
         let counter = self.file(name, "token")?;
-        store_fenced(&counter, &self.file(name, "fenced")?, name, token, &fenced_record(token, value))
+        store_fenced(
+            &counter,
+            &self.file(name, "fenced")?,
+            name,
+            token,
+            &fenced_record(token, value),
+        )
     }
 
     fn fenced_read(&self, name: &str) -> Result<Option<(u64, Vec<u8>)>> {
@@ -244,7 +249,13 @@ impl Grant for FileGrant {
         if marker {
             store_fenced(&self.counter, &self.done, &self.name, token, value)
         } else {
-            store_fenced(&self.counter, &self.fenced, &self.name, token, &fenced_record(token, value))
+            store_fenced(
+                &self.counter,
+                &self.fenced,
+                &self.name,
+                token,
+                &fenced_record(token, value),
+            )
         }
     }
 

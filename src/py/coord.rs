@@ -123,6 +123,9 @@ pub(crate) struct PyCoordLock {
 impl PyCoordLock {
     #[new]
     #[pyo3(signature = (coordinator, name, timeout=-1.0, *, shared=false, purpose=None, blocking=true, on_lost=None))]
+    #[pyo3(
+        text_signature = "(coordinator, name, timeout=-1.0, *, shared=False, purpose=None, blocking=True, on_lost=None)"
+    )]
     fn py_new(
         coordinator: PyRef<'_, PyCoordinator>,
         name: String,

@@ -10,12 +10,20 @@ from multiprocessing.synchronize import Event
 from process_helpers import START_DEADLINE
 
 
-def hold(url: str, name: str, held: Event, release: Event, shared: bool = False, purpose: str | None = None) -> None:
-    """Hold ``name`` until told to release."""
+def hold(url: str, name: str, held: Event, release: Event, purpose: str | None = None) -> None:
+    """Hold ``name`` exclusively until told to release."""
     import ferrolock
 
-    lock = ferrolock.connect(url).lock(name, shared=shared, purpose=purpose)
-    with lock:
+    with ferrolock.connect(url).lock(name, purpose=purpose):
+        held.set()
+        release.wait(START_DEADLINE * 4)
+
+
+def hold_shared(url: str, name: str, held: Event, release: Event) -> None:
+    """Hold ``name`` shared until told to release."""
+    import ferrolock
+
+    with ferrolock.connect(url).lock(name, shared=True):
         held.set()
         release.wait(START_DEADLINE * 4)
 
@@ -43,7 +51,9 @@ def try_once(url: str, name: str, result: Synchronized[int], shared: bool = Fals
         result.value = 0
 
 
-def acquire_and_report(url: str, name: str, waiting: Event, acquired_at: Synchronized[float], token: Synchronized[int]) -> None:
+def acquire_and_report(
+    url: str, name: str, waiting: Event, acquired_at: Synchronized[float], token: Synchronized[int]
+) -> None:
     """Wait for ``name``, record when it was granted (monotonic clock) and the token drawn."""
     import ferrolock
 

@@ -6,7 +6,6 @@ import contextlib
 import select
 import socket
 import threading
-import time
 from multiprocessing.connection import Connection
 from multiprocessing.synchronize import Event
 
@@ -69,14 +68,24 @@ class SwallowingProxy:
     def close(self) -> None:
         self.stopped.set()
         self.server.close()
+        for t in self.threads:
+            t.join(5)
 
     def _accept(self) -> None:
+        self.server.settimeout(0.2)
         while not self.stopped.is_set():
             try:
                 client, _ = self.server.accept()
+            except TimeoutError:
+                continue
             except OSError:
                 return
-            upstream = socket.create_connection(self.target)
+            try:
+                upstream = socket.create_connection(self.target, timeout=5)
+            except OSError:  # the server is restarting: the client sees its connection refused
+                client.close()
+                continue
+            upstream.settimeout(None)
             t = threading.Thread(target=self._pump, args=(client, upstream), daemon=True)
             t.start()
             self.threads.append(t)
@@ -89,9 +98,14 @@ class SwallowingProxy:
             while not self.stopped.is_set():
                 ready, _, _ = select.select([a, b], [], [], 0.1)
                 for s in ready:
-                    data = s.recv(65536)
+                    try:
+                        data = s.recv(65536)
+                    except OSError:
+                        return
                     if not data:
                         return
                     if not self.swallowing.is_set():
-                        peer[s].sendall(data)
-            time.sleep(0)
+                        try:
+                            peer[s].sendall(data)
+                        except OSError:
+                            return

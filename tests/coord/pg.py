@@ -44,7 +44,9 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def as_postgres(*cmd: str | os.PathLike[str], check: bool = True, timeout: float = START_DEADLINE, netns: str | None = None) -> subprocess.CompletedProcess[str]:
+def as_postgres(
+    *cmd: str | os.PathLike[str], check: bool = True, timeout: float = START_DEADLINE, netns: str | None = None
+) -> subprocess.CompletedProcess[str]:
     prefix = ["ip", "netns", "exec", netns] if netns else []
     return subprocess.run(
         [*prefix, "runuser", "-u", "postgres", "--", *map(str, cmd)],
@@ -77,8 +79,18 @@ class PgCluster:
             with contextlib.suppress(FileNotFoundError):
                 (cluster.data / "postmaster.pid").unlink()
         else:
-            as_postgres(bindir() / "initdb", "-D", cluster.data, "-A", "trust", "-U", "postgres", "-E", "UTF8",
-                        "--no-instructions")
+            as_postgres(
+                bindir() / "initdb",
+                "-D",
+                cluster.data,
+                "-A",
+                "trust",
+                "-U",
+                "postgres",
+                "-E",
+                "UTF8",
+                "--no-instructions",
+            )
             (cluster.data / "pg_hba.conf").write_text(
                 "local all all trust\nhost all all 0.0.0.0/0 trust\nhost all all ::1/128 trust\n"
             )
@@ -89,8 +101,21 @@ class PgCluster:
             f"-p {self.port} -k {self.root} -c listen_addresses='{self.listen}' -c fsync=on "
             "-c max_connections=300 -c shared_buffers=32MB -c log_min_messages=warning"
         )
-        out = as_postgres(bindir() / "pg_ctl", "-D", self.data, "-o", options, "-l", self.root / "log", "-w",
-                          "-t", str(int(START_DEADLINE)), "start", check=False, netns=self.netns)
+        out = as_postgres(
+            bindir() / "pg_ctl",
+            "-D",
+            self.data,
+            "-o",
+            options,
+            "-l",
+            self.root / "log",
+            "-w",
+            "-t",
+            str(int(START_DEADLINE)),
+            "start",
+            check=False,
+            netns=self.netns,
+        )
         if out.returncode != 0:
             log = (self.root / "log").read_text() if (self.root / "log").exists() else ""
             raise RuntimeError(f"PostgreSQL did not start: {out.stdout}{out.stderr}\n{log[-2000:]}")
@@ -114,9 +139,27 @@ class PgCluster:
     def psql(self, sql: str) -> str:
         """Run ``sql`` through psql over the Unix socket (independent of the code under test)."""
         out = subprocess.run(
-            [str(bindir() / "psql"), "-X", "-q", "-t", "-A", "-h", str(self.root), "-p", str(self.port), "-U",
-             "postgres", "-d", "postgres", "-c", sql],
-            capture_output=True, text=True, timeout=START_DEADLINE, check=True,
+            [
+                str(bindir() / "psql"),
+                "-X",
+                "-q",
+                "-t",
+                "-A",
+                "-h",
+                str(self.root),
+                "-p",
+                str(self.port),
+                "-U",
+                "postgres",
+                "-d",
+                "postgres",
+                "-c",
+                sql,
+            ],
+            capture_output=True,
+            text=True,
+            timeout=START_DEADLINE,
+            check=True,
         )
         return out.stdout.strip()
 

@@ -13,7 +13,15 @@ from pathlib import Path
 
 import ferrolock
 import pytest
-from coord_helpers import acquire_and_report, fenced_increments, hold, hold_and_draw, run_setup_once, try_once
+from coord_helpers import (
+    acquire_and_report,
+    fenced_increments,
+    hold,
+    hold_and_draw,
+    hold_shared,
+    run_setup_once,
+    try_once,
+)
 from process_helpers import SPAWN, START_DEADLINE, cleanup_processes
 
 pytestmark = pytest.mark.timeout(120)
@@ -21,7 +29,7 @@ pytestmark = pytest.mark.timeout(120)
 
 def test_exclusive_excludes_other_processes_and_timeout_names_the_holder(coord_url: str, name: str) -> None:
     held, release = SPAWN.Event(), SPAWN.Event()
-    holder = SPAWN.Process(target=hold, args=(coord_url, name, held, release, False, "nightly build"))
+    holder = SPAWN.Process(target=hold, args=(coord_url, name, held, release, "nightly build"))
     with cleanup_processes(holder):
         holder.start()
         assert held.wait(START_DEADLINE)
@@ -47,7 +55,7 @@ def test_exclusive_excludes_other_processes_and_timeout_names_the_holder(coord_u
 
 def test_shared_holders_coexist_and_exclude_exclusive(coord_url: str, name: str) -> None:
     held, release = SPAWN.Event(), SPAWN.Event()
-    holder = SPAWN.Process(target=hold, args=(coord_url, name, held, release, True))
+    holder = SPAWN.Process(target=hold_shared, args=(coord_url, name, held, release))
     with cleanup_processes(holder):
         holder.start()
         assert held.wait(START_DEADLINE)
@@ -82,7 +90,8 @@ def test_reentry_per_thread_and_two_objects_exclude_in_one_process(coord_url: st
         t = threading.Thread(target=other_thread)
         t.start()
         t.join(START_DEADLINE)
-        assert len(outcome) == 1 and isinstance(outcome[0], ferrolock.Timeout)
+        assert len(outcome) == 1
+        assert isinstance(outcome[0], ferrolock.Timeout)
     assert not first.is_locked
     second.release()  # not held: a no-op, never someone else's lock
     with second.acquire(timeout=5):
@@ -108,7 +117,8 @@ def test_tokens_strictly_increase_across_holders_and_processes(coord_url: str, n
         tokens.append(token.value)
     with lock:
         tokens.append(lock.token)
-    assert tokens == sorted(tokens) and len(set(tokens)) == len(tokens), tokens
+    assert tokens == sorted(tokens), tokens
+    assert len(set(tokens)) == len(tokens), tokens
     # An older token handed to the store is refused; the newest is accepted.
     with pytest.raises(ferrolock.StaleToken) as info:
         coord.fenced_write(name, tokens[-2], b"stale")
@@ -132,7 +142,8 @@ def test_fenced_counter_has_no_lost_updates(coord_url: str, name: str) -> None:
             w.join(START_DEADLINE * 2)
         assert [w.exitcode for w in workers] == [0] * 4
     value = ferrolock.connect(coord_url).fenced_read(name)
-    assert value is not None and int(value[1]) == 100
+    assert value is not None
+    assert int(value[1]) == 100
 
 
 def test_a_killed_holder_frees_the_lock_at_once(coord_url: str, name: str) -> None:
@@ -174,7 +185,8 @@ def test_async_with_and_cancellation_leave_nothing_held(coord_url: str, name: st
         await lock.release_async()
 
     asyncio.run(asyncio.wait_for(main(), 60))
-    assert not lock.is_locked and not blocker.is_locked
+    assert not lock.is_locked
+    assert not blocker.is_locked
     third = ferrolock.connect(coord_url).lock(name)
     with third.acquire(timeout=0):
         pass

@@ -77,7 +77,8 @@ def test_a_partitioned_holder_loses_its_lock_after_the_lease(
     remote = cluster.url(lease="2s", connect_timeout="10")
     holder = start_in_client_ns(pair, HOLDER, remote, "part/lock")
     try:
-        assert holder.stdout is not None and holder.stdin is not None
+        assert holder.stdout is not None
+        assert holder.stdin is not None
         old_token = int(holder.stdout.readline())
         pair.cut()
         cut = time.monotonic()
@@ -91,7 +92,7 @@ def test_a_partitioned_holder_loses_its_lock_after_the_lease(
         assert holder.stdout.readline().strip() == "LockLost"
     finally:
         holder.kill()
-        holder.wait(30)
+        holder.communicate(timeout=30)  # reaps it and closes the pipes
     assert freed_after < LEASE + 2.0, f"freed {freed_after:.2f} s after the cut"
 
 
@@ -111,4 +112,4 @@ def test_negative_control_with_default_settings_the_partitioned_holder_keeps_the
         assert not probe.try_lock(77), "with default settings the cut-off session still holds its lock"
     finally:
         holder.kill()
-        holder.wait(30)
+        holder.communicate(timeout=30)  # reaps it and closes the pipes

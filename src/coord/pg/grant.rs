@@ -177,18 +177,21 @@ impl Grant for PgGrant {
         }
         let (inner, id, name, value) = (Arc::clone(&self.inner), self.id, self.name.clone(), value.to_vec());
         // In the holder's own session: it runs only while the session, and so the lock, lives.
-        let written = session.run(self.inner.settings.lease + Duration::from_secs(5), move |client, health| {
-            let sent = Instant::now();
-            let result = inner.fenced_put(client, id, name, token, &value, marker);
-            match &result {
-                Err(Error::Coordinator { message, .. }) if client.is_closed() => {
-                    health.lose(format!("a fenced write failed: {message}"));
+        let written = session.run(
+            self.inner.settings.lease + Duration::from_secs(5),
+            move |client, health| {
+                let sent = Instant::now();
+                let result = inner.fenced_put(client, id, name, token, &value, marker);
+                match &result {
+                    Err(Error::Coordinator { message, .. }) if client.is_closed() => {
+                        health.lose(format!("a fenced write failed: {message}"));
+                    }
+                    Ok(()) | Err(Error::StaleToken { .. }) => health.ok(sent),
+                    Err(_) => {}
                 }
-                Ok(()) | Err(Error::StaleToken { .. }) => health.ok(sent),
-                Err(_) => {}
-            }
-            result
-        });
+                result
+            },
+        );
         match written {
             Some(Err(Error::Coordinator { .. })) if session.health.is_lost() => Err(self.lost()),
             Some(result) => result,

@@ -274,7 +274,6 @@ impl Backend for PgBackend {
         })
     }
 
-
     fn status(&self) -> Result<Vec<LockStatus>> {
         self.with_session("status", |client, inner| {
             let rows = client
