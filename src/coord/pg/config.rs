@@ -55,7 +55,7 @@ impl PgSettings {
         let (base, query) = url.split_once('?').unwrap_or((url, ""));
         let mut kept = Vec::new();
         let (mut lease, mut pool_max, mut schema) = (DEFAULT_LEASE, DEFAULT_POOL_MAX, "ferrolock".to_owned());
-        let (mut namespace, mut rootcert, mut verify) = (DEFAULT_NAMESPACE, None::<PathBuf>, false);
+        let (mut namespace, mut rootcert) = (DEFAULT_NAMESPACE, None::<PathBuf>);
         for pair in query.split('&').filter(|p| !p.is_empty()) {
             let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
             match key {
@@ -92,10 +92,8 @@ impl PgSettings {
                         .ok_or_else(|| bad(url, "namespace must be a positive 32-bit integer"))?;
                 }
                 "sslrootcert" => rootcert = Some(PathBuf::from(value)),
-                "sslmode" if value == "verify-full" || value == "verify-ca" => {
-                    verify = true;
-                    kept.push("sslmode=require".to_owned());
-                }
+                // The client library knows only disable/prefer/require; rustls verifies in every mode.
+                "sslmode" if value == "verify-full" || value == "verify-ca" => kept.push("sslmode=require".to_owned()),
                 _ => kept.push(pair.to_owned()),
             }
         }
@@ -108,11 +106,7 @@ impl PgSettings {
         apply_lease(&mut config, lease);
         let tls = match config.get_ssl_mode() {
             SslMode::Disable => None,
-            _ => Some(tls_connector(
-                url,
-                rootcert.as_deref(),
-                verify || config.get_ssl_mode() == SslMode::Require,
-            )?),
+            _ => Some(tls_connector(url, rootcert.as_deref())?),
         };
         Ok(Self {
             config,
@@ -171,7 +165,7 @@ fn apply_lease(config: &mut postgres::Config, lease: Duration) {
 /// rustls with the ring provider: the server's certificate is always verified (against `sslrootcert`
 /// if given, else the system's roots), including its host name. That is libpq's `verify-full`; a
 /// server whose certificate cannot be verified is refused rather than trusted blindly.
-fn tls_connector(url: &str, rootcert: Option<&std::path::Path>, _verify: bool) -> Result<MakeRustlsConnect> {
+fn tls_connector(url: &str, rootcert: Option<&std::path::Path>) -> Result<MakeRustlsConnect> {
     use rustls::pki_types::CertificateDer;
     use rustls::pki_types::pem::PemObject;
 

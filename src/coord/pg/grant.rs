@@ -125,7 +125,7 @@ impl Grant for PgGrant {
                     .map(|rows| rows.first().map(|r| r.get::<_, i64>(0)));
                 match &drawn {
                     Ok(_) => health.ok(sent),
-                    Err(e) => health.lose(format!("drawing a fencing token failed: {e}")),
+                    Err(e) => health.lose(format!("drawing a fencing token failed: {}", super::db_message(e))),
                 }
                 drawn
             },

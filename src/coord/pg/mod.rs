@@ -57,12 +57,18 @@ pub(crate) struct Inner {
     sql: Sql,
 }
 
-/// A PostgreSQL error as the core's error.
-pub(crate) fn db_error(op: &'static str, e: &postgres::Error) -> Error {
-    let message = match e.as_db_error() {
+/// The server's own message and SQLSTATE (the client's Display says only "db error"), or the
+/// client's message for a connection failure.
+pub(crate) fn db_message(e: &postgres::Error) -> String {
+    match e.as_db_error() {
         Some(db) => format!("{} ({})", db.message(), db.code().code()),
         None => e.to_string(),
-    };
+    }
+}
+
+/// A PostgreSQL error as the core's error.
+pub(crate) fn db_error(op: &'static str, e: &postgres::Error) -> Error {
+    let message = db_message(e);
     let message = if e.code() == Some(&SqlState::TOO_MANY_CONNECTIONS) {
         format!("{message}: the server has no free connection slot (max_connections); lower pool_max")
     } else {

@@ -147,8 +147,11 @@ pub(crate) fn ensure(client: &mut Client, s: &str, ns: i32, url: &str) -> Result
         Err(e) if e.code() == Some(&SqlState::INSUFFICIENT_PRIVILEGE) => Err(Error::Coordinator {
             op: "coordinator schema",
             message: format!(
-                "schema {s} is missing or out of date and this role may not create it ({e}); an administrator \
-                 runs `ferrolock schema --url '{url}'` once (or applies `ferrolock schema --sql`)"
+                "schema {s} is missing or out of date and this role may not create it ({}); an administrator \
+                 runs `ferrolock schema --url '{url}'` once (or applies `ferrolock schema --sql`), then grants \
+                 the role USAGE on schema {s}, SELECT, INSERT, UPDATE, DELETE on all its tables and USAGE on \
+                 all its sequences",
+                super::db_message(&e)
             ),
         }),
         Err(e) => Err(super::db_error("create coordinator schema", &e)),
