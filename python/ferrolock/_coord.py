@@ -14,6 +14,7 @@ import time
 import weakref
 from collections.abc import Callable
 from contextlib import ContextDecorator
+from typing import Any, cast
 
 from ._ferrolock import CoordCancel
 from ._ferrolock import Coordinator as _NativeCoordinator
@@ -97,6 +98,29 @@ class CoordLock(_NativeCoordLock, ContextDecorator):
     the lock in a helper thread while the loop runs. Cancelling the awaiting task cancels the wait (on
     the server, for PostgreSQL) and leaves nothing held, even if the grant raced the cancel.
     """
+
+    def __init__(
+        self,
+        coordinator: _NativeCoordinator,
+        name: str,
+        timeout: float = -1.0,
+        *,
+        shared: bool = False,
+        purpose: str | None = None,
+        blocking: bool = True,
+        on_lost: Callable[[], object] | None = None,
+    ) -> None:
+        self._coordinator = coordinator
+
+    def holder(self) -> dict[str, Any] | None:
+        """The record of whoever holds the lock exclusively right now (a dict with ``pid``, ``host``,
+        ``since``, ``purpose``, ``version``), or ``None``: as ``FileLock.holder()``, from ``status()``."""
+        for entry in self._coordinator.status():
+            if entry["name"] == self.name:
+                for held in entry["holders"]:
+                    if held["mode"] == "exclusive":
+                        return cast("dict[str, Any] | None", held["holder"])
+        return None
 
     @property
     def token(self) -> int:

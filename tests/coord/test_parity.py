@@ -226,9 +226,11 @@ def test_status_names_the_holder(coord_url: str, name: str) -> None:
         assert name in entries
         (holder,) = entries[name]["holders"]
         assert holder["mode"] == "exclusive"
+        assert coord.lock(name).holder() == holder["holder"]
         assert holder["holder"]["pid"] == os.getpid()
         assert holder["holder"]["purpose"] == "status check"
     assert name not in {e["name"] for e in coord.status()}
+    assert coord.lock(name).holder() is None
 
 
 def test_bad_names_are_refused_on_every_backend(coord_url: str) -> None:
