@@ -22,7 +22,7 @@ from coord_helpers import (
     run_setup_once,
     try_once,
 )
-from process_helpers import SPAWN, START_DEADLINE, cleanup_processes
+from process_helpers import SPAWN, START_DEADLINE, cleanup_processes, wait_until_blocked
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -174,7 +174,7 @@ def test_async_with_and_cancellation_leave_nothing_held(coord_url: str, name: st
         assert not lock.is_locked
         blocker.acquire()
         task = asyncio.create_task(lock.acquire_async(timeout=30))
-        await asyncio.sleep(0.2)
+        await asyncio.to_thread(wait_until_waiting, coord_url, name, os.getpid())
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
@@ -259,7 +259,7 @@ def test_ctrl_c_interrupts_a_wait_and_leaves_nothing_held(coord_url: str, name: 
         try:
             assert child.stdout is not None
             assert child.stdout.readline().strip() == "waiting"
-            time.sleep(0.5)  # let it enter the wait (there is no kernel-side event to observe on a server)
+            wait_until_waiting(coord_url, name, child.pid)
             sent = time.monotonic()
             child.send_signal(signal.SIGINT)
             out, _ = child.communicate(timeout=START_DEADLINE)
@@ -271,6 +271,19 @@ def test_ctrl_c_interrupts_a_wait_and_leaves_nothing_held(coord_url: str, name: 
     lock = ferrolock.connect(coord_url).lock(name)
     with lock.acquire(timeout=START_DEADLINE):
         pass
+
+
+def wait_until_waiting(coord_url: str, name: str, pid: int) -> None:
+    """Wait (bounded) until process ``pid`` waits for ``name``: blocked in the kernel (``file://``), or
+    queued in the server (``status()`` counts it)."""
+    if coord_url.startswith("file://"):
+        wait_until_blocked(pid)
+        return
+    coord = ferrolock.connect(coord_url)
+    end = time.monotonic() + START_DEADLINE
+    while not any(e["name"] == name and e["waiting"] for e in coord.status()):
+        assert time.monotonic() < end, f"process {pid} never queued for {name}"
+        time.sleep(0.01)
 
 
 def test_connect_reads_ferrolock_url(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
