@@ -88,6 +88,20 @@ pub enum Error {
     /// count, and the release that brings it back to zero would come far too early.
     #[error("{path}: re-entered {} times without a release; the re-entry count would overflow", u32::MAX, path = path.display())]
     ReentryOverflow { path: PathBuf },
+
+    /// A coordinator lock is no longer held: its session ended (lease expired, server restart,
+    /// network failure) or it was never held by the caller. Whatever it protected may have a new owner.
+    #[error("the lock {name:?} is lost: {reason}")]
+    LockLost { name: String, reason: String },
+
+    /// A write fenced by `token` was refused: the lock `name` has since been granted to a newer holder.
+    #[error("stale fencing token {token} for {name:?}: the lock has since been granted with token {current}")]
+    StaleToken { name: String, token: u64, current: u64 },
+
+    /// The coordinator's backend failed or refused: a bad URL, a connection or server error, a missing
+    /// schema the role may not create, a connection pooler that would break session locks.
+    #[error("{op}: {message}")]
+    Coordinator { op: &'static str, message: String },
 }
 
 /// `Result` with the core's [`Error`].
@@ -116,7 +130,11 @@ impl Error {
             | Self::NotRegularFile { path, .. }
             | Self::Corrupt { path, .. }
             | Self::ReentryOverflow { path } => Some(path),
-            Self::InvalidName { .. } | Self::InvalidArgument { .. } => None,
+            Self::InvalidName { .. }
+            | Self::InvalidArgument { .. }
+            | Self::LockLost { .. }
+            | Self::StaleToken { .. }
+            | Self::Coordinator { .. } => None,
         }
     }
 

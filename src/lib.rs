@@ -24,6 +24,7 @@
 //! inherited descriptors) and released when the holder dies. They work on local filesystems; on NFS
 //! Linux emulates them with POSIX byte-range locks.
 
+pub mod coord;
 pub mod durable;
 pub mod error;
 pub mod inspect;

@@ -6,6 +6,7 @@ holder record naming who holds a lock, ``async with``, and hand-offs in microsec
 next poll.
 """
 
+from ._coord import Coordinator, CoordLock, connect
 from ._ferrolock import (
     CancelToken,
     JobLock,
@@ -22,11 +23,24 @@ from ._scope import LockManager, ScopeLock
 from ._state_manager import StateLocked, StateManager
 from ._types import HolderRecord, LockProbe
 from ._workflow import TaskState, WorkflowState
-from .exceptions import Cancelled, CorruptFileError, InvalidName, LockError, Timeout, WouldDeadlock
+from .exceptions import (
+    Cancelled,
+    CoordinatorError,
+    CorruptFileError,
+    InvalidName,
+    LockError,
+    LockLost,
+    StaleToken,
+    Timeout,
+    WouldDeadlock,
+)
 
 __all__ = (
     "CancelToken",
     "Cancelled",
+    "CoordLock",
+    "Coordinator",
+    "CoordinatorError",
     "CorruptFileError",
     "FileLock",
     "HolderRecord",
@@ -34,9 +48,11 @@ __all__ = (
     "JobLock",
     "JobLockManager",
     "LockError",
+    "LockLost",
     "LockManager",
     "LockProbe",
     "ScopeLock",
+    "StaleToken",
     "StateFile",
     "StateLocked",
     "StateManager",
@@ -46,6 +62,7 @@ __all__ = (
     "WouldDeadlock",
     "__version__",
     "atomic_write",
+    "connect",
     "probe",
     "remove_if_unheld",
     "run_once",

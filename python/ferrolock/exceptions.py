@@ -15,7 +15,17 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from ._types import HolderRecord
 
-__all__ = ["Cancelled", "CorruptFileError", "InvalidName", "LockError", "Timeout", "WouldDeadlock"]
+__all__ = [
+    "Cancelled",
+    "CoordinatorError",
+    "CorruptFileError",
+    "InvalidName",
+    "LockError",
+    "LockLost",
+    "StaleToken",
+    "Timeout",
+    "WouldDeadlock",
+]
 
 
 class LockError(Exception):
@@ -74,3 +84,47 @@ class CorruptFileError(LockError, ValueError):
 
     def __reduce__(self) -> tuple[type[CorruptFileError], tuple[str, str]]:
         return (type(self), (self.path, self.reason))
+
+
+class LockLost(LockError):
+    """A coordinator lock is no longer held: its lease ran out (the holder was paused or cut off), its
+    session ended (server restart, network failure), or the caller never held it. Whatever the lock
+    protected may already belong to someone else: stop, do not write.
+
+    Attributes:
+        name: The lock's name.
+        reason: What ended it.
+    """
+
+    def __init__(self, name: str, reason: str) -> None:
+        self.name = name
+        self.reason = reason
+        super().__init__(f"the lock {name!r} is lost: {reason}")
+
+    def __reduce__(self) -> tuple[type[LockLost], tuple[str, str]]:
+        return (type(self), (self.name, self.reason))
+
+
+class StaleToken(LockLost):
+    """A write fenced by a lock's token was refused because the lock has since been granted to a newer
+    holder (whose token is larger). The write did not happen.
+
+    Attributes:
+        name: The lock's name.
+        token: The refused token.
+        current: The newest token granted for the lock.
+    """
+
+    def __init__(self, name: str, token: int, current: int) -> None:
+        self.token = token
+        self.current = current
+        super().__init__(name, f"stale fencing token {token}: the lock has since been granted with token {current}")
+
+    def __reduce__(self) -> tuple[type[StaleToken], tuple[str, int, int]]:  # type: ignore[override]
+        return (type(self), (self.name, self.token, self.current))
+
+
+class CoordinatorError(LockError):
+    """The coordinator's backend failed or refused: a bad URL, a connection or server error, a missing
+    schema the role may not create (the message names the command an administrator runs), or a
+    connection pooler in transaction mode, which would break session locks."""

@@ -11,6 +11,9 @@ pyo3::import_exception!(ferrolock.exceptions, WouldDeadlock);
 pyo3::import_exception!(ferrolock.exceptions, Cancelled);
 pyo3::import_exception!(ferrolock.exceptions, InvalidName);
 pyo3::import_exception!(ferrolock.exceptions, CorruptFileError);
+pyo3::import_exception!(ferrolock.exceptions, LockLost);
+pyo3::import_exception!(ferrolock.exceptions, StaleToken);
+pyo3::import_exception!(ferrolock.exceptions, CoordinatorError);
 
 impl From<Error> for PyErr {
     fn from(err: Error) -> Self {
@@ -48,6 +51,9 @@ impl From<Error> for PyErr {
             Error::InvalidArgument { .. } => PyValueError::new_err(message),
             // As CPython's `RLock` reports the same condition.
             Error::ReentryOverflow { .. } => PyOverflowError::new_err(message),
+            Error::LockLost { name, reason } => LockLost::new_err((name, reason)),
+            Error::StaleToken { name, token, current } => StaleToken::new_err((name, token, current)),
+            Error::Coordinator { .. } => CoordinatorError::new_err(message),
         }
     }
 }

@@ -4,6 +4,7 @@
 #![allow(clippy::needless_pass_by_value)]
 
 mod convert;
+mod coord;
 mod durable;
 mod errors;
 mod file_lock;
@@ -62,6 +63,14 @@ fn ferrolock_native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<scope::PyScopeDir>()?;
     m.add_class::<scope::PyScopeEntry>()?;
     m.add_function(wrap_pyfunction!(scope::process_ancestry, m)?)?;
+    // The coordinator (file:// and postgresql://).
+    m.add_class::<coord::PyCoordinator>()?;
+    m.add_class::<coord::PyCoordLock>()?;
+    m.add_class::<coord::PyCoordAcquired>()?;
+    m.add_class::<coord::PyCoordCancel>()?;
+    m.add_function(wrap_pyfunction!(coord::_coord_schema_sql, m)?)?;
+    #[cfg(feature = "postgres")]
+    m.add_class::<coord::PyRawAdvisory>()?;
     Ok(())
 }
 

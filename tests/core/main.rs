@@ -8,6 +8,7 @@
 mod atomic_write;
 mod bad_files;
 mod common;
+mod coord;
 mod descriptors;
 mod file_lock;
 mod holder_records;
