@@ -16,7 +16,7 @@ from collections.abc import Callable
 from contextlib import ContextDecorator
 from typing import Any, cast
 
-from ._ferrolock import CoordCancel
+from ._ferrolock import CoordCancel, _thread_owner
 from ._ferrolock import Coordinator as _NativeCoordinator
 from ._ferrolock import CoordLock as _NativeCoordLock
 from .exceptions import CoordinatorError, Timeout
@@ -151,7 +151,7 @@ class CoordLock(_NativeCoordLock, ContextDecorator):
         self._fenced_write_as(self._owner(), value)
 
     def _owner(self) -> int:
-        me = threading.get_ident()
+        me = _thread_owner()
         if self._lock_count_as(me):
             return me
         with contextlib.suppress(RuntimeError):

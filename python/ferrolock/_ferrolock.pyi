@@ -40,6 +40,7 @@ __all__ = [
     "_render_workflow",
     "_reset_logging_cache",
     "_scan_locks",
+    "_thread_owner",
     "_set_failpoint",
     "_workflow_add_note",
     "_workflow_bad_checkboxes",
@@ -318,6 +319,10 @@ def _check_timeout(timeout: float) -> float:
         TypeError: not a number (``timeout must be a number of seconds, not str``).
         ValueError: NaN, which is no number of seconds.
     """
+
+def _thread_owner() -> int:
+    """The calling thread's owner id in the core: unique for the life of the process, unlike
+    ``threading.get_ident()``, which a later thread may reuse."""
 
 def _reset_logging_cache() -> None:
     """Forget the cached levels of Python loggers, after changing ``logging`` configuration at run

@@ -40,6 +40,7 @@ fn ferrolock_native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(durable::_set_failpoint, m)?)?;
     m.add_function(wrap_pyfunction!(convert::_check_timeout, m)?)?;
     m.add_function(wrap_pyfunction!(_reset_logging_cache, m)?)?;
+    m.add_function(wrap_pyfunction!(_thread_owner, m)?)?;
     // Job-directory locks and run-once setup.
     m.add_class::<job::PyJobLock>()?;
     m.add_function(wrap_pyfunction!(job::job_lock_path, m)?)?;
@@ -83,6 +84,13 @@ fn _reset_logging_cache() {
     if let Some(handle) = LOG_RESET.get() {
         handle.reset();
     }
+}
+
+/// The calling thread's owner id in the core: unique for the life of the process (a thread that ends
+/// leaves its id unused), unlike `threading.get_ident()`, which a later thread may reuse.
+#[pyfunction]
+fn _thread_owner() -> u64 {
+    crate::lock::Owner::current_thread().as_raw()
 }
 
 /// Cargo's version in PEP 440 spelling (`0.2.0-beta.1` becomes `0.2.0b1`).
