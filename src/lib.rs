@@ -26,6 +26,7 @@
 
 pub mod durable;
 pub mod error;
+pub mod failpoints;
 pub mod inspect;
 pub mod job;
 pub mod lock;

@@ -23,6 +23,7 @@ __all__ = [
     "StateLock",
     "__version__",
     "_clean_locks",
+    "_failpoints",
     "_parse_workflow",
     "_render_workflow",
     "_reset_logging_cache",
@@ -274,10 +275,16 @@ def validate_name(what: str, name: str, *, nested: bool = False) -> str:
     rejects absolute paths and ``..`` components), NUL bytes and names over 255 bytes.
     """
 
-def _set_failpoint(point: str | None, action: str = "error") -> None:
-    """Test-only: make the write step ``point`` fail with EIO (``"error"``) or SIGKILL the process
-    (``"crash"``); ``None`` disarms. The points are named ``atomic_write:*``, ``state_file:*``,
-    ``holder_record:*`` and ``claim_record:*`` (``tests/test_crash_points.py`` lists every one)."""
+def _set_failpoint(point: str | None, action: Literal["error", "crash", "stop"] = "error") -> None:
+    """Test builds only (the cargo feature ``failpoints``; a release build has no such function).
+
+    Make the write step ``point`` fail with EIO (``"error"``), SIGKILL the process (``"crash"``) or
+    SIGSTOP it until it is continued (``"stop"``); ``None`` disarms. ``_failpoints()`` lists the points;
+    any other name raises ``ValueError``."""
+
+def _failpoints() -> list[str]:
+    """Test builds only: the name of every fault point (``atomic_write:rename``, ...), in the order of
+    the write paths."""
 
 def _reset_logging_cache() -> None:
     """Forget the cached levels of Python loggers, after changing ``logging`` configuration at run

@@ -25,8 +25,9 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use nix::libc;
 
-use super::faults::hit;
 use crate::error::{Error, Result};
+use crate::failpoints::{Failpoint, hit};
+use crate::sys::FileKind;
 
 /// How [`atomic_write`] names its temporary file.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -79,11 +80,7 @@ pub fn atomic_write(path: &Path, data: &[u8], opts: &WriteOptions) -> Result<()>
         Ok(meta) if meta.is_file() => Some(meta.permissions().mode() & 0o7777),
         Ok(meta) => {
             // "directory" maps to IsADirectoryError in Python, as `open()` of a directory raises.
-            let kind = if meta.is_dir() {
-                "directory"
-            } else {
-                "FIFO, socket or device"
-            };
+            let kind = FileKind::of_mode(std::os::unix::fs::MetadataExt::mode(&meta)).word();
             return Err(Error::NotRegularFile { path: target, kind });
         }
         Err(e) if e.kind() == io::ErrorKind::NotFound => None,
@@ -93,12 +90,12 @@ pub fn atomic_write(path: &Path, data: &[u8], opts: &WriteOptions) -> Result<()>
     let result = (|| {
         temp.write(data)?;
         if let Some(mode) = opts.mode.or(old_mode) {
-            hit("atomic_write:chmod")
+            hit(Failpoint::AtomicWriteChmod)
                 .and_then(|()| temp.file.set_permissions(fs::Permissions::from_mode(mode)))
                 .map_err(|e| Error::io("set permissions of", &temp.path, e))?;
         }
         if opts.durable {
-            hit("atomic_write:fsync_temp")
+            hit(Failpoint::AtomicWriteFsyncTemp)
                 .and_then(|()| temp.file.sync_all())
                 .map_err(|e| Error::io("fsync", &temp.path, e))?;
         }
@@ -107,12 +104,12 @@ pub fn atomic_write(path: &Path, data: &[u8], opts: &WriteOptions) -> Result<()>
         {
             replace_backup(&target, backup, opts.durable)?;
         }
-        hit("atomic_write:rename")
+        hit(Failpoint::AtomicWriteRename)
             .and_then(|()| fs::rename(&temp.path, &target))
             .map_err(|e| Error::io("rename temporary file over", &target, e))?;
         temp.persisted = true;
         if opts.durable {
-            hit("atomic_write:fsync_dir")
+            hit(Failpoint::AtomicWriteFsyncDir)
                 .and_then(|()| sync_dir(&dir))
                 .map_err(|e| Error::io("fsync directory", &dir, e))?;
         }
@@ -132,7 +129,7 @@ pub(crate) fn replace_backup(target: &Path, backup: &Path, durable: bool) -> Res
         return Ok(());
     }
     let staging = unique_sibling(backup, "bak");
-    let linked = hit("atomic_write:backup_link").and_then(|()| fs::hard_link(target, &staging));
+    let linked = hit(Failpoint::AtomicWriteBackupLink).and_then(|()| fs::hard_link(target, &staging));
     if let Err(e) = linked {
         // No hard links here (some FUSE/SMB/exFAT mounts): fall back to copy + fsync.
         if !matches!(
@@ -146,7 +143,7 @@ pub(crate) fn replace_backup(target: &Path, backup: &Path, durable: bool) -> Res
             Error::io("copy backup of", target, e)
         })?;
     }
-    hit("atomic_write:backup_rename")
+    hit(Failpoint::AtomicWriteBackupRename)
         .and_then(|()| fs::rename(&staging, backup))
         .map_err(|e| {
             let _ = fs::remove_file(&staging);
@@ -182,7 +179,7 @@ struct TempFile {
 
 impl TempFile {
     fn create(target: &Path, name: &TempName) -> Result<Self> {
-        hit("atomic_write:create_temp").map_err(|e| Error::io("create temporary file for", target, e))?;
+        hit(Failpoint::AtomicWriteCreateTemp).map_err(|e| Error::io("create temporary file for", target, e))?;
         let open = |path: &Path| {
             OpenOptions::new()
                 .write(true)
@@ -223,7 +220,7 @@ impl TempFile {
         let (first, second) = data.split_at(data.len() / 2);
         self.file
             .write_all(first)
-            .and_then(|()| hit("atomic_write:write"))
+            .and_then(|()| hit(Failpoint::AtomicWriteWrite))
             .and_then(|()| self.file.write_all(second))
             .map_err(|e| Error::io("write temporary file", &self.path, e))
     }

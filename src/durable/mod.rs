@@ -2,7 +2,6 @@
 //! read-modify-write.
 
 mod atomic;
-pub mod faults;
 mod state_file;
 
 pub(crate) use atomic::sweep;

@@ -27,7 +27,7 @@
 use std::ffi::OsString;
 use std::fs;
 use std::io::{self, Read};
-use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 use nix::libc;
@@ -35,9 +35,10 @@ use nix::libc;
 use super::atomic::{
     TempName, WriteOptions, atomic_write, parent_dir, replace_backup, resolve_symlink, sweep, sync_dir,
 };
-use super::faults::hit;
 use crate::error::{Error, Result};
+use crate::failpoints::{Failpoint, hit};
 use crate::lock::{FileLock, LockOptions, Owner, Wait, WaitControl};
+use crate::sys::FileKind;
 
 /// Where a [`StateFile`] keeps its lock, backup and temporary file.
 #[derive(Clone, Debug, Default)]
@@ -245,11 +246,11 @@ impl StateFile {
             // Link first, unlink second: a crash in between leaves the file in place (still valid).
             replace_backup(&self.path, keep, self.write.durable)?;
         }
-        hit("state_file:unlink")
+        hit(Failpoint::StateFileUnlink)
             .and_then(|()| fs::remove_file(&self.path))
             .map_err(|e| Error::io("remove", &self.path, e))?;
         let dir = parent_dir(&self.path);
-        hit("state_file:fsync_dir")
+        hit(Failpoint::StateFileFsyncDir)
             .and_then(|()| sync_dir(&dir))
             .map_err(|e| Error::io("fsync directory", &dir, e))?;
         Ok(true)
@@ -321,14 +322,9 @@ fn read_optional(path: &Path) -> Result<Option<Vec<u8>>> {
     };
     let meta = file.metadata().map_err(|e| Error::io("stat", path, e))?;
     if !meta.is_file() {
-        let kind = if meta.is_dir() {
-            "directory"
-        } else {
-            "FIFO, socket or device"
-        };
         return Err(Error::NotRegularFile {
             path: path.into(),
-            kind,
+            kind: FileKind::of_mode(meta.mode()).word(),
         });
     }
     let mut data = Vec::with_capacity(usize::try_from(meta.len()).unwrap_or(0).saturating_add(1));

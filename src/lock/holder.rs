@@ -14,7 +14,7 @@
 use std::fs::File;
 use std::io::{self, Read};
 use std::os::fd::AsFd;
-use std::os::unix::fs::{FileExt, OpenOptionsExt};
+use std::os::unix::fs::FileExt;
 use std::path::Path;
 use std::sync::OnceLock;
 use std::time::SystemTime;
@@ -22,8 +22,8 @@ use std::time::SystemTime;
 use nix::libc;
 use serde_json::Value;
 
-use crate::durable::faults;
 use crate::error::{Error, Result};
+use crate::failpoints::{self, Failpoint};
 use crate::sys::{self, FlockOp};
 
 /// The record format version written by this library.
@@ -71,18 +71,7 @@ impl Holder {
     /// winning and writing). Readers ignore such records rather than name a dead holder.
     #[must_use]
     pub fn may_be_alive(&self) -> bool {
-        if self.host != hostname() {
-            return true;
-        }
-        let Ok(pid) = i32::try_from(self.pid) else {
-            return false;
-        };
-        // kill(pid, 0) sends nothing; EPERM means the process exists but belongs to someone else.
-        pid > 0
-            && !matches!(
-                nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None),
-                Err(nix::errno::Errno::ESRCH)
-            )
+        self.host != hostname() || sys::process_exists(i64::from(self.pid))
     }
 
     /// A one-line human description: `pid 4121 on build-3 since 2026-... (rebase job 17)`.
@@ -139,14 +128,14 @@ pub(crate) fn hostname() -> &'static str {
 /// `holder_record:torn` after the first half of the record. The split write happens only while a
 /// fault point is armed, so the lock path keeps its single `pwrite`.
 pub(crate) fn write_record(file: &File, record: &str) -> io::Result<()> {
-    let written = faults::hit("holder_record:write").and_then(|()| {
+    let written = failpoints::hit(Failpoint::HolderRecordWrite).and_then(|()| {
         let bytes = record.as_bytes();
-        if !faults::armed() {
+        if !failpoints::armed() {
             return file.write_all_at(bytes, 0);
         }
         let (first, second) = bytes.split_at(bytes.len() / 2);
         file.write_all_at(first, 0)?;
-        faults::hit("holder_record:torn")?;
+        failpoints::hit(Failpoint::HolderRecordTorn)?;
         file.write_all_at(second, first.len() as u64)
     });
     if written.is_err() {
@@ -170,11 +159,7 @@ pub enum LockState {
 /// Probes `path` with a non-blocking shared lock on a fresh read-only descriptor, and reads the holder
 /// record if the probe shows an exclusive holder. Symlinks are not followed.
 pub fn probe(path: &Path) -> Result<LockState> {
-    let file = match std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC)
-        .open(path)
-    {
+    let file = match sys::fs::open_untrusted(path) {
         Ok(f) => f,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(LockState::Missing),
         Err(e) if e.raw_os_error() == Some(libc::ELOOP) => return Err(Error::Symlink { path: path.into() }),

@@ -18,12 +18,13 @@ use std::time::Instant;
 
 use nix::errno::Errno;
 use nix::libc;
-use nix::sys::stat::{SFlag, lstat};
+use nix::sys::stat::lstat;
 
 use super::holder::{self, is_would_block};
 use super::wait::{self, Wait, WaitControl, WaitEnd};
 use crate::error::{Error, Result};
-use crate::sys::{self, FlockOp};
+use crate::sys::fs::open_untrusted;
+use crate::sys::{self, FileKind, FlockOp};
 
 /// Where a lock lives and how to create it.
 #[derive(Debug, Clone)]
@@ -95,7 +96,7 @@ impl LockFd {
                 Err(e) if matches!(e.raw_os_error(), Some(libc::EACCES | libc::EROFS)) => {
                     // Someone else's lock file in a shared directory, or one on a read-only mount: a
                     // read-only descriptor locks just as well (flock needs no write access).
-                    match open_read_only(path) {
+                    match open_untrusted(path) {
                         Ok(f) => break (f, false),
                         Err(_) => return Err(Error::io("open lock file", path, e)),
                     }
@@ -108,7 +109,7 @@ impl LockFd {
         if !kind.is_file() {
             return Err(Error::NotRegularFile {
                 path: path.clone(),
-                kind: file_kind(meta.mode()),
+                kind: FileKind::of_mode(meta.mode()).word(),
             });
         }
         Ok(Self {
@@ -137,13 +138,6 @@ impl LockFd {
     }
 }
 
-fn open_read_only(path: &Path) -> io::Result<File> {
-    std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC)
-        .open(path)
-}
-
 fn open_error(path: &Path, e: io::Error) -> Error {
     match e.raw_os_error() {
         Some(libc::ELOOP) => Error::Symlink { path: path.into() },
@@ -152,18 +146,6 @@ fn open_error(path: &Path, e: io::Error) -> Error {
             kind: "directory",
         },
         _ => Error::io("open lock file", path, e),
-    }
-}
-
-fn file_kind(mode: u32) -> &'static str {
-    match SFlag::from_bits_truncate(mode & SFlag::S_IFMT.bits()) {
-        SFlag::S_IFDIR => "directory",
-        SFlag::S_IFIFO => "FIFO",
-        SFlag::S_IFSOCK => "socket",
-        SFlag::S_IFCHR => "character device",
-        SFlag::S_IFBLK => "block device",
-        SFlag::S_IFLNK => "symbolic link",
-        _ => "special file",
     }
 }
 
@@ -277,7 +259,7 @@ pub fn remove_if_unheld(path: &Path) -> Result<Removal> {
 }
 
 pub(crate) fn open_existing(target: &Target) -> Result<Option<LockFd>> {
-    match open_read_only(&target.path) {
+    match open_untrusted(&target.path) {
         Ok(file) => {
             let meta = file
                 .metadata()
@@ -285,7 +267,7 @@ pub(crate) fn open_existing(target: &Target) -> Result<Option<LockFd>> {
             if !meta.file_type().is_file() {
                 return Err(Error::NotRegularFile {
                     path: target.path.clone(),
-                    kind: file_kind(meta.mode()),
+                    kind: FileKind::of_mode(meta.mode()).word(),
                 });
             }
             Ok(Some(LockFd {

@@ -1,12 +1,11 @@
-//! `atomic_write`, name validation and the test-only fault switch.
+//! `atomic_write` and name validation.
 
 use std::path::PathBuf;
 
-use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::pybacked::{PyBackedBytes, PyBackedStr};
 
-use crate::durable::{self, TempName, WriteOptions, faults};
+use crate::durable::{self, TempName, WriteOptions};
 use crate::names;
 
 /// Bytes or text (written as UTF-8), borrowed from the Python object without a copy.
@@ -67,20 +66,4 @@ pub(crate) fn validate_name(what: String, name: &str, nested: bool) -> PyResult<
         names::validate_component(what, name)
     };
     Ok(checked?.to_owned())
-}
-
-/// Test-only: arm (or with `None`, disarm) a fault point in the write paths.
-#[pyfunction]
-#[pyo3(signature = (point, action="error"))]
-pub(crate) fn _set_failpoint(point: Option<&str>, action: &str) -> PyResult<()> {
-    let action = match action {
-        "error" => faults::FaultAction::Error,
-        "crash" => faults::FaultAction::Crash,
-        other => return Err(PyValueError::new_err(format!("unknown fault action {other:?}"))),
-    };
-    match point {
-        Some(p) => faults::arm(p, action),
-        None => faults::disarm(),
-    }
-    Ok(())
 }

@@ -22,8 +22,8 @@ use nix::libc;
 
 use super::record::ScopeRecord;
 use super::scan;
-use crate::durable::faults::{self, hit};
 use crate::error::{Error, Result};
+use crate::failpoints::{self, Failpoint, hit};
 use crate::sys::{self, FlockOp, fork_generation};
 
 /// Identifies a running directory independently of how its path was spelled (or the current
@@ -83,12 +83,12 @@ pub(crate) fn create(dir: DirKey, name: &str, path: &Path, record: &ScopeRecord)
     let (temp_path, mut file) = create_temp(path)?;
     let published = (|| {
         // A brand-new file nobody else can have opened yet: the lock is granted at once.
-        hit("claim_record:lock")
+        hit(Failpoint::ClaimRecordLock)
             .and_then(|()| sys::flock(file.as_fd(), FlockOp::Exclusive, true))
             .map_err(|e| Error::io("lock claim record", &temp_path, e))?;
         write_record(&mut file, record.render().as_bytes())
             .map_err(|e| Error::io("write claim record", &temp_path, e))?;
-        hit("claim_record:rename")
+        hit(Failpoint::ClaimRecordRename)
             .and_then(|()| fs::rename(&temp_path, path))
             .map_err(|e| Error::io("publish claim record", path, e))
     })();
@@ -138,12 +138,12 @@ fn sweep_temps(dir: &Path) {
 /// Writes the record in one `write`, or (only while a test has armed a fault point) in two with the
 /// fault point `claim_record:write` between them, to simulate a crash halfway through.
 fn write_record(file: &mut File, bytes: &[u8]) -> io::Result<()> {
-    if !faults::armed() {
+    if !failpoints::armed() {
         return file.write_all(bytes);
     }
     let (first, second) = bytes.split_at(bytes.len() / 2);
     file.write_all(first)?;
-    hit("claim_record:write")?;
+    hit(Failpoint::ClaimRecordWrite)?;
     file.write_all(second)
 }
 
@@ -210,7 +210,7 @@ fn remove_record(held: &Held) -> Result<()> {
         );
         return Ok(());
     }
-    match hit("claim_record:remove").and_then(|()| fs::remove_file(&held.path)) {
+    match hit(Failpoint::ClaimRecordRemove).and_then(|()| fs::remove_file(&held.path)) {
         Ok(()) => Ok(()),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
         Err(e) => Err(Error::io("remove claim record", &held.path, e)),

@@ -11,9 +11,11 @@
 //!   scope waits on legacy records, which hold no lock to block on.
 //! * [`fork_generation`]: a counter bumped in every forked child, so lock objects notice they were
 //!   inherited without a `getpid()` call on the hot path.
+//! * [`fs`]: files another user may control: their kinds, and opening them without following links.
 #![allow(unsafe_code)]
 
 mod events;
+pub(crate) mod fs;
 mod process;
 mod signal;
 mod timer;
@@ -24,9 +26,10 @@ use std::os::fd::{AsRawFd, BorrowedFd};
 use nix::libc;
 
 pub(crate) use events::{DirWatch, pidfd_open, poll_readable};
+pub(crate) use fs::FileKind;
 #[cfg_attr(not(feature = "python"), allow(unused_imports))]
 pub(crate) use process::is_main_thread;
-pub(crate) use process::{current_thread_owner, fork_generation};
+pub(crate) use process::{current_thread_owner, fork_generation, process_exists};
 pub(crate) use signal::{UnblockedWakeSignal, wake_signal};
 pub(crate) use timer::WakeTimer;
 
