@@ -59,6 +59,39 @@ pub enum Error {
     #[error("{path} is a symbolic link; ferrolock does not follow symlinks for lock files", path = path.display())]
     Symlink { path: PathBuf },
 
+    /// A symbolic link on the way to `path` sits in a shared directory (one that users other than its
+    /// owner may write: world-writable, or sticky and group-writable) and belongs to neither the
+    /// caller nor the directory's owner. ferrolock does not follow it: the kernel's
+    /// `protected_symlinks` rule, applied whatever the sysctl says, to every component of the path.
+    #[error(
+        "{path}: not following the symbolic link {link}: it belongs to uid {owner} and sits in a directory \
+         other users can write (owned by uid {dir_owner}); there ferrolock follows only links that belong \
+         to you or to the directory's owner",
+        path = path.display(),
+        link = link.display()
+    )]
+    UntrustedLink {
+        path: PathBuf,
+        link: PathBuf,
+        owner: u32,
+        dir_owner: u32,
+    },
+
+    /// `path` belongs to another user and sits in a shared directory, where its owner may delete or
+    /// replace it at any moment; `why` says what that would break. Files of the caller and of the
+    /// directory's owner are trusted.
+    #[error(
+        "{path} belongs to uid {owner} and sits in a directory other users can write (owned by uid \
+         {dir_owner}): {why}; there ferrolock uses only files that belong to you or to the directory's owner",
+        path = path.display()
+    )]
+    UntrustedFile {
+        path: PathBuf,
+        owner: u32,
+        dir_owner: u32,
+        why: &'static str,
+    },
+
     /// The lock path exists but is not a regular file (a directory, FIFO, socket or device).
     #[error("{path} is a {kind}, not a regular file", path = path.display())]
     NotRegularFile { path: PathBuf, kind: &'static str },
@@ -100,6 +133,8 @@ impl Error {
             | Self::WouldDeadlock { path }
             | Self::Symlink { path }
             | Self::NotRegularFile { path, .. }
+            | Self::UntrustedLink { path, .. }
+            | Self::UntrustedFile { path, .. }
             | Self::Corrupt { path, .. } => Some(path),
             Self::InvalidName { .. } => None,
         }

@@ -21,7 +21,15 @@ from ._lock import FileLock
 from ._scope import LockManager, ScopeLock
 from ._state_manager import StateLocked, StateManager
 from ._workflow import TaskState, WorkflowState
-from .exceptions import Cancelled, CorruptFileError, InvalidName, LockError, Timeout, WouldDeadlock
+from .exceptions import (
+    Cancelled,
+    CorruptFileError,
+    InvalidName,
+    LockError,
+    Timeout,
+    UntrustedPathError,
+    WouldDeadlock,
+)
 
 __all__ = (
     "CancelToken",
@@ -39,6 +47,7 @@ __all__ = (
     "StateManager",
     "TaskState",
     "Timeout",
+    "UntrustedPathError",
     "WorkflowState",
     "WouldDeadlock",
     "__version__",

@@ -4,6 +4,6 @@
 mod atomic;
 mod state_file;
 
-pub(crate) use atomic::sweep;
 pub use atomic::{TempName, WriteOptions, atomic_write, sync_dir};
+pub(crate) use atomic::{existing, sweep, write_at};
 pub use state_file::{StateEdit, StateFile, StateFileOptions};

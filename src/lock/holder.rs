@@ -145,6 +145,27 @@ pub(crate) fn write_record(file: &File, record: &str) -> io::Result<()> {
     written
 }
 
+/// How every record this library writes begins.
+const RECORD_PREFIX: &[u8] = b"{\"pid\":";
+
+/// Whether the lock file open as `file` (`size` bytes long) holds nothing but what holders write:
+/// nothing at all, or a holder record (possibly torn by a crash, possibly followed by the tail of a
+/// longer older one), recognised by the way every record begins. Anything else is somebody's data,
+/// which a holder record must never overwrite.
+pub(crate) fn holds_only_a_record(file: &File, size: u64) -> bool {
+    if size == 0 {
+        return true;
+    }
+    if size > MAX_RECORD_LEN as u64 {
+        return false;
+    }
+    let mut start = [0u8; RECORD_PREFIX.len()];
+    let n = file.read_at(&mut start, 0).unwrap_or(0);
+    let start = &start[..n];
+    // A record torn after fewer bytes than the prefix is a prefix of it.
+    !start.is_empty() && RECORD_PREFIX.starts_with(start)
+}
+
 /// Whether a lock file is held, and by whom, found without disturbing it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum LockState {

@@ -11,6 +11,7 @@ pyo3::import_exception!(ferrolock.exceptions, WouldDeadlock);
 pyo3::import_exception!(ferrolock.exceptions, Cancelled);
 pyo3::import_exception!(ferrolock.exceptions, InvalidName);
 pyo3::import_exception!(ferrolock.exceptions, CorruptFileError);
+pyo3::import_exception!(ferrolock.exceptions, UntrustedPathError);
 
 impl From<Error> for PyErr {
     fn from(err: Error) -> Self {
@@ -21,7 +22,7 @@ impl From<Error> for PyErr {
                 let strerror = format!("{op}: {}", strip_os_error_suffix(&source));
                 PyOSError::new_err((errno, strerror, path.display().to_string()))
             }
-            Error::WouldBlock { path, holder } | Error::Timeout { path, holder, .. } => Python::attach(|py| {
+            Error::WouldBlock { path, holder, .. } | Error::Timeout { path, holder, .. } => Python::attach(|py| {
                 let holder = holder.map(|h| holder_to_dict(py, &h).map(Bound::unbind)).transpose();
                 match holder {
                     Ok(holder) => Timeout::new_err((path.display().to_string(), holder, message)),
@@ -42,6 +43,9 @@ impl From<Error> for PyErr {
                     nix::libc::EINVAL
                 };
                 PyOSError::new_err((errno, message, path.display().to_string()))
+            }
+            Error::UntrustedLink { path, .. } | Error::UntrustedFile { path, .. } => {
+                UntrustedPathError::new_err((nix::libc::EACCES, message, path.display().to_string()))
             }
             Error::InvalidName { .. } => InvalidName::new_err(message),
             Error::Corrupt { path, reason } => CorruptFileError::new_err((path.display().to_string(), reason)),

@@ -1,12 +1,20 @@
-//! Files another user may control: what kind a file is, and opening one for inspection without
-//! following links.
+//! Files another user may control: what kind a file is, opening one for inspection without following
+//! links, and (in [`resolve`]) reaching a path under the kernel's link-protection rules, so that the
+//! directory every later operation is relative to is the one that was checked.
 
+mod resolve;
+
+use std::ffi::{OsStr, OsString};
 use std::fs::File;
 use std::io;
+use std::os::fd::BorrowedFd;
+use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
 use nix::fcntl::{AT_FDCWD, OFlag, openat};
 use nix::sys::stat::{Mode, SFlag};
+
+pub(crate) use resolve::{Dir, FinalLink, Located, locate, open_file};
 
 /// What kind of file a mode describes, in the words error messages and logs use.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -63,6 +71,38 @@ const UNTRUSTED_READ: OFlag = OFlag::O_RDONLY
 /// symlink, never blocking on a FIFO. The caller checks the file's kind on the descriptor.
 pub(crate) fn open_untrusted(path: &Path) -> io::Result<File> {
     Ok(File::from(openat(AT_FDCWD, path, UNTRUSTED_READ, Mode::empty())?))
+}
+
+/// Creates the new file `name` in the directory open as `dir`, read-write, with `mode` (minus the
+/// umask) from the start: `O_CREAT|O_EXCL|O_NOFOLLOW`, so an existing file or a planted symlink at
+/// `name` is an error (`EEXIST`), never opened.
+pub(crate) fn create_new_at(dir: BorrowedFd<'_>, name: &OsStr, mode: u32) -> io::Result<File> {
+    let flags = OFlag::O_RDWR | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
+    Ok(File::from(openat(dir, name, flags, Mode::from_bits_truncate(mode))?))
+}
+
+/// The names in the directory open as `dir` (without `.` and `..`), read through that descriptor.
+pub(crate) fn entry_names(dir: BorrowedFd<'_>) -> io::Result<Vec<OsString>> {
+    let mut listing = nix::dir::Dir::openat(
+        dir,
+        ".",
+        OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )?;
+    let mut names = Vec::new();
+    for entry in listing.iter() {
+        let entry = entry?;
+        let name = OsStr::from_bytes(entry.file_name().to_bytes());
+        if name != "." && name != ".." {
+            names.push(name.to_os_string());
+        }
+    }
+    Ok(names)
+}
+
+/// [`open_untrusted`] for the entry `name` of the directory open as `dir`.
+pub(crate) fn open_untrusted_at(dir: BorrowedFd<'_>, name: &OsStr) -> io::Result<File> {
+    Ok(File::from(openat(dir, name, UNTRUSTED_READ, Mode::empty())?))
 }
 
 #[cfg(test)]

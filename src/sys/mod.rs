@@ -11,7 +11,8 @@
 //!   scope waits on legacy records, which hold no lock to block on.
 //! * [`fork_generation`]: a counter bumped in every forked child, so lock objects notice they were
 //!   inherited without a `getpid()` call on the hot path.
-//! * [`fs`]: files another user may control: their kinds, and opening them without following links.
+//! * [`fs`]: paths another user may control: file kinds, opening without following links, and
+//!   reaching a path under the kernel's link-protection rules ([`locate`], [`Dir`]).
 #![allow(unsafe_code)]
 
 mod events;
@@ -26,7 +27,7 @@ use std::os::fd::{AsRawFd, BorrowedFd};
 use nix::libc;
 
 pub(crate) use events::{DirWatch, pidfd_open, poll_readable};
-pub(crate) use fs::FileKind;
+pub(crate) use fs::{Dir, FileKind, FinalLink, Located, locate};
 #[cfg_attr(not(feature = "python"), allow(unused_imports))]
 pub(crate) use process::is_main_thread;
 pub(crate) use process::{current_thread_owner, fork_generation, process_exists};

@@ -12,6 +12,7 @@ mod bad_files;
 mod common;
 mod file_lock;
 mod holder_records;
+mod hostile_paths;
 mod job;
 mod props;
 mod scope;
