@@ -21,13 +21,19 @@ pub enum Error {
     },
 
     /// A non-blocking attempt found the lock held (in a conflicting mode) by someone else.
-    #[error("{path} is locked{}", holder_suffix(holder.as_deref()), path = path.display())]
-    WouldBlock { path: PathBuf, holder: Option<Box<Holder>> },
+    /// `holder` is the holder's record, present only when the kernel confirms that the holding process
+    /// wrote it; `held_by` is the pid the kernel names as the exclusive holder, where it can be read.
+    #[error("{path} is locked{}", holder_suffix(holder.as_deref(), *held_by), path = path.display())]
+    WouldBlock {
+        path: PathBuf,
+        holder: Option<Box<Holder>>,
+        held_by: Option<u32>,
+    },
 
-    /// The deadline passed before the lock was free.
+    /// The deadline passed before the lock was free. `holder` and `held_by` as for `WouldBlock`.
     #[error(
         "could not acquire the lock on {path} within {secs:.3} s{}",
-        holder_suffix(holder.as_deref()),
+        holder_suffix(holder.as_deref(), *held_by),
         path = path.display(),
         secs = waited.as_secs_f64()
     )]
@@ -35,6 +41,7 @@ pub enum Error {
         path: PathBuf,
         waited: Duration,
         holder: Option<Box<Holder>>,
+        held_by: Option<u32>,
     },
 
     /// Another thread cancelled the wait through its [`CancelToken`](crate::CancelToken).
@@ -147,6 +154,12 @@ impl Error {
     }
 }
 
-fn holder_suffix(holder: Option<&Holder>) -> String {
-    holder.map_or_else(String::new, |h| format!(" (held by {})", h.describe()))
+/// ` (held by pid 4121 on build-3 since ... (purpose))` from a confirmed record, else the kernel's pid
+/// alone: text a record holds is shown only when its writer holds the lock.
+fn holder_suffix(holder: Option<&Holder>, held_by: Option<u32>) -> String {
+    match (holder, held_by) {
+        (Some(h), _) => format!(" (held by {})", h.describe()),
+        (None, Some(pid)) => format!(" (held by pid {pid}, which wrote no holder record)"),
+        (None, None) => String::new(),
+    }
 }

@@ -5,16 +5,20 @@
 //! {"pid":4121,"host":"build-3","since":"2026-11-22T04:30:00.123456Z","purpose":"rebase job 17","version":1}
 //! ```
 //!
-//! A record means something only while the file is locked: the kernel, not the record, says whether the
-//! holder is alive. Readers therefore probe the lock first (a non-blocking shared lock on their own
-//! descriptor) and read the record only when that probe fails; a record naming a process of this host
-//! that no longer exists is a leftover and is ignored. The record is never truncated: a newer,
-//! shorter record may leave the tail of an older one after its newline, and readers take the first line.
+//! A record means something only while the file is locked, and only if the holder wrote it: the kernel,
+//! not the record, says who holds the file. Readers therefore probe the lock first (a non-blocking
+//! shared lock on their own descriptor), read the record only when that probe fails, and present it
+//! only if `/proc/locks` names the record's pid as the exclusive flock holder of that very file (and
+//! the record is from this host). Anyone who can write the file can write any text into it (a shared
+//! lock file is often writable by all; a leftover of a crashed holder is still there); such a record is
+//! never shown as the holder, and the kernel's pid is named instead. The record is never truncated: a
+//! newer, shorter record may leave the tail of an older one after its newline, and readers take the
+//! first line.
 
 use std::fs::File;
 use std::io::{self, Read};
 use std::os::fd::AsFd;
-use std::os::unix::fs::FileExt;
+use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::Path;
 use std::sync::OnceLock;
 use std::time::SystemTime;
@@ -72,6 +76,15 @@ impl Holder {
     #[must_use]
     pub fn may_be_alive(&self) -> bool {
         self.host != hostname() || sys::process_exists(i64::from(self.pid))
+    }
+
+    /// Whether this record was written by the process that holds the lock: the record is from this
+    /// host and its pid is one of `pids`, the exclusive flock holders of the file as `/proc/locks`
+    /// lists them. Nothing else can tell a genuine record from one written by anybody else who may
+    /// write the file.
+    #[must_use]
+    pub fn written_by_holder(&self, pids: &[i32]) -> bool {
+        self.host == hostname() && pids.iter().any(|&p| i64::from(p) == i64::from(self.pid))
     }
 
     /// A one-line human description: `pid 4121 on build-3 since 2026-... (rebase job 17)`.
@@ -173,8 +186,17 @@ pub enum LockState {
     Missing,
     /// Nobody holds the file (or only shared holders, which write no record).
     Free,
-    /// Someone holds the file exclusively; the record, if it has a readable one.
+    /// Someone holds the file exclusively; their record, if the kernel confirms that the holding
+    /// process wrote it (see [`Holder::written_by_holder`]).
     Held(Option<Holder>),
+}
+
+/// An exclusive holder as far as it can be known: the pid the kernel names, and the record when that
+/// process wrote it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct Observed {
+    pub(crate) record: Option<Holder>,
+    pub(crate) pid: Option<u32>,
 }
 
 /// Probes `path` with a non-blocking shared lock on a fresh read-only descriptor, and reads the holder
@@ -189,10 +211,30 @@ pub fn probe(path: &Path) -> Result<LockState> {
     if !held_exclusively(&file).map_err(|e| Error::io("probe lock", path, e))? {
         return Ok(LockState::Free); // or held shared only
     }
+    Ok(LockState::Held(observe_held(&file).record))
+}
+
+/// Who holds `path` exclusively right now, if anyone does (for messages: never an error).
+pub(crate) fn observe(path: &Path) -> Option<Observed> {
+    let file = sys::fs::open_untrusted(path).ok()?;
+    held_exclusively(&file).ok()?.then(|| observe_held(&file))
+}
+
+/// The kernel's holder of the file open as `file` (held exclusively) and its record, if it wrote one.
+fn observe_held(file: &File) -> Observed {
     let mut buf = Vec::with_capacity(256);
     // A read error only costs us the record, not the answer.
-    let _ = (&file).take(MAX_RECORD_LEN as u64).read_to_end(&mut buf);
-    Ok(LockState::Held(Holder::parse(&buf).filter(Holder::may_be_alive)))
+    let _ = file.take(MAX_RECORD_LEN as u64).read_to_end(&mut buf);
+    let Ok(meta) = file.metadata() else {
+        return Observed::default();
+    };
+    let pids = sys::flock_info(meta.dev(), meta.ino())
+        .map(|info| info.exclusive)
+        .unwrap_or_default();
+    Observed {
+        record: Holder::parse(&buf).filter(|h| h.written_by_holder(&pids)),
+        pid: pids.first().and_then(|&p| u32::try_from(p).ok()).filter(|&p| p > 0),
+    }
 }
 
 /// Whether someone holds the file open as `file` exclusively: a non-blocking shared lock on our own

@@ -13,7 +13,7 @@ use std::io;
 use std::os::fd::{AsFd, BorrowedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
 use nix::fcntl::{AtFlags, OFlag};
@@ -81,14 +81,17 @@ impl LockFd {
         let path = &target.path;
         let read_write = OFlag::O_RDWR | OFlag::O_CREAT | OFlag::O_NONBLOCK;
         let mode = Mode::from_bits_truncate(target.file_mode);
-        let (opened, _) = sys::fs::open_file(path, read_write, mode, target.create_dirs)?;
+        let (opened, mut located) = sys::fs::open_file(path, read_write, mode, target.create_dirs)?;
         let (fd, writable) = match opened {
             Ok(fd) => (fd, true),
             Err(e) if matches!(e.raw_os_error(), Some(libc::EACCES | libc::EROFS)) => {
                 // Someone else's lock file, or one on a read-only mount: a read-only descriptor locks
                 // just as well (flock needs no write access).
                 match sys::fs::open_file(path, OFlag::O_RDONLY | OFlag::O_NONBLOCK, Mode::empty(), false)? {
-                    (Ok(fd), _) => (fd, false),
+                    (Ok(fd), at) => {
+                        located = at;
+                        (fd, false)
+                    }
                     (Err(_), _) => return Err(Error::io("open lock file", path, e)),
                 }
             }
@@ -102,6 +105,9 @@ impl LockFd {
                 path: path.clone(),
                 kind: kind.word(),
             });
+        }
+        if st.st_uid != sys::euid() {
+            refuse_if_untrusted(path, &st, located.map(|at| at.dir))?;
         }
         let may_record = writable && record_allowed(&file, &st, path);
         Ok(Self {
@@ -128,6 +134,34 @@ impl LockFd {
     pub(crate) fn unlock(&self) -> io::Result<()> {
         sys::flock(self.as_fd(), FlockOp::Unlock, false)
     }
+}
+
+/// Why another user's lock file in a shared directory is refused.
+const DELETABLE: &str = "its owner can delete it at any moment, and a second process would then lock a new file \
+                         at the same path while you still hold this one";
+
+/// Refuses a lock file of another user in a shared directory (see [`DELETABLE`]). Files of the caller
+/// are never asked about (no directory lookup on the usual path); the directory is the one the path
+/// was resolved through, or is looked up under the link rule now.
+fn refuse_if_untrusted(path: &Path, st: &FileStat, dir: Option<sys::Dir>) -> Result<()> {
+    let dir = if let Some(dir) = dir {
+        dir
+    } else {
+        let parent = path
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        sys::Dir::open(parent, false)?
+    };
+    if dir.trusts(st.st_uid) {
+        return Ok(());
+    }
+    Err(Error::UntrustedFile {
+        path: path.to_path_buf(),
+        owner: st.st_uid,
+        dir_owner: dir.uid(),
+        why: DELETABLE,
+    })
 }
 
 /// Whether a holder record may go into this (writable) lock file: one link only (a second name could
@@ -192,10 +226,7 @@ pub(crate) fn acquire(
             }
             Err(e) if is_would_block(&e) => {
                 if wait == Wait::Try {
-                    return Err(Error::WouldBlock {
-                        path: target.path.clone(),
-                        holder: holder::read_holder(&target.path).map(Box::new),
-                    });
+                    return Err(held_error(&target.path, None));
                 }
                 if would_deadlock.is_some_and(|check| check(&fd)) {
                     return Err(Error::WouldDeadlock {
@@ -223,17 +254,28 @@ pub(crate) fn acquire(
 fn wait_error(target: &Target, end: WaitEnd, started: Instant) -> Error {
     let path = target.path.clone();
     match end {
-        WaitEnd::TimedOut => {
-            let holder = holder::read_holder(&path).map(Box::new);
-            Error::Timeout {
-                path,
-                waited: started.elapsed(),
-                holder,
-            }
-        }
+        WaitEnd::TimedOut => held_error(&path, Some(started.elapsed())),
         WaitEnd::Cancelled => Error::Cancelled { path },
         WaitEnd::Interrupted => Error::Interrupted { path },
         WaitEnd::Io(e) => Error::io("wait for lock", path, e),
+    }
+}
+
+/// The error for a lock someone else holds: [`Error::Timeout`] after waiting `waited`, else
+/// [`Error::WouldBlock`], naming the holder as far as the kernel confirms it (a record another writer
+/// forged is not repeated).
+pub(crate) fn held_error(path: &Path, waited: Option<Duration>) -> Error {
+    let seen = holder::observe(path).unwrap_or_default();
+    let (holder, held_by) = (seen.record.map(Box::new), seen.pid);
+    let path = path.to_path_buf();
+    match waited {
+        Some(waited) => Error::Timeout {
+            path,
+            waited,
+            holder,
+            held_by,
+        },
+        None => Error::WouldBlock { path, holder, held_by },
     }
 }
 

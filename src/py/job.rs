@@ -54,13 +54,7 @@ impl PyJobLock {
         })?;
         if !acquired && blocking {
             // A blocking acquire with a timeout of zero or less gets one attempt, as logist's did.
-            let holder = this.core.holder_record().map(Box::new);
-            return Err(Error::Timeout {
-                path: this.core.path().to_path_buf(),
-                waited: started.elapsed(),
-                holder,
-            }
-            .into());
+            return Err(crate::lock::held_error(this.core.path(), Some(started.elapsed())).into());
         }
         Ok(acquired)
     }

@@ -14,7 +14,7 @@ use std::path::Path;
 use nix::fcntl::{AT_FDCWD, OFlag, openat};
 use nix::sys::stat::{Mode, SFlag};
 
-pub(crate) use resolve::{Dir, FinalLink, Located, locate, open_file};
+pub(crate) use resolve::{Dir, FinalLink, Located, euid, locate, open_file};
 
 /// What kind of file a mode describes, in the words error messages and logs use.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -11,12 +11,14 @@
 //!   scope waits on legacy records, which hold no lock to block on.
 //! * [`fork_generation`]: a counter bumped in every forked child, so lock objects notice they were
 //!   inherited without a `getpid()` call on the hot path.
+//! * [`flock_table`] / [`flock_info`]: the kernel's table of flock locks (`/proc/locks`).
 //! * [`fs`]: paths another user may control: file kinds, opening without following links, and
 //!   reaching a path under the kernel's link-protection rules ([`locate`], [`Dir`]).
 #![allow(unsafe_code)]
 
 mod events;
 pub(crate) mod fs;
+mod locks;
 mod process;
 mod signal;
 mod timer;
@@ -27,7 +29,8 @@ use std::os::fd::{AsRawFd, BorrowedFd};
 use nix::libc;
 
 pub(crate) use events::{DirWatch, pidfd_open, poll_readable};
-pub(crate) use fs::{Dir, FileKind, FinalLink, Located, locate};
+pub(crate) use fs::{Dir, FileKind, FinalLink, Located, euid, locate};
+pub(crate) use locks::{FileKey, FlockInfo, flock_info, flock_table, key_of};
 #[cfg_attr(not(feature = "python"), allow(unused_imports))]
 pub(crate) use process::is_main_thread;
 pub(crate) use process::{current_thread_owner, fork_generation, process_exists};
