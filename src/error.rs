@@ -99,6 +99,15 @@ pub enum Error {
         why: &'static str,
     },
 
+    /// The owner is already inside an edit of this state file: a nested edit would re-enter the lock,
+    /// and the outer edit's write would then silently undo the inner one's.
+    #[error(
+        "{path}: this thread is already editing this StateFile; a nested edit's write would be overwritten \
+         by the outer one. Finish the outer edit first.",
+        path = path.display()
+    )]
+    NestedEdit { path: PathBuf },
+
     /// The lock path exists but is not a regular file (a directory, FIFO, socket or device).
     #[error("{path} is a {kind}, not a regular file", path = path.display())]
     NotRegularFile { path: PathBuf, kind: &'static str },
@@ -142,6 +151,7 @@ impl Error {
             | Self::NotRegularFile { path, .. }
             | Self::UntrustedLink { path, .. }
             | Self::UntrustedFile { path, .. }
+            | Self::NestedEdit { path }
             | Self::Corrupt { path, .. } => Some(path),
             Self::InvalidName { .. } => None,
         }

@@ -32,6 +32,7 @@ use std::ffi::OsString;
 use std::fs::File;
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
+use std::sync::{Mutex, PoisonError};
 
 use nix::errno::Errno;
 use nix::unistd::{UnlinkatFlags, unlinkat};
@@ -41,7 +42,7 @@ use crate::error::{Error, Result};
 use crate::failpoints::{Failpoint, hit};
 use crate::lock::{FileLock, LockOptions, Owner, Wait, WaitControl};
 use crate::sys::fs::open_untrusted_at;
-use crate::sys::{FileKind, FinalLink, Located, locate};
+use crate::sys::{self, FileKind, FinalLink, Located, locate};
 
 /// Where a [`StateFile`] keeps its lock, backup and temporary file.
 #[derive(Clone, Debug, Default)]
@@ -66,6 +67,10 @@ pub struct StateFile {
     path: PathBuf,
     lock: FileLock,
     write: WriteOptions,
+    /// Owners inside an edit of this object, with the fork generation they were recorded in. A nested
+    /// edit by the same owner would re-enter the lock, and the outer edit's write would then silently
+    /// undo the inner one's: refused instead. A forked child edits nothing of its parent's.
+    editing: Mutex<(u64, Vec<Owner>)>,
 }
 
 impl StateFile {
@@ -111,6 +116,7 @@ impl StateFile {
         Ok(Self {
             path,
             lock,
+            editing: Mutex::new((sys::fork_generation(), Vec::new())),
             write: WriteOptions {
                 mode: options.mode,
                 backup: options.backup_path.clone(),
@@ -167,15 +173,57 @@ impl StateFile {
     }
 
     /// [`edit`](Self::edit) for an explicit owner, with cancellation and interrupt checks.
+    ///
+    /// # Errors
+    /// [`Error::NestedEdit`] if `owner` is already inside an edit of this object (see
+    /// [`begin_edit`](Self::begin_edit)); the lock's errors; the read's.
     pub fn edit_as(&self, owner: Owner, wait: Wait, ctl: &mut WaitControl<'_>) -> Result<StateEdit<'_>> {
-        self.lock.acquire_as(owner, wait, ctl)?;
+        self.begin_edit(owner)?;
+        if let Err(e) = self.lock.acquire_as(owner, wait, ctl) {
+            self.end_edit(owner);
+            return Err(e);
+        }
         let mut edit = StateEdit {
             file: self,
             owner,
             current: None,
         };
-        edit.current = self.read()?; // on error, dropping `edit` releases the lock
+        edit.current = self.read()?; // on error, dropping `edit` releases the lock and ends the edit
         Ok(edit)
+    }
+
+    /// Records that `owner` starts an edit of this object, refusing a nested one: the nested edit
+    /// would re-enter the lock, and the outer edit's write would silently undo the inner one's. For
+    /// bindings that cannot hold a [`StateEdit`] across calls (a Python `with` block); pair it with
+    /// [`end_edit`](Self::end_edit). [`edit_as`](Self::edit_as) does both.
+    ///
+    /// # Errors
+    /// [`Error::NestedEdit`].
+    pub fn begin_edit(&self, owner: Owner) -> Result<()> {
+        self.with_editors(|editors| {
+            if editors.contains(&owner) {
+                return Err(Error::NestedEdit {
+                    path: self.path.clone(),
+                });
+            }
+            editors.push(owner);
+            Ok(())
+        })
+    }
+
+    /// Records that `owner`'s edit of this object is over.
+    pub fn end_edit(&self, owner: Owner) {
+        self.with_editors(|editors| editors.retain(|o| *o != owner));
+    }
+
+    /// Runs `f` on the owners editing, after forgetting those inherited through fork.
+    fn with_editors<T>(&self, f: impl FnOnce(&mut Vec<Owner>) -> T) -> T {
+        let mut editing = self.editing.lock().unwrap_or_else(PoisonError::into_inner);
+        let generation = sys::fork_generation();
+        if editing.0 != generation {
+            *editing = (generation, Vec::new());
+        }
+        f(&mut editing.1)
     }
 
     /// Replaces the content under the lock (a blind write).
@@ -315,6 +363,7 @@ impl Drop for StateEdit<'_> {
         if let Err(e) = self.file.lock.release_as(self.owner, false) {
             log::warn!(target: "ferrolock::state", "release of {} failed: {e}", self.file.lock.path().display());
         }
+        self.file.end_edit(self.owner);
     }
 }
 

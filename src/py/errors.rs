@@ -47,6 +47,7 @@ impl From<Error> for PyErr {
             Error::UntrustedLink { path, .. } | Error::UntrustedFile { path, .. } => {
                 UntrustedPathError::new_err((nix::libc::EACCES, message, path.display().to_string()))
             }
+            Error::NestedEdit { .. } => pyo3::exceptions::PyRuntimeError::new_err(message),
             Error::InvalidName { .. } => InvalidName::new_err(message),
             Error::Corrupt { path, reason } => CorruptFileError::new_err((path.display().to_string(), reason)),
         }
