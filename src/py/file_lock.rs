@@ -1,5 +1,6 @@
 //! `ferrolock._ferrolock.FileLock`, its acquire proxy and `CancelToken`.
 
+use std::ffi::{OsStr, OsString};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -18,7 +19,8 @@ pub(crate) struct PyFileLock {
     /// The default timeout in seconds, as f64 bits (settable from any thread).
     timeout: AtomicU64,
     blocking: bool,
-    lock_file: String,
+    /// As given (bytes that are not UTF-8 included): handed back through `os.fsdecode` rules.
+    lock_file: OsString,
     file_mode: u32,
     purpose: Option<String>,
 }
@@ -54,7 +56,7 @@ impl PyFileLock {
             holder_record,
             detect_deadlock,
         };
-        let lock_file_str = lock_file.display().to_string();
+        let lock_file_str = lock_file.as_os_str().to_owned();
         Ok(Self {
             core: FileLock::new(lock_file, &options)?,
             timeout: AtomicU64::new(timeout.to_bits()),
@@ -144,7 +146,7 @@ impl PyFileLock {
     }
 
     #[getter]
-    fn lock_file(&self) -> &str {
+    fn lock_file(&self) -> &OsStr {
         &self.lock_file
     }
 
@@ -185,7 +187,7 @@ impl PyFileLock {
     fn __repr__(&self) -> String {
         format!(
             "FileLock({:?}, shared={}, locked={})",
-            self.lock_file,
+            self.lock_file.display().to_string(),
             if self.core.mode() == LockMode::Shared {
                 "True"
             } else {

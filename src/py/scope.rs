@@ -5,6 +5,7 @@
 //! time; without one, the core's `SystemJudge` decides.
 
 use std::cell::RefCell;
+use std::ffi::{OsStr, OsString};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -22,14 +23,14 @@ const SIGNAL_CHECK_INTERVAL: Duration = Duration::from_millis(200);
 #[pyclass(name = "ScopeDir", module = "ferrolock._ferrolock", frozen)]
 pub(crate) struct PyScopeDir {
     core: ScopeDir,
-    running_dir: String,
+    running_dir: OsString,
 }
 
 #[pymethods]
 impl PyScopeDir {
     #[new]
     fn py_new(running_dir: PathBuf) -> PyResult<Self> {
-        let text = running_dir.display().to_string();
+        let text = running_dir.as_os_str().to_owned();
         Ok(Self {
             core: ScopeDir::new(running_dir)?,
             running_dir: text,
@@ -37,7 +38,7 @@ impl PyScopeDir {
     }
 
     #[getter]
-    fn running_dir(&self) -> &str {
+    fn running_dir(&self) -> &OsStr {
         &self.running_dir
     }
 
@@ -140,7 +141,7 @@ impl PyScopeDir {
     }
 
     fn __repr__(&self) -> String {
-        format!("ScopeDir({:?})", self.running_dir)
+        format!("ScopeDir({:?})", self.running_dir.display().to_string())
     }
 }
 
@@ -148,7 +149,7 @@ impl PyScopeDir {
 #[pyclass(name = "ScopeEntry", module = "ferrolock._ferrolock", frozen, get_all)]
 pub(crate) struct PyScopeEntry {
     name: String,
-    path: String,
+    path: OsString,
     loop_name: String,
     scope: Vec<String>,
     pid: i64,
@@ -161,7 +162,7 @@ impl From<ScopeEntry> for PyScopeEntry {
     fn from(e: ScopeEntry) -> Self {
         Self {
             name: e.name,
-            path: e.path.display().to_string(),
+            path: e.path.into_os_string(),
             loop_name: e.record.loop_name,
             scope: e.record.scope,
             pid: e.record.pid,

@@ -1,6 +1,7 @@
 //! `ferrolock._ferrolock.StateFile`: the edit context manager, the draft it hands out, and a lock-only
 //! context manager for callers that compose reads and writes themselves.
 
+use std::ffi::{OsStr, OsString};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -20,10 +21,11 @@ pub(crate) struct PyStateFile {
     core: StateFile,
     /// The default timeout in seconds, as f64 bits (settable from any thread).
     timeout: AtomicU64,
-    path: String,
-    lock_path: String,
-    backup_path: Option<String>,
-    temp_path: Option<String>,
+    /// The paths as given (bytes that are not UTF-8 included), handed back through `os.fsdecode` rules.
+    path: OsString,
+    lock_path: OsString,
+    backup_path: Option<OsString>,
+    temp_path: Option<OsString>,
 }
 
 #[pymethods]
@@ -51,7 +53,7 @@ impl PyStateFile {
             purpose,
         };
         let core = StateFile::new(path, &options)?;
-        let show = |p: &std::path::Path| p.display().to_string();
+        let show = |p: &std::path::Path| p.as_os_str().to_owned();
         Ok(Self {
             path: show(core.path()),
             lock_path: show(core.lock().path()),
@@ -63,22 +65,22 @@ impl PyStateFile {
     }
 
     #[getter]
-    fn path(&self) -> &str {
+    fn path(&self) -> &OsStr {
         &self.path
     }
 
     #[getter]
-    fn lock_path(&self) -> &str {
+    fn lock_path(&self) -> &OsStr {
         &self.lock_path
     }
 
     #[getter]
-    fn backup_path(&self) -> Option<&str> {
+    fn backup_path(&self) -> Option<&OsStr> {
         self.backup_path.as_deref()
     }
 
     #[getter]
-    fn temp_path(&self) -> Option<&str> {
+    fn temp_path(&self) -> Option<&OsStr> {
         self.temp_path.as_deref()
     }
 
@@ -152,7 +154,11 @@ impl PyStateFile {
     }
 
     fn __repr__(&self) -> String {
-        format!("StateFile({:?}, lock_path={:?})", self.path, self.lock_path)
+        format!(
+            "StateFile({:?}, lock_path={:?})",
+            self.path.display().to_string(),
+            self.lock_path.display().to_string()
+        )
     }
 }
 
