@@ -306,13 +306,16 @@ impl<'a> Walk<'a> {
     }
 
     fn walk(&mut self, base: Option<&Dir>, path: &Path) -> Result<Dir> {
-        let mut cur = match base {
-            Some(b) if path.is_relative() => b.try_clone()?,
-            _ if path.is_absolute() => open_start("/")?,
-            _ => open_start(".")?,
-        };
         let mut pending = VecDeque::new();
         push_parts(&mut pending, path);
+        let mut cur = match (pending.front(), base) {
+            (Some(Part::Root), _) => {
+                pending.pop_front();
+                open_start("/")?
+            }
+            (_, Some(base)) => base.try_clone()?,
+            (_, None) => open_start(".")?,
+        };
         while let Some(part) = pending.pop_front() {
             let name = match part {
                 Part::Root => {
