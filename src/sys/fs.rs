@@ -2,6 +2,7 @@
 //! links, and (in [`resolve`]) reaching a path under the kernel's link-protection rules, so that the
 //! directory every later operation is relative to is the one that was checked.
 
+mod dir;
 mod resolve;
 
 use std::ffi::{OsStr, OsString};
@@ -14,7 +15,8 @@ use std::path::Path;
 use nix::fcntl::{AT_FDCWD, OFlag, openat};
 use nix::sys::stat::{Mode, SFlag};
 
-pub(crate) use resolve::{Dir, FinalLink, Located, euid, locate, open_file};
+pub(crate) use dir::{Dir, euid};
+pub(crate) use resolve::{FinalLink, Located, locate, open_file};
 
 /// What kind of file a mode describes, in the words error messages and logs use.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

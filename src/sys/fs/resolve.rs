@@ -11,146 +11,30 @@
 //! reaches the directory: there is nothing to judge. Otherwise the path is walked one component at a
 //! time: `openat(O_PATH|O_NOFOLLOW)` and `fstat` on the result; a link is judged by the owner of that
 //! very descriptor and read from it (`readlinkat(fd, "")`), so the link judged is the link followed.
-//! At most [`MAX_LINKS`] links are followed. The result is a directory *descriptor*: callers do
+//! Once a link is judged, the rest of the path (its target, then what followed the link) is tried
+//! with one more `openat2(RESOLVE_NO_SYMLINKS)` relative to the link's directory, as a second link is
+//! rare. At most [`MAX_LINKS`] links are followed. The result is a directory *descriptor*: callers do
 //! everything after that relative to it (`openat`, `renameat`, `linkat`, `unlinkat`, `fsync`), so a
 //! directory swapped for a symlink after the check changes nothing they do.
 
 use std::collections::VecDeque;
 use std::ffi::{OsStr, OsString};
 use std::io;
-use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::fd::{BorrowedFd, OwnedFd};
 use std::path::{Component, Path, PathBuf};
 
 use nix::errno::Errno;
-use nix::fcntl::{AT_FDCWD, AtFlags, OFlag, OpenHow, ResolveFlag, openat, openat2, readlinkat};
-use nix::sys::stat::{FileStat, Mode, fstat, fstatat, mkdirat};
+use nix::fcntl::{AT_FDCWD, OFlag, OpenHow, ResolveFlag, openat, openat2, readlinkat};
+use nix::sys::stat::{Mode, fstat, mkdirat};
 
 use super::FileKind;
+use super::dir::Dir;
 use crate::error::{Error, Result};
 
 /// Symbolic links followed in one resolution before it fails with `ELOOP` (the kernel's limit).
 const MAX_LINKS: u32 = 40;
 
 const PATH_ONLY: OFlag = OFlag::O_PATH.union(OFlag::O_NOFOLLOW).union(OFlag::O_CLOEXEC);
-
-/// The effective uid: the user whose links and files are trusted in shared directories.
-pub(crate) fn euid() -> u32 {
-    nix::unistd::geteuid().as_raw()
-}
-
-/// A directory reached under the rule, held open (`O_PATH`) so that later operations are relative to
-/// this very directory, whatever happens to the path meanwhile.
-#[derive(Debug)]
-pub(crate) struct Dir {
-    fd: OwnedFd,
-    /// How the directory was reached, for messages.
-    path: PathBuf,
-    uid: u32,
-    mode: u32,
-}
-
-impl Dir {
-    /// Opens the directory `path` under the rule, creating missing components (mode `0o777` minus the
-    /// umask) when `create` is set.
-    pub(crate) fn open(path: &Path, create: bool) -> Result<Self> {
-        Walk::new(path, create).dir(None, path)
-    }
-
-    fn from_fd(fd: OwnedFd, path: PathBuf) -> Result<Self> {
-        let st = fstat(&fd).map_err(|e| Error::io("stat directory", &path, e.into()))?;
-        Ok(Self::with_stat(fd, path, &st))
-    }
-
-    fn with_stat(fd: OwnedFd, path: PathBuf, st: &FileStat) -> Self {
-        Self {
-            fd,
-            path,
-            uid: st.st_uid,
-            mode: st.st_mode,
-        }
-    }
-
-    fn try_clone(&self) -> Result<Self> {
-        let fd = self
-            .fd
-            .try_clone()
-            .map_err(|e| Error::io("duplicate descriptor of", &self.path, e))?;
-        Ok(Self {
-            fd,
-            path: self.path.clone(),
-            uid: self.uid,
-            mode: self.mode,
-        })
-    }
-
-    /// The descriptor every operation in this directory is relative to.
-    pub(crate) fn fd(&self) -> BorrowedFd<'_> {
-        self.fd.as_fd()
-    }
-
-    /// The path the directory was reached by (for messages only: never opened again).
-    pub(crate) fn path(&self) -> &Path {
-        &self.path
-    }
-
-    /// The directory's owner.
-    pub(crate) fn uid(&self) -> u32 {
-        self.uid
-    }
-
-    /// `name` in this directory, as a path for messages.
-    pub(crate) fn join(&self, name: &OsStr) -> PathBuf {
-        self.path.join(name)
-    }
-
-    /// Whether users other than the owner may create entries here: world-writable, or sticky and
-    /// group-writable.
-    pub(crate) fn is_shared(&self) -> bool {
-        let has = |bit: nix::libc::mode_t| self.mode & bit != 0;
-        has(nix::libc::S_IWOTH) || (has(nix::libc::S_ISVTX) && has(nix::libc::S_IWGRP))
-    }
-
-    /// Whether an entry here that belongs to `owner` may be trusted: anything outside a shared
-    /// directory, and inside one only the caller's entries and the directory owner's (who may remove
-    /// or replace anything in it anyway).
-    pub(crate) fn trusts(&self, owner: u32) -> bool {
-        !self.is_shared() || owner == euid() || owner == self.uid
-    }
-
-    /// `name`'s status without following a link; `None` if there is no such entry.
-    pub(crate) fn stat(&self, name: &OsStr) -> io::Result<Option<FileStat>> {
-        match fstatat(self.fd(), name, AtFlags::AT_SYMLINK_NOFOLLOW) {
-            Ok(st) => Ok(Some(st)),
-            Err(Errno::ENOENT) => Ok(None),
-            Err(e) => Err(e.into()),
-        }
-    }
-
-    /// `fsync` of the directory itself, making creations, renames and removals in it durable. (An
-    /// `O_PATH` descriptor cannot be synced; the directory is reopened through it, not by path.)
-    pub(crate) fn sync(&self) -> io::Result<()> {
-        let readable = openat(
-            self.fd(),
-            ".",
-            OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
-            Mode::empty(),
-        )?;
-        nix::unistd::fsync(&readable)?;
-        Ok(())
-    }
-
-    fn check_link(&self, link_uid: u32, link: &Path, asked: &Path) -> Result<()> {
-        if self.trusts(link_uid) {
-            return Ok(());
-        }
-        Err(Error::UntrustedLink {
-            path: asked.to_path_buf(),
-            link: link.to_path_buf(),
-            owner: link_uid,
-            dir_owner: self.uid,
-        })
-    }
-}
 
 /// A name in a directory reached under the rule.
 #[derive(Debug)]
@@ -262,7 +146,7 @@ fn split<'a>(path: &'a Path, asked: &Path) -> Result<(&'a Path, &'a OsStr)> {
 
 /// One resolution: the path asked for (for messages), the links followed so far, and whether to
 /// create missing directories.
-struct Walk<'a> {
+pub(super) struct Walk<'a> {
     asked: &'a Path,
     links: u32,
     create: bool,
@@ -275,7 +159,7 @@ enum Part {
 }
 
 impl<'a> Walk<'a> {
-    fn new(asked: &'a Path, create: bool) -> Self {
+    pub(super) fn new(asked: &'a Path, create: bool) -> Self {
         Self {
             asked,
             links: 0,
@@ -284,25 +168,34 @@ impl<'a> Walk<'a> {
     }
 
     /// The directory `path`, relative to `base` (or the working directory).
-    fn dir(&mut self, base: Option<&Dir>, path: &Path) -> Result<Dir> {
+    pub(super) fn dir(&mut self, base: Option<&Dir>, path: &Path) -> Result<Dir> {
         // Messages show the path as given: `state.json`, not `./state.json`.
-        let shown = base.map_or_else(|| path.to_path_buf(), |b| b.path.join(path));
+        let shown = base.map_or_else(|| path.to_path_buf(), |b| b.path().join(path));
         let path = if path.as_os_str().is_empty() {
             Path::new(".")
         } else {
             path
         };
+        if let Some(dir) = self.direct(base.map_or(AT_FDCWD, Dir::fd), path, shown)? {
+            return Ok(dir);
+        }
+        self.walk(base, path)
+    }
+
+    /// One `openat2(RESOLVE_NO_SYMLINKS)` of the directory `path` relative to `at`: when no component
+    /// is a link there is nothing to judge. `None` when the walk must go component by component: a
+    /// link on the way (`ELOOP`), no `openat2` here (an old kernel, a seccomp filter), or a missing
+    /// directory this walk creates.
+    fn direct(&self, at: BorrowedFd<'_>, path: &Path, shown: PathBuf) -> Result<Option<Dir>> {
         let how = OpenHow::new()
             .flags(OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC)
             .resolve(ResolveFlag::RESOLVE_NO_SYMLINKS);
-        match openat2(base.map_or(AT_FDCWD, Dir::fd), path, how) {
-            Ok(fd) => return Dir::from_fd(fd, shown),
-            // A symlink somewhere (ELOOP), or no openat2 here (an old kernel, a seccomp filter).
-            Err(Errno::ELOOP | Errno::ENOSYS | Errno::EPERM | Errno::EINVAL | Errno::E2BIG) => {}
-            Err(Errno::ENOENT) if self.create => {}
-            Err(e) => return Err(Error::io("open directory", shown, e.into())),
+        match openat2(at, path, how) {
+            Ok(fd) => Dir::from_fd(fd, shown).map(Some),
+            Err(Errno::ELOOP | Errno::ENOSYS | Errno::EPERM | Errno::EINVAL | Errno::E2BIG) => Ok(None),
+            Err(Errno::ENOENT) if self.create => Ok(None),
+            Err(e) => Err(Error::io("open directory", shown, e.into())),
         }
-        self.walk(base, path)
     }
 
     fn walk(&mut self, base: Option<&Dir>, path: &Path) -> Result<Dir> {
@@ -338,6 +231,12 @@ impl<'a> Walk<'a> {
                     push_parts(&mut parts, Path::new(&target));
                     parts.append(&mut pending);
                     pending = parts;
+                    // Usually no other link follows: the rest (target and what came after the link)
+                    // is then one more openat2, relative to the link's directory.
+                    let rest = render_parts(&pending);
+                    if let Some(dir) = self.direct(cur.fd(), &rest, cur.path().join(&rest))? {
+                        return Ok(dir);
+                    }
                 }
                 _ => return Err(Error::io("open directory", here, Errno::ENOTDIR.into())),
             }
@@ -364,7 +263,7 @@ impl<'a> Walk<'a> {
         Err(Error::io("open directory", here, Errno::ENOENT.into()))
     }
 
-    fn count_link(&mut self, link: &Path) -> Result<()> {
+    pub(super) fn count_link(&mut self, link: &Path) -> Result<()> {
         self.links += 1;
         if self.links > MAX_LINKS {
             return Err(Error::io("resolve", link, Errno::ELOOP.into()));
@@ -383,6 +282,22 @@ fn open_start(path: &str) -> Result<Dir> {
     .map_err(|e| Error::io("open directory", path, e.into()))?;
     // The working directory is shown as nothing, so relative paths read as they were given.
     Dir::from_fd(fd, PathBuf::from(if path == "." { "" } else { path }))
+}
+
+/// `parts` as a path again (an absolute one if they start at the root); `.` for none.
+fn render_parts(parts: &VecDeque<Part>) -> PathBuf {
+    if parts.is_empty() {
+        return PathBuf::from(".");
+    }
+    let mut path = PathBuf::new();
+    for part in parts {
+        match part {
+            Part::Root => path = PathBuf::from("/"),
+            Part::Parent => path.push(".."),
+            Part::Name(name) => path.push(name),
+        }
+    }
+    path
 }
 
 fn push_parts(parts: &mut VecDeque<Part>, path: &Path) {
