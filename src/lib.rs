@@ -27,6 +27,7 @@
 pub mod coord;
 pub mod durable;
 pub mod error;
+pub mod failpoints;
 pub mod inspect;
 pub mod job;
 pub mod lock;

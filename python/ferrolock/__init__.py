@@ -32,6 +32,7 @@ from .exceptions import (
     LockLost,
     StaleToken,
     Timeout,
+    UntrustedPathError,
     WouldDeadlock,
 )
 
@@ -58,6 +59,7 @@ __all__ = (
     "StateManager",
     "TaskState",
     "Timeout",
+    "UntrustedPathError",
     "WorkflowState",
     "WouldDeadlock",
     "__version__",

@@ -36,6 +36,7 @@ __all__ = [
     "_check_timeout",
     "_clean_locks",
     "_coord_schema_sql",
+    "_failpoints",
     "_parse_workflow",
     "_render_workflow",
     "_reset_logging_cache",
@@ -306,10 +307,16 @@ def validate_name(
         ValueError: ``what`` is not one of the four kinds.
     """
 
-def _set_failpoint(point: str | None, action: str = "error") -> None:
-    """Test-only: make the write step ``point`` fail with EIO (``"error"``) or SIGKILL the process
-    (``"crash"``); ``None`` disarms. The points are named ``atomic_write:*``, ``state_file:*``,
-    ``holder_record:*`` and ``claim_record:*`` (``tests/test_crash_points.py`` lists every one)."""
+def _set_failpoint(point: str | None, action: Literal["error", "crash", "stop"] = "error") -> None:
+    """Test builds only (the cargo feature ``failpoints``; a release build has no such function).
+
+    Make the write step ``point`` fail with EIO (``"error"``), SIGKILL the process (``"crash"``) or
+    SIGSTOP it until it is continued (``"stop"``); ``None`` disarms. ``_failpoints()`` lists the points;
+    any other name raises ``ValueError``."""
+
+def _failpoints() -> list[str]:
+    """Test builds only: the name of every fault point (``atomic_write:rename``, ...), in the order of
+    the write paths."""
 
 def _check_timeout(timeout: float) -> float:
     """``timeout`` as a float, checked as every native API checks a timeout (for Python code that does

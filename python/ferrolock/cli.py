@@ -1,7 +1,8 @@
 """The ``ferrolock`` command.
 
 ``ferrolock run LOCKFILE -- CMD...`` is the ``flock(1)`` of this library: it holds LOCKFILE (waiting in
-the kernel) while CMD runs, writes a holder record naming CMD, and exits with CMD's status.
+the kernel) while CMD runs, writes a holder record naming CMD's program (never its arguments, which may
+hold secrets: the record is readable by whoever can read the lock file), and exits with CMD's status.
 """
 
 from __future__ import annotations
@@ -9,7 +10,6 @@ from __future__ import annotations
 import argparse
 import math
 import os
-import shlex
 import signal
 import subprocess
 import sys
@@ -30,7 +30,7 @@ def _run(args: argparse.Namespace) -> int:
         print("ferrolock run: no command given (usage: ferrolock run LOCKFILE -- CMD...)", file=sys.stderr)
         return 2
     timeout = 0.0 if args.nonblock else (-1.0 if args.timeout is None else args.timeout)
-    purpose = args.purpose or f"ferrolock run: {shlex.join(command)}"
+    purpose = args.purpose or _default_purpose(command)
     lock: FileLock | CoordLock
     try:
         if args.url:
@@ -79,6 +79,12 @@ def _exit_status(text: str) -> int:
     return value
 
 
+def _default_purpose(command: list[str]) -> str:
+    """What a record says by default: the program's name only. Arguments can hold tokens and
+    passwords, and a record is readable by anyone who can read the lock file, after the command ends."""
+    return f"ferrolock run: {os.path.basename(command[0]) or command[0]}"
+
+
 def _run_command(command: list[str]) -> int:
     try:
         child = subprocess.Popen(command)
@@ -111,7 +117,8 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser(
         "run",
         help="hold a lock file while a command runs (like flock(1))",
-        description="Hold LOCKFILE while CMD runs; exit with CMD's status. The holder record names CMD.",
+        description="Hold LOCKFILE while CMD runs; exit with CMD's status. The holder record names CMD's "
+        "program, not its arguments (anyone who can read LOCKFILE can read the record).",
     )
     run.add_argument("--shared", "-s", action="store_true", help="take a shared lock (default: exclusive)")
     run.add_argument(
@@ -126,7 +133,9 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="N",
         help="exit status (0-255) when the lock could not be taken (default 1)",
     )
-    run.add_argument("--purpose", help="purpose for the holder record (default: the command line)")
+    run.add_argument(
+        "--purpose", help="purpose for the holder record (default: the program's name; never its arguments)"
+    )
     run.add_argument("--verbose", "-v", action="store_true", help="report conflicts on stderr even with -n")
     run.add_argument(
         "--url", help="hold the lock NAME of this coordinator (file://DIR or postgresql://...) instead of a lock file"

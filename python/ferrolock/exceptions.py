@@ -24,6 +24,7 @@ __all__ = [
     "LockLost",
     "StaleToken",
     "Timeout",
+    "UntrustedPathError",
     "WouldDeadlock",
 ]
 
@@ -67,6 +68,18 @@ class Cancelled(LockError):
 class InvalidName(LockError, ValueError):
     """An identifier that becomes part of a path (a job id, loop name or task id) would escape its
     directory (``..``, ``/``, an absolute path) or contains a NUL byte."""
+
+
+class UntrustedPathError(LockError, PermissionError):
+    """A path leads through something another user controls, so ferrolock refuses to use it.
+
+    In a directory that users other than its owner may write (world-writable, or sticky and
+    group-writable, like ``/tmp``), ferrolock follows a symbolic link only if it belongs to you or to
+    the directory's owner, and uses a lock, state or marker file only if it belongs to you or to the
+    directory's owner (its owner could delete or replace it at any moment). The message names the link
+    or file, its owner and the directory; ``errno`` is ``EACCES`` and ``filename`` the path asked for.
+    See the README's *Security* section.
+    """
 
 
 class CorruptFileError(LockError, ValueError):

@@ -180,14 +180,21 @@ impl Backend for FileBackend {
 /// A contention error names the lock, not its file, as on every backend.
 fn rename(e: Error, name: &str) -> Error {
     match e {
-        Error::WouldBlock { holder, .. } => Error::WouldBlock {
+        Error::WouldBlock { holder, held_by, .. } => Error::WouldBlock {
             path: name.into(),
             holder,
+            held_by,
         },
-        Error::Timeout { waited, holder, .. } => Error::Timeout {
+        Error::Timeout {
+            waited,
+            holder,
+            held_by,
+            ..
+        } => Error::Timeout {
             path: name.into(),
             waited,
             holder,
+            held_by,
         },
         Error::Cancelled { .. } => Error::Cancelled { path: name.into() },
         Error::Interrupted { .. } => Error::Interrupted { path: name.into() },

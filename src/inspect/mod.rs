@@ -171,6 +171,8 @@ fn inspect(
     } else {
         Held::Shared
     };
+    // Only a record the kernel's holder wrote names the holder (see `Holder::written_by_holder`).
+    let holder = holder.filter(|h| exclusive && h.written_by_holder(&info.exclusive));
     let pids = if exclusive { info.exclusive } else { info.shared };
     let stale = claim.as_ref().and_then(|c| stale_reason(c, exclusive));
     Ok(Some(LockReport {
@@ -180,12 +182,7 @@ fn inspect(
         held,
         pids,
         waiters: info.waiters,
-        // A record of a dead process is a leftover, not the holder (see `Holder::may_be_alive`).
-        holder: if exclusive {
-            holder.filter(Holder::may_be_alive)
-        } else {
-            None
-        },
+        holder,
         claim,
         stale,
         dev: meta.dev(),

@@ -205,7 +205,7 @@ impl FileLock {
         let check: Option<DeadlockCheck<'_>> = self.detect_deadlock.then_some(&would_deadlock);
         let fd = protocol::acquire(&self.target, reuse, self.flock_op(), wait, ctl, check)?;
         if let Some(template) = &self.template
-            && fd.writable
+            && fd.may_record
             && let Err(e) = holder::write_record(&fd.file, &template.render(pid))
         {
             // The record is advice for humans; the lock itself is held and valid.

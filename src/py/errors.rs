@@ -14,6 +14,7 @@ pyo3::import_exception!(ferrolock.exceptions, CorruptFileError);
 pyo3::import_exception!(ferrolock.exceptions, LockLost);
 pyo3::import_exception!(ferrolock.exceptions, StaleToken);
 pyo3::import_exception!(ferrolock.exceptions, CoordinatorError);
+pyo3::import_exception!(ferrolock.exceptions, UntrustedPathError);
 
 impl From<Error> for PyErr {
     fn from(err: Error) -> Self {
@@ -22,12 +23,12 @@ impl From<Error> for PyErr {
             Error::Io { op, path, source } => {
                 let errno = source.raw_os_error().unwrap_or(0);
                 let strerror = format!("{op}: {}", strip_os_error_suffix(&source));
-                PyOSError::new_err((errno, strerror, path.display().to_string()))
+                PyOSError::new_err((errno, strerror, path.into_os_string()))
             }
-            Error::WouldBlock { path, holder } | Error::Timeout { path, holder, .. } => Python::attach(|py| {
+            Error::WouldBlock { path, holder, .. } | Error::Timeout { path, holder, .. } => Python::attach(|py| {
                 let holder = holder.map(|h| holder_to_dict(py, &h).map(Bound::unbind)).transpose();
                 match holder {
-                    Ok(holder) => Timeout::new_err((path.display().to_string(), holder, message)),
+                    Ok(holder) => Timeout::new_err((path.into_os_string(), holder, message)),
                     Err(e) => e,
                 }
             }),
@@ -37,17 +38,21 @@ impl From<Error> for PyErr {
                 pyo3::exceptions::PyKeyboardInterrupt::new_err(message)
             }
             Error::WouldDeadlock { .. } => WouldDeadlock::new_err(message),
-            Error::Symlink { path } => PyOSError::new_err((nix::libc::ELOOP, message, path.display().to_string())),
+            Error::Symlink { path } => PyOSError::new_err((nix::libc::ELOOP, message, path.into_os_string())),
             Error::NotRegularFile { path, kind } => {
                 let errno = if kind == "directory" {
                     nix::libc::EISDIR
                 } else {
                     nix::libc::EINVAL
                 };
-                PyOSError::new_err((errno, message, path.display().to_string()))
+                PyOSError::new_err((errno, message, path.into_os_string()))
             }
+            Error::UntrustedLink { path, .. } | Error::UntrustedFile { path, .. } => {
+                UntrustedPathError::new_err((nix::libc::EACCES, message, path.into_os_string()))
+            }
+            Error::NestedEdit { .. } => pyo3::exceptions::PyRuntimeError::new_err(message),
             Error::InvalidName { .. } => InvalidName::new_err(message),
-            Error::Corrupt { path, reason } => CorruptFileError::new_err((path.display().to_string(), reason)),
+            Error::Corrupt { path, reason } => CorruptFileError::new_err((path.into_os_string(), reason)),
             Error::InvalidArgument { .. } => PyValueError::new_err(message),
             // As CPython's `RLock` reports the same condition.
             Error::ReentryOverflow { .. } => PyOverflowError::new_err(message),

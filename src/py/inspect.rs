@@ -10,7 +10,7 @@ use crate::inspect::{self, Held, LockReport};
 
 fn report_to_dict<'py>(py: Python<'py>, r: &LockReport) -> PyResult<Bound<'py, PyDict>> {
     let d = PyDict::new(py);
-    d.set_item("path", r.path.display().to_string())?;
+    d.set_item("path", r.path.as_os_str())?;
     d.set_item("kind", r.kind.name())?;
     d.set_item("guards", &r.guards)?;
     d.set_item("state", if r.held == Held::Free { "free" } else { "held" })?;
@@ -88,13 +88,13 @@ pub(crate) fn _clean_locks(
     roots: Vec<PathArg>,
     dry_run: bool,
     progress: Option<Py<PyAny>>,
-) -> PyResult<Vec<(String, &'static str, String)>> {
+) -> PyResult<Vec<(std::ffi::OsString, &'static str, String)>> {
     let roots = paths(roots);
     let cleaned = call(py, Gil::Release, None, drop, |_, pending| {
         inspect::clean(&roots, dry_run, &mut report_progress(progress.as_ref(), pending))
     })?;
     Ok(cleaned
         .into_iter()
-        .map(|c| (c.path.display().to_string(), c.kind.name(), c.reason))
+        .map(|c| (c.path.into_os_string(), c.kind.name(), c.reason))
         .collect())
 }

@@ -7,6 +7,8 @@ mod convert;
 mod coord;
 mod durable;
 mod errors;
+#[cfg(feature = "failpoints")]
+mod failpoints;
 mod file_lock;
 mod inspect;
 mod job;
@@ -37,8 +39,12 @@ fn ferrolock_native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(file_lock::remove_if_unheld, m)?)?;
     m.add_function(wrap_pyfunction!(durable::atomic_write, m)?)?;
     m.add_function(wrap_pyfunction!(durable::validate_name, m)?)?;
-    m.add_function(wrap_pyfunction!(durable::_set_failpoint, m)?)?;
     m.add_function(wrap_pyfunction!(convert::_check_timeout, m)?)?;
+    #[cfg(feature = "failpoints")]
+    {
+        m.add_function(wrap_pyfunction!(failpoints::_set_failpoint, m)?)?;
+        m.add_function(wrap_pyfunction!(failpoints::_failpoints, m)?)?;
+    }
     m.add_function(wrap_pyfunction!(_reset_logging_cache, m)?)?;
     m.add_function(wrap_pyfunction!(_thread_owner, m)?)?;
     // Job-directory locks and run-once setup.

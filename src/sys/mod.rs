@@ -16,9 +16,14 @@
 //! * [`fork_generation`] and [`ForkLocal`]: a counter bumped in every forked child, and the one way the
 //!   crate forgets what a child inherited (lock holds, idle descriptors, claims, pending waits).
 //! * [`current_thread_owner`]: an owner id per thread, never reused in the life of the process.
+//! * [`flock_table`] / [`flock_info`]: the kernel's table of flock locks (`/proc/locks`).
+//! * [`fs`]: paths another user may control: file kinds, opening without following links, and
+//!   reaching a path under the kernel's link-protection rules ([`locate`], [`Dir`]).
 #![allow(unsafe_code)]
 
 mod events;
+pub(crate) mod fs;
+mod locks;
 mod process;
 mod signal;
 mod timer;
@@ -30,11 +35,12 @@ use std::os::fd::{AsRawFd, BorrowedFd};
 use nix::libc;
 
 pub(crate) use events::{DirWatch, pidfd_open, poll_readable};
+pub(crate) use fs::{Dir, FileKind, FinalLink, Located, euid, locate};
+pub(crate) use locks::{FileKey, FlockInfo, flock_info, flock_table, key_of};
 #[cfg_attr(not(feature = "python"), allow(unused_imports))]
 pub(crate) use process::is_main_thread;
-pub(crate) use process::{ForkLocal, THREAD_OWNER_BIT, current_thread_owner, open_files_soft_limit};
-// The binding's StateFile nested-edit registry still reads the fork generation itself.
-#[cfg_attr(not(feature = "python"), allow(unused_imports))]
+pub(crate) use process::{ForkLocal, THREAD_OWNER_BIT, current_thread_owner, open_files_soft_limit, process_exists};
+// The coordinator's handles and session pool still compare fork generations themselves.
 pub(crate) use process::fork_generation;
 pub(crate) use signal::{
     AllSignalsBlocked, UnblockedWakeSignal, deliveries as wake_signal_deliveries, usable_wake_signal,

@@ -122,6 +122,8 @@ fn send_request(inner: &Arc<Inner>, session: &Session, req: &LockRequest<'_>, wa
                             path: name.clone().into(),
                             waited: Duration::ZERO,
                             holder: None,
+                            // No kernel lock to ask: the holder row (read below) names the holder.
+                            held_by: None,
                         }
                     } else {
                         db_error("acquire", &e)
@@ -174,6 +176,7 @@ fn finish(
             Err(Error::WouldBlock {
                 path: req.name.into(),
                 holder: holder.map(Box::new),
+                held_by: None,
             })
         }
         (Err(Error::Timeout { path, .. }), _) => {
@@ -182,6 +185,7 @@ fn finish(
                 path,
                 waited: started.elapsed(),
                 holder: holder.map(Box::new),
+                held_by: None,
             })
         }
         (Err(e), _) => {
