@@ -4,6 +4,12 @@
 Human output uses ``rich`` (tables, progress) when it is installed (``pip install ferrolock[cli]``) and
 plain aligned text otherwise; ``--json`` output never depends on it.
 
+Names come from directories other users may write, so every piece of text shown to a human goes through
+``shown``: control characters (a newline that would forge a row, terminal escapes), invisible format
+characters (bidirectional overrides) and bytes that are not UTF-8 are written as Python-style escapes
+(``\\n``, ``\\x1b``, ``\\u202e``, ``\\xff``), and a backslash as ``\\\\``, so the text on screen is
+unambiguous. ``--json`` output is ASCII (``json.dumps`` escapes everything else).
+
 The ``--json`` document of ``status`` (``version`` 1) is::
 
     {"version": 1, "roots": [...], "summary": {"locks": N, "held": N, "free": N, "stale": N},
@@ -22,6 +28,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import unicodedata
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -30,6 +37,31 @@ from ._ferrolock import _clean_locks, _scan_locks
 
 JSON_VERSION = 1
 COLUMNS = ("state", "mode", "kind", "guards", "holder", "path")
+
+#: Unicode categories written as escapes: controls, invisible format characters (bidirectional
+#: overrides among them), surrogates (undecodable bytes), and line and paragraph separators.
+_ESCAPED_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Zl", "Zp"})
+_NAMED_ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t", "\\": "\\\\"}
+
+
+def shown(text: str) -> str:
+    """``text`` as it may reach a terminal: see the module's docstring."""
+    if text.isprintable() and "\\" not in text:
+        return text  # the common case, decided in C
+    return "".join(_escape(ch) for ch in text)
+
+
+def _escape(ch: str) -> str:
+    if ch in _NAMED_ESCAPES:
+        return _NAMED_ESCAPES[ch]
+    if unicodedata.category(ch) not in _ESCAPED_CATEGORIES:
+        return ch
+    code = ord(ch)
+    if 0xDC80 <= code <= 0xDCFF:  # a byte that was not UTF-8, as os.fsdecode keeps it
+        return f"\\x{code - 0xDC00:02x}"
+    if code <= 0xFF:
+        return f"\\x{code:02x}"
+    return f"\\u{code:04x}" if code <= 0xFFFF else f"\\U{code:08x}"
 
 
 def _rich_console() -> Any | None:
@@ -81,7 +113,8 @@ def _row(lock: dict[str, Any], roots: list[str]) -> tuple[str, ...]:
         if path.startswith(root.rstrip("/") + "/"):
             path = os.path.relpath(path, root)
             break
-    return (state, lock["mode"] or "", lock["kind"], lock["guards"], _holder_text(lock), path)
+    cells = (state, lock["mode"] or "", lock["kind"], lock["guards"], _holder_text(lock), path)
+    return tuple(shown(cell) for cell in cells)
 
 
 def status(roots: list[str], as_json: bool) -> int:
@@ -101,11 +134,14 @@ def status(roots: list[str], as_json: bool) -> int:
     console = _rich_console()
     if console is not None:
         from rich.table import Table
+        from rich.text import Text
 
-        table = Table(*COLUMNS, title=f"{summary['locks']} locks under {', '.join(roots)}", title_justify="left")
+        title = Text(f"{summary['locks']} locks under {', '.join(shown(root) for root in roots)}")
+        table = Table(*COLUMNS, title=title, title_justify="left")
         for row in rows:
             style = "red" if row[0].startswith("STALE") else ("yellow" if row[0].startswith("held") else None)
-            table.add_row(*row, style=style)
+            # Text, not str: rich would read "[...]" in a name as markup.
+            table.add_row(*(Text(cell) for cell in row), style=style)
         console.print(table)
     else:
         _print_plain(rows)
@@ -128,6 +164,6 @@ def clean(roots: list[str], dry_run: bool, as_json: bool) -> int:
         return 0
     verb = "would remove" if dry_run else "removed"
     for path, kind, reason in removed:
-        print(f"{verb} {path} ({kind}: {reason})")
+        print(f"{verb} {shown(path)} ({kind}: {shown(reason)})")
     print(f"{len(removed)} file(s) {verb}" if removed else "nothing to remove")
     return 0
