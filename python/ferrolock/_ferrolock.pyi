@@ -4,6 +4,7 @@ Import the public names from ``ferrolock``; this module is private.
 """
 
 from collections.abc import Callable, Sequence
+from os import PathLike
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Literal, final
@@ -792,10 +793,19 @@ def process_ancestry(pid: int) -> list[int]:
 
 # --- `ferrolock status` / `ferrolock clean` ---
 
-def _scan_locks(roots: list[str], progress: Any | None = None) -> list[dict[str, Any]]:
-    """Every lock under ``roots`` (the dicts of ``ferrolock status --json``; see
-    ``ferrolock._status``). ``progress`` is called with the number of files looked at so far."""
+def _scan_locks(
+    roots: Sequence[str | PathLike[str]], progress: Callable[[int], object] | None = None
+) -> dict[str, Any]:
+    """Every lock under ``roots``: ``{"locks": [...], "skipped": [{"path", "reason"}]}`` (the lock dicts
+    of ``ferrolock status --json``; see ``ferrolock._status``). The walk is descriptor-relative and
+    follows no symlink below a root; what could not be looked at is in ``skipped``. ``progress`` is
+    called with the number of files looked at so far, every 256 files and once when the scan is done.
+    Paths are ``os.fsdecode``-d (``os.fsencode`` gives the bytes on disk back)."""
 
-def _clean_locks(roots: list[str], dry_run: bool = False, progress: Any | None = None) -> list[tuple[str, str, str]]:
-    """Remove lock files nobody holds or has open and stale claim records under ``roots``; returns
-    ``(path, kind, reason)`` for each removal (or, with ``dry_run``, each that would be made)."""
+def _clean_locks(
+    roots: Sequence[str | PathLike[str]], dry_run: bool = False, progress: Callable[[int], object] | None = None
+) -> dict[str, Any]:
+    """Remove lock files nobody holds or has open and stale claim records under ``roots``:
+    ``{"removed": [{"path", "kind", "reason"}], "skipped": [{"path", "reason"}]}`` (with ``dry_run``,
+    what would be removed). ``progress`` as for ``_scan_locks``; its last call comes after the scan
+    and before the first removal."""

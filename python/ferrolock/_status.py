@@ -8,16 +8,24 @@ Names come from directories other users may write, so every piece of text shown 
 ``shown``: control characters (a newline that would forge a row, terminal escapes), invisible format
 characters (bidirectional overrides) and bytes that are not UTF-8 are written as Python-style escapes
 (``\\n``, ``\\x1b``, ``\\u202e``, ``\\xff``), and a backslash as ``\\\\``, so the text on screen is
-unambiguous. ``--json`` output is ASCII (``json.dumps`` escapes everything else).
+unambiguous. ``--json`` output is ASCII (``json.dumps`` escapes everything else); a name that is not
+UTF-8 appears as ``os.fsdecode`` decodes it (surrogate escapes, ``\\udcff``), which ``os.fsencode``
+turns back into the bytes on disk.
 
 The ``--json`` document of ``status`` (``version`` 1) is::
 
-    {"version": 1, "roots": [...], "summary": {"locks": N, "held": N, "free": N, "stale": N},
+    {"version": 1, "roots": [...], "summary": {"locks": N, "held": N, "free": N, "stale": N, "skipped": N},
      "locks": [{"path": str, "kind": str, "guards": str, "state": "held" | "free",
                 "mode": "exclusive" | "shared" | null, "pids": [int], "waiters": int,
                 "holder": {"pid", "host", "since", "purpose", "version"} | null,
                 "claim": {"loop_name", "scope", "pid", "started_at", "singleton", "kernel_held"} | null,
-                "stale": bool, "stale_reason": str | null}]}
+                "stale": bool, "stale_reason": str | null}],
+     "skipped": [{"path": str, "reason": str}]}
+
+and that of ``clean`` is ``{"version": 1, "dry_run": bool, "removed": [{"path", "kind", "reason"}],
+"skipped": [{"path", "reason"}]}``. ``skipped`` lists what could not be looked at (or removed): an
+unreadable directory, a directory swapped for a symlink, a FIFO where a lock file was. Both commands go
+on past such entries, list them on stderr, and then exit with status 1 (as ``find`` does); otherwise 0.
 
 ``kind`` is one of ``lock_file``, ``logist_job``, ``logist_index``, ``workspace_setup``,
 ``scope_claim``, ``scope_sentinel``, ``todo2_state``, ``todo2_task``, ``blackbox5_state``.
@@ -117,19 +125,28 @@ def _row(lock: dict[str, Any], roots: list[str]) -> tuple[str, ...]:
     return tuple(shown(cell) for cell in cells)
 
 
+def _report_skipped(skipped: list[dict[str, str]]) -> int:
+    """Lists what could not be looked at on stderr; the exit status (1 if anything was skipped)."""
+    for item in skipped:
+        print(f"ferrolock: skipped {shown(item['path'])}: {shown(item['reason'])}", file=sys.stderr)
+    return 1 if skipped else 0
+
+
 def status(roots: list[str], as_json: bool) -> int:
     with _progress("scanning", not as_json) as progress:
-        locks = _scan_locks(roots, progress)
+        found = _scan_locks(roots, progress)
+    locks, skipped = found["locks"], found["skipped"]
     summary = {
         "locks": len(locks),
         "held": sum(lock["state"] == "held" for lock in locks),
         "free": sum(lock["state"] == "free" for lock in locks),
         "stale": sum(bool(lock["stale"]) for lock in locks),
+        "skipped": len(skipped),
     }
     if as_json:
-        doc = {"version": JSON_VERSION, "roots": roots, "summary": summary, "locks": locks}
+        doc = {"version": JSON_VERSION, "roots": roots, "summary": summary, "locks": locks, "skipped": skipped}
         print(json.dumps(doc, indent=2))
-        return 0
+        return 1 if skipped else 0
     rows = [_row(lock, roots) for lock in locks]
     console = _rich_console()
     if console is not None:
@@ -145,8 +162,9 @@ def status(roots: list[str], as_json: bool) -> int:
         console.print(table)
     else:
         _print_plain(rows)
-    print(f"{summary['held']} held, {summary['free']} free, {summary['stale']} stale")
-    return 0
+    skipped_text = f", {len(skipped)} skipped" if skipped else ""
+    print(f"{summary['held']} held, {summary['free']} free, {summary['stale']} stale{skipped_text}")
+    return _report_skipped(skipped)
 
 
 def _print_plain(rows: list[tuple[str, ...]]) -> None:
@@ -157,13 +175,14 @@ def _print_plain(rows: list[tuple[str, ...]]) -> None:
 
 def clean(roots: list[str], dry_run: bool, as_json: bool) -> int:
     with _progress("cleaning", not as_json) as progress:
-        removed = _clean_locks(roots, dry_run, progress)
+        done = _clean_locks(roots, dry_run, progress)
+    removed, skipped = done["removed"], done["skipped"]
     if as_json:
-        items = [{"path": p, "kind": k, "reason": r} for p, k, r in removed]
-        print(json.dumps({"version": JSON_VERSION, "dry_run": dry_run, "removed": items}, indent=2))
-        return 0
+        doc = {"version": JSON_VERSION, "dry_run": dry_run, "removed": removed, "skipped": skipped}
+        print(json.dumps(doc, indent=2))
+        return 1 if skipped else 0
     verb = "would remove" if dry_run else "removed"
-    for path, kind, reason in removed:
-        print(f"{verb} {shown(path)} ({kind}: {shown(reason)})")
+    for item in removed:
+        print(f"{verb} {shown(item['path'])} ({item['kind']}: {shown(item['reason'])})")
     print(f"{len(removed)} file(s) {verb}" if removed else "nothing to remove")
-    return 0
+    return _report_skipped(skipped)

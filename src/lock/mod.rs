@@ -28,4 +28,5 @@ pub use protocol::{Removal, remove_if_unheld};
 pub use wait::{CancelToken, Wait, WaitControl};
 // The kernel wait itself, for other core modules that block on a lock file (scope waits).
 pub(crate) use holder::held_exclusively;
+pub(crate) use protocol::file_kind;
 pub(crate) use wait::{WaitEnd, block_until_locked};

@@ -155,7 +155,7 @@ fn open_error(path: &Path, e: io::Error) -> Error {
     }
 }
 
-fn file_kind(mode: u32) -> &'static str {
+pub(crate) fn file_kind(mode: u32) -> &'static str {
     match SFlag::from_bits_truncate(mode & SFlag::S_IFMT.bits()) {
         SFlag::S_IFDIR => "directory",
         SFlag::S_IFIFO => "FIFO",

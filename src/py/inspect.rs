@@ -1,5 +1,6 @@
 //! `ferrolock status` / `clean` from Python: the scan runs with the GIL released, progress callbacks
-//! re-attach briefly.
+//! re-attach briefly. Paths and names cross as `str` decoded as `os.fsdecode` does (undecodable bytes
+//! become surrogate escapes), so `os.fsencode` gives the bytes on disk back.
 
 use std::path::PathBuf;
 
@@ -7,11 +8,10 @@ use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
 
 use super::convert::holder_to_dict;
-use crate::inspect::{self, Held, LockReport};
-
+use crate::inspect::{self, Held, LockReport, Skipped, Step};
 fn report_to_dict<'py>(py: Python<'py>, r: &LockReport) -> PyResult<Bound<'py, PyDict>> {
     let d = PyDict::new(py);
-    d.set_item("path", r.path.display().to_string())?;
+    d.set_item("path", r.path.as_os_str())?;
     d.set_item("kind", r.kind.name())?;
     d.set_item("guards", &r.guards)?;
     d.set_item("state", if r.held == Held::Free { "free" } else { "held" })?;
@@ -45,9 +45,23 @@ fn report_to_dict<'py>(py: Python<'py>, r: &LockReport) -> PyResult<Bound<'py, P
     Ok(d)
 }
 
-fn progress_fn(callback: Option<Py<PyAny>>) -> impl FnMut(usize) + Send {
-    move |seen| {
-        if let Some(cb) = &callback {
+fn skipped_to_list<'py>(py: Python<'py>, skipped: &[Skipped]) -> PyResult<Bound<'py, PyList>> {
+    let items = skipped
+        .iter()
+        .map(|s| {
+            let d = PyDict::new(py);
+            d.set_item("path", s.path.as_os_str())?;
+            d.set_item("reason", &s.reason)?;
+            Ok(d)
+        })
+        .collect::<PyResult<Vec<_>>>()?;
+    PyList::new(py, items)
+}
+
+/// Calls `callback(files_seen)` on progress; the other steps are not shown.
+fn progress_fn(callback: Option<Py<PyAny>>) -> impl FnMut(Step<'_>) + Send {
+    move |step| {
+        if let (Some(cb), Step::Progress(seen)) = (&callback, step) {
             Python::attach(|py| {
                 if let Err(e) = cb.call1(py, (seen,)) {
                     e.write_unraisable(py, None);
@@ -57,24 +71,29 @@ fn progress_fn(callback: Option<Py<PyAny>>) -> impl FnMut(usize) + Send {
     }
 }
 
-/// Every lock under `roots` as dicts (see `ferrolock status --json`).
+/// Every lock under `roots` and what could not be looked at (see `ferrolock status --json`).
 #[pyfunction]
 #[pyo3(signature = (roots, progress=None))]
 pub(crate) fn _scan_locks(
     py: Python<'_>,
     roots: Vec<PathBuf>,
     progress: Option<Py<PyAny>>,
-) -> PyResult<Bound<'_, PyList>> {
+) -> PyResult<Bound<'_, PyDict>> {
     let mut report = progress_fn(progress);
     let found = py.detach(|| inspect::scan(&roots, &mut report))?;
-    let items = found
+    let locks = found
+        .locks
         .iter()
         .map(|r| report_to_dict(py, r))
         .collect::<PyResult<Vec<_>>>()?;
-    PyList::new(py, items)
+    let d = PyDict::new(py);
+    d.set_item("locks", PyList::new(py, locks)?)?;
+    d.set_item("skipped", skipped_to_list(py, &found.skipped)?)?;
+    Ok(d)
 }
 
-/// Removes what nobody uses under `roots` (or, with `dry_run`, lists it).
+/// Removes what nobody uses under `roots` (or, with `dry_run`, lists it), and what could not be
+/// looked at or removed.
 #[pyfunction]
 #[pyo3(signature = (roots, dry_run=false, progress=None))]
 pub(crate) fn _clean_locks(
@@ -82,11 +101,22 @@ pub(crate) fn _clean_locks(
     roots: Vec<PathBuf>,
     dry_run: bool,
     progress: Option<Py<PyAny>>,
-) -> PyResult<Vec<(String, &'static str, String)>> {
+) -> PyResult<Bound<'_, PyDict>> {
     let mut report = progress_fn(progress);
     let cleaned = py.detach(|| inspect::clean(&roots, dry_run, &mut report))?;
-    Ok(cleaned
-        .into_iter()
-        .map(|c| (c.path.display().to_string(), c.kind.name(), c.reason))
-        .collect())
+    let removed = cleaned
+        .removed
+        .iter()
+        .map(|c| {
+            let d = PyDict::new(py);
+            d.set_item("path", c.path.as_os_str())?;
+            d.set_item("kind", c.kind.name())?;
+            d.set_item("reason", &c.reason)?;
+            Ok(d)
+        })
+        .collect::<PyResult<Vec<_>>>()?;
+    let d = PyDict::new(py);
+    d.set_item("removed", PyList::new(py, removed)?)?;
+    d.set_item("skipped", skipped_to_list(py, &cleaned.skipped)?)?;
+    Ok(d)
 }

@@ -11,8 +11,11 @@
 //!   scope waits on legacy records, which hold no lock to block on.
 //! * [`fork_generation`]: a counter bumped in every forked child, so lock objects notice they were
 //!   inherited without a `getpid()` call on the hot path.
+//! * [`getdents64`]: listing an open directory through its descriptor (the descriptor-relative walk of
+//!   `ferrolock status` and `clean`).
 #![allow(unsafe_code)]
 
+mod dirents;
 mod events;
 mod process;
 mod signal;
@@ -23,6 +26,7 @@ use std::os::fd::{AsRawFd, BorrowedFd};
 
 use nix::libc;
 
+pub(crate) use dirents::getdents64;
 pub(crate) use events::{DirWatch, pidfd_open, poll_readable};
 #[cfg_attr(not(feature = "python"), allow(unused_imports))]
 pub(crate) use process::is_main_thread;

@@ -15,5 +15,6 @@ mod props;
 mod scope;
 mod state_faults;
 mod state_file;
+mod walk;
 mod workflow;
 mod write_faults;

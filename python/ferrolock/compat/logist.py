@@ -28,8 +28,11 @@ Differences from logist (each one a fix, or a consequence of one):
   ``get_lock_status()`` lists only locks this process still holds.
 * ``cleanup_stale_locks`` never removes a lock file somebody holds, however old (logist deleted it, and
   the next locker got a second "exclusive" lock on a new file). Unheld ones older than ``max_age_seconds``
-  are still removed (safely, while holding them) and their job names returned, sorted. Symlinks and
-  non-regular files are left alone.
+  are still removed (safely, while holding them, relative to the job directory's descriptor) and their
+  job names returned, sorted. Left alone: a ``.lock`` that holds anything but nothing or a holder record
+  (it is not a lock), symlinks, non-regular files, and files with several hard links. A job directory
+  that is a symlink is followed only if the symlink belongs to the calling user: logist followed any,
+  so in a shared jobs directory another user's symlink could make it delete files elsewhere.
 * A job id that would escape the jobs directory (``..``, ``/``, an absolute path, NUL, empty) raises
   ``LockError`` (also a ``ferrolock.InvalidName``/``ValueError``); ``try_lock_job_directory`` raises it
   instead of returning None.
