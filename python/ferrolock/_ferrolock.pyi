@@ -7,11 +7,23 @@ from collections.abc import Callable, Sequence
 from os import PathLike
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Literal, final
+from typing import Any, Final, Literal, final
 
 from typing_extensions import Self, disjoint_base
 
 __all__ = [
+    "BLACKBOX5_STATE_LOCK_FILE",
+    "JOBS_INDEX_LOCK_FILE",
+    "JOB_LOCK_FILE",
+    "LOCK_SUFFIX",
+    "SCOPE_RUNNING_DIR",
+    "SCOPE_SENTINEL_FILE",
+    "TODO2_DIR",
+    "TODO2_LOCKS_DIR",
+    "TODO2_STATE_LOCK_FILE",
+    "TODO2_TASK_LOCK_PREFIX",
+    "WORKSPACE_DIR",
+    "WORKSPACE_SETUP_LOCK_FILE",
     "AcquireReturnProxy",
     "CancelToken",
     "FileLock",
@@ -809,3 +821,17 @@ def _clean_locks(
     ``{"removed": [{"path", "kind", "reason"}], "skipped": [{"path", "reason"}]}`` (with ``dry_run``,
     what would be removed). ``progress`` as for ``_scan_locks``; its last call comes after the scan
     and before the first removal."""
+
+# The legacy layouts' file names (from the core modules that own each layout).
+LOCK_SUFFIX: Final = ".lock"
+JOB_LOCK_FILE: Final = ".lock"
+JOBS_INDEX_LOCK_FILE: Final = ".jobs_index.lock"
+WORKSPACE_DIR: Final = "workspace"
+WORKSPACE_SETUP_LOCK_FILE: Final = ".workspace_setup.lock"
+SCOPE_RUNNING_DIR: Final = ".running"
+SCOPE_SENTINEL_FILE: Final = ".acquire.lock"
+BLACKBOX5_STATE_LOCK_FILE: Final = "STATE.lock"
+TODO2_DIR: Final = ".todo2"
+TODO2_LOCKS_DIR: Final = "locks"
+TODO2_STATE_LOCK_FILE: Final = "state.todo2.json.lock"
+TODO2_TASK_LOCK_PREFIX: Final = "task_"

@@ -9,6 +9,26 @@ use pyo3::types::{PyDict, PyList};
 
 use super::convert::holder_to_dict;
 use crate::inspect::{self, Held, LockReport, Skipped, Step};
+use crate::{job, scope, workflow};
+
+/// The legacy layouts' file names, from the core modules that own them, for the Python code that
+/// builds those paths.
+pub(crate) fn add_layout_names(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add("LOCK_SUFFIX", inspect::LOCK_SUFFIX)?;
+    m.add("JOB_LOCK_FILE", job::JOB_LOCK_FILE)?;
+    m.add("JOBS_INDEX_LOCK_FILE", job::JOBS_INDEX_LOCK_FILE)?;
+    m.add("WORKSPACE_DIR", job::WORKSPACE_DIR)?;
+    m.add("WORKSPACE_SETUP_LOCK_FILE", job::WORKSPACE_SETUP_LOCK_FILE)?;
+    m.add("SCOPE_RUNNING_DIR", scope::RUNNING_DIR)?;
+    m.add("SCOPE_SENTINEL_FILE", scope::SENTINEL_NAME)?;
+    m.add("BLACKBOX5_STATE_LOCK_FILE", workflow::STATE_LOCK_FILE)?;
+    m.add("TODO2_DIR", inspect::TODO2_DIR)?;
+    m.add("TODO2_LOCKS_DIR", inspect::TODO2_LOCKS_DIR)?;
+    m.add("TODO2_STATE_LOCK_FILE", inspect::TODO2_STATE_LOCK_FILE)?;
+    m.add("TODO2_TASK_LOCK_PREFIX", inspect::TODO2_TASK_LOCK_PREFIX)?;
+    Ok(())
+}
+
 fn report_to_dict<'py>(py: Python<'py>, r: &LockReport) -> PyResult<Bound<'py, PyDict>> {
     let d = PyDict::new(py);
     d.set_item("path", r.path.as_os_str())?;

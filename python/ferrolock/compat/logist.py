@@ -62,7 +62,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .._ferrolock import JobLock, run_once
+from .._ferrolock import WORKSPACE_DIR, WORKSPACE_SETUP_LOCK_FILE, JobLock, run_once
 from .._job import JobLockManager as _NativeJobLockManager
 from ..exceptions import InvalidName, Timeout, WouldDeadlock
 from ..exceptions import LockError as _FerrolockLockError
@@ -76,12 +76,11 @@ __all__ = [
     "try_lock_job_directory",
 ]
 
-#: logist's file names inside ``<job_dir>/workspace``.
-WORKSPACE_DIR = "workspace"
+#: logist's file names inside ``<job_dir>/workspace`` (the folder and its setup lock's names come from
+#: the core's job layout, which ``ferrolock status`` recognises them by).
 WORKSPACE_READY_FILE = ".workspace_ready"
-WORKSPACE_SETUP_LOCK_FILE = ".workspace_setup.lock"
 #: The real mutex of the workspace setup, beside (not inside) the folder the setup may replace.
-WORKSPACE_SETUP_MUTEX_FILE = ".workspace_setup.lock"
+WORKSPACE_SETUP_MUTEX_FILE = WORKSPACE_SETUP_LOCK_FILE
 
 
 def _host_job_state_error() -> type[Exception]:
