@@ -7,7 +7,7 @@ import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Literal, TypeAlias, final
+from typing import Any, Final, Literal, TypeAlias, final
 
 from typing_extensions import Self, disjoint_base
 
@@ -17,6 +17,18 @@ from ferrolock._types import HolderRecord, LockProbe, RemovalName
 _StrPath: TypeAlias = str | os.PathLike[str]
 
 __all__ = [
+    "BLACKBOX5_STATE_LOCK_FILE",
+    "JOBS_INDEX_LOCK_FILE",
+    "JOB_LOCK_FILE",
+    "LOCK_SUFFIX",
+    "SCOPE_RUNNING_DIR",
+    "SCOPE_SENTINEL_FILE",
+    "TODO2_DIR",
+    "TODO2_LOCKS_DIR",
+    "TODO2_STATE_LOCK_FILE",
+    "TODO2_TASK_LOCK_PREFIX",
+    "WORKSPACE_DIR",
+    "WORKSPACE_SETUP_LOCK_FILE",
     "AcquireReturnProxy",
     "CancelToken",
     "CoordAcquired",
@@ -846,17 +858,20 @@ def process_ancestry(pid: int) -> list[int]:
 
 # --- `ferrolock status` / `ferrolock clean` ---
 
-def _scan_locks(roots: Sequence[_StrPath], progress: Callable[[int], object] | None = None) -> list[dict[str, Any]]:
-    """Every lock under ``roots`` (the dicts of ``ferrolock status --json``; see
-    ``ferrolock._status``). ``progress`` is called with the number of files looked at so far; an
-    exception it raises (a Ctrl-C) is raised once the walk has ended."""
+def _scan_locks(roots: Sequence[_StrPath], progress: Callable[[int], object] | None = None) -> dict[str, Any]:
+    """Every lock under ``roots``: ``{"locks": [...], "skipped": [{"path", "reason"}]}`` (the lock dicts
+    of ``ferrolock status --json``; see ``ferrolock._status``). The walk is descriptor-relative and
+    follows no symlink below a root; what could not be looked at is in ``skipped``. ``progress`` is
+    called with the number of files looked at so far, every 256 files and once when the scan is done.
+    Paths are ``os.fsdecode``-d (``os.fsencode`` gives the bytes on disk back)."""
 
 def _clean_locks(
     roots: Sequence[_StrPath], dry_run: bool = False, progress: Callable[[int], object] | None = None
-) -> list[tuple[str, str, str]]:
-    """Remove lock files nobody holds or has open and stale claim records under ``roots``; returns
-    ``(path, kind, reason)`` for each removal (or, with ``dry_run``, each that would be made). An
-    exception ``progress`` raises (a Ctrl-C) is raised once the walk has ended."""
+) -> dict[str, Any]:
+    """Remove lock files nobody holds or has open and stale claim records under ``roots``:
+    ``{"removed": [{"path", "kind", "reason"}], "skipped": [{"path", "reason"}]}`` (with ``dry_run``,
+    what would be removed). ``progress`` as for ``_scan_locks``; its last call comes after the scan
+    and before the first removal."""
 
 # --- the coordinator (file:// and postgresql://) ---
 
@@ -1110,3 +1125,17 @@ class _RawAdvisory:
 
     def unlock(self, key: int) -> None:
         """``pg_advisory_unlock(key)``."""
+
+# The legacy layouts' file names (from the core modules that own each layout).
+LOCK_SUFFIX: Final = ".lock"
+JOB_LOCK_FILE: Final = ".lock"
+JOBS_INDEX_LOCK_FILE: Final = ".jobs_index.lock"
+WORKSPACE_DIR: Final = "workspace"
+WORKSPACE_SETUP_LOCK_FILE: Final = ".workspace_setup.lock"
+SCOPE_RUNNING_DIR: Final = ".running"
+SCOPE_SENTINEL_FILE: Final = ".acquire.lock"
+BLACKBOX5_STATE_LOCK_FILE: Final = "STATE.lock"
+TODO2_DIR: Final = ".todo2"
+TODO2_LOCKS_DIR: Final = "locks"
+TODO2_STATE_LOCK_FILE: Final = "state.todo2.json.lock"
+TODO2_TASK_LOCK_PREFIX: Final = "task_"

@@ -66,6 +66,7 @@ fn ferrolock_native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     // `ferrolock status` / `clean`.
     m.add_function(wrap_pyfunction!(inspect::_scan_locks, m)?)?;
     m.add_function(wrap_pyfunction!(inspect::_clean_locks, m)?)?;
+    inspect::add_layout_names(m)?;
     // Scope claims (little-loops).
     m.add_class::<scope::PyScopeDir>()?;
     m.add_class::<scope::PyScopeEntry>()?;

@@ -22,6 +22,7 @@ mod scope;
 #[cfg(feature = "failpoints")]
 mod state_faults;
 mod state_file;
+mod walk;
 mod workflow;
 #[cfg(feature = "failpoints")]
 mod write_faults;
