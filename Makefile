@@ -17,9 +17,10 @@ $(STAMP): requirements-dev.txt
 .PHONY: venv  ## create .venv with the pinned dev requirements
 venv: $(STAMP)
 
-.PHONY: build-dev  ## build the extension (release profile) into .venv
+# The test build: the extension with fault injection (the `failpoints` feature); `pip install .` leaves it out.
+.PHONY: build-dev  ## build the extension (release profile, with fault points for the tests) into .venv
 build-dev: $(STAMP)
-	$(VENV)/bin/maturin develop --release --quiet
+	$(VENV)/bin/maturin develop --release --quiet --features python,failpoints
 
 PYTHON_DIRS := python tests bench torture tools
 
@@ -33,7 +34,7 @@ format: $(STAMP)
 lint-rust: $(STAMP)
 	cargo fmt --all -- --check
 	cargo clippy --all-targets -- -D warnings
-	cargo clippy --all-targets --features python -- -D warnings
+	cargo clippy --all-targets --features python,failpoints -- -D warnings
 	@if grep -rln 'pyo3' src --include='*.rs' | grep -v '^src/py/'; then \
 		echo "pyo3 is imported outside src/py/ (the core must stay pure Rust)"; exit 1; fi
 
@@ -49,7 +50,7 @@ lint: lint-rust lint-python
 
 .PHONY: test-rust  ## Rust unit and integration tests of the pure core
 test-rust:
-	cargo test --quiet
+	cargo test --quiet --features failpoints
 
 .PHONY: test-python  ## pytest (cross-process tests use real processes)
 test-python: build-dev

@@ -21,13 +21,19 @@ pub enum Error {
     },
 
     /// A non-blocking attempt found the lock held (in a conflicting mode) by someone else.
-    #[error("{path} is locked{}", holder_suffix(holder.as_deref()), path = path.display())]
-    WouldBlock { path: PathBuf, holder: Option<Box<Holder>> },
+    /// `holder` is the holder's record, present only when the kernel confirms that the holding process
+    /// wrote it; `held_by` is the pid the kernel names as the exclusive holder, where it can be read.
+    #[error("{path} is locked{}", holder_suffix(holder.as_deref(), *held_by), path = path.display())]
+    WouldBlock {
+        path: PathBuf,
+        holder: Option<Box<Holder>>,
+        held_by: Option<u32>,
+    },
 
-    /// The deadline passed before the lock was free.
+    /// The deadline passed before the lock was free. `holder` and `held_by` as for `WouldBlock`.
     #[error(
         "could not acquire the lock on {path} within {secs:.3} s{}",
-        holder_suffix(holder.as_deref()),
+        holder_suffix(holder.as_deref(), *held_by),
         path = path.display(),
         secs = waited.as_secs_f64()
     )]
@@ -35,6 +41,7 @@ pub enum Error {
         path: PathBuf,
         waited: Duration,
         holder: Option<Box<Holder>>,
+        held_by: Option<u32>,
     },
 
     /// Another thread cancelled the wait through its [`CancelToken`](crate::CancelToken).
@@ -58,6 +65,48 @@ pub enum Error {
     /// planted in a shared directory cannot make ferrolock open (or write) its target.
     #[error("{path} is a symbolic link; ferrolock does not follow symlinks for lock files", path = path.display())]
     Symlink { path: PathBuf },
+
+    /// A symbolic link on the way to `path` sits in a shared directory (one that users other than its
+    /// owner may write: world-writable, or sticky and group-writable) and belongs to neither the
+    /// caller nor the directory's owner. ferrolock does not follow it: the kernel's
+    /// `protected_symlinks` rule, applied whatever the sysctl says, to every component of the path.
+    #[error(
+        "{path}: not following the symbolic link {link}: it belongs to uid {owner} and sits in a directory \
+         other users can write (owned by uid {dir_owner}); there ferrolock follows only links that belong \
+         to you or to the directory's owner",
+        path = path.display(),
+        link = link.display()
+    )]
+    UntrustedLink {
+        path: PathBuf,
+        link: PathBuf,
+        owner: u32,
+        dir_owner: u32,
+    },
+
+    /// `path` belongs to another user and sits in a shared directory, where its owner may delete or
+    /// replace it at any moment; `why` says what that would break. Files of the caller and of the
+    /// directory's owner are trusted.
+    #[error(
+        "{path} belongs to uid {owner} and sits in a directory other users can write (owned by uid \
+         {dir_owner}): {why}; there ferrolock uses only files that belong to you or to the directory's owner",
+        path = path.display()
+    )]
+    UntrustedFile {
+        path: PathBuf,
+        owner: u32,
+        dir_owner: u32,
+        why: &'static str,
+    },
+
+    /// The owner is already inside an edit of this state file: a nested edit would re-enter the lock,
+    /// and the outer edit's write would then silently undo the inner one's.
+    #[error(
+        "{path}: this thread is already editing this StateFile; a nested edit's write would be overwritten \
+         by the outer one. Finish the outer edit first.",
+        path = path.display()
+    )]
+    NestedEdit { path: PathBuf },
 
     /// The lock path exists but is not a regular file (a directory, FIFO, socket or device).
     #[error("{path} is a {kind}, not a regular file", path = path.display())]
@@ -88,6 +137,20 @@ pub enum Error {
     /// count, and the release that brings it back to zero would come far too early.
     #[error("{path}: re-entered {} times without a release; the re-entry count would overflow", u32::MAX, path = path.display())]
     ReentryOverflow { path: PathBuf },
+
+    /// A coordinator lock is no longer held: its session ended (lease expired, server restart,
+    /// network failure) or it was never held by the caller. Whatever it protected may have a new owner.
+    #[error("the lock {name:?} is lost: {reason}")]
+    LockLost { name: String, reason: String },
+
+    /// A write fenced by `token` was refused: the lock `name` has since been granted to a newer holder.
+    #[error("stale fencing token {token} for {name:?}: the lock has since been granted with token {current}")]
+    StaleToken { name: String, token: u64, current: u64 },
+
+    /// The coordinator's backend failed or refused: a bad URL, a connection or server error, a missing
+    /// schema the role may not create, a connection pooler that would break session locks.
+    #[error("{op}: {message}")]
+    Coordinator { op: &'static str, message: String },
 }
 
 /// `Result` with the core's [`Error`].
@@ -115,8 +178,15 @@ impl Error {
             | Self::Symlink { path }
             | Self::NotRegularFile { path, .. }
             | Self::Corrupt { path, .. }
+            | Self::UntrustedLink { path, .. }
+            | Self::UntrustedFile { path, .. }
+            | Self::NestedEdit { path }
             | Self::ReentryOverflow { path } => Some(path),
-            Self::InvalidName { .. } | Self::InvalidArgument { .. } => None,
+            Self::InvalidName { .. }
+            | Self::InvalidArgument { .. }
+            | Self::LockLost { .. }
+            | Self::StaleToken { .. }
+            | Self::Coordinator { .. } => None,
         }
     }
 
@@ -127,6 +197,12 @@ impl Error {
     }
 }
 
-fn holder_suffix(holder: Option<&Holder>) -> String {
-    holder.map_or_else(String::new, |h| format!(" (held by {})", h.describe()))
+/// ` (held by pid 4121 on build-3 since ... (purpose))` from a confirmed record, else the kernel's pid
+/// alone: text a record holds is shown only when its writer holds the lock.
+fn holder_suffix(holder: Option<&Holder>, held_by: Option<u32>) -> String {
+    match (holder, held_by) {
+        (Some(h), _) => format!(" (held by {})", h.describe()),
+        (None, Some(pid)) => format!(" (held by pid {pid}, which wrote no holder record)"),
+        (None, None) => String::new(),
+    }
 }

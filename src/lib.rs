@@ -24,8 +24,10 @@
 //! inherited descriptors) and released when the holder dies. They work on local filesystems; on NFS
 //! Linux emulates them with POSIX byte-range locks.
 
+pub mod coord;
 pub mod durable;
 pub mod error;
+pub mod failpoints;
 pub mod inspect;
 pub mod job;
 pub mod lock;

@@ -99,9 +99,15 @@ TODO2 = json.dumps({"todos": [{"id": "T-1"}]}, indent=2).encode()
 
 # name: (prepare(base), the call in the child, the expected first words of its report)
 CASES: dict[str, tuple[Callable[[Path], object], str, list[str]]] = {
-    "their lock file, readable, in a sticky shared directory: the lock works read-only": (
+    # Its owner could delete it while we hold it (two holders): refused, see test_hostile_lock_files.py.
+    "their lock file, readable, in a sticky shared directory: refused": (
         lambda b: (os.chmod(b, 0o1777), owned(b / "a.lock", 0o644, RECORD)),
         "ferrolock.FileLock(base / 'a.lock').acquire(timeout=0) and None",
+        ["UntrustedPathError", "13", "True"],
+    ),
+    "their lock file, readable, in a directory only they can write: the lock works read-only": (
+        lambda b: (owned(b / "d", 0o755), owned(b / "d" / "a.lock", 0o644, RECORD)),
+        "ferrolock.FileLock(base / 'd' / 'a.lock').acquire(timeout=0) and None",
         ["ok", "null"],
     ),
     "their lock file, private": (

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import signal
 import subprocess
 import sys
@@ -25,8 +26,7 @@ def test_runs_the_command_under_the_lock_and_returns_its_status(lock_path: Path)
     assert out.returncode == 0, out.stderr
     state, purpose = out.stdout.strip().split(" ", 1)
     assert state == "held"
-    assert purpose.startswith("ferrolock run: ")
-    assert "ferrolock.probe" in purpose
+    assert purpose == f"ferrolock run: {Path(sys.executable).name}", "the program, never its arguments"
     assert run("run", str(lock_path), "--", "sh", "-c", "exit 7").returncode == 7
     assert run("run", "--purpose", "nightly", str(lock_path), "--", "true").returncode == 0
 
@@ -110,3 +110,15 @@ def test_out_of_range_options_are_usage_errors(
 def test_an_infinite_wait_and_the_extreme_exit_statuses_are_accepted(lock_path: Path) -> None:
     assert run("run", "-w", "inf", "-E", "255", str(lock_path), "--", "true").returncode == 0
     assert run("run", "-w", "0", "-E", "0", str(lock_path), "--", "true").returncode == 0
+
+
+@pytest.mark.timeout(60)
+def test_the_record_names_the_program_not_its_arguments(lock_path: Path) -> None:
+    """Arguments can hold tokens and passwords, and a record is readable by anyone who can read the lock
+    file: by default it names the program only."""
+    show = "import sys; print(open(sys.argv[1]).read())"
+    done = run("run", str(lock_path), "--", sys.executable, "-c", show, str(lock_path), "--password=hunter2")
+    assert done.returncode == 0, done.stderr
+    record = json.loads(done.stdout.splitlines()[0])
+    assert record["purpose"] == f"ferrolock run: {Path(sys.executable).name}"
+    assert "hunter2" not in done.stdout, "the command's arguments leaked into the record"

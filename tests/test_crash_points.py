@@ -12,7 +12,6 @@ from __future__ import annotations
 import fcntl
 import json
 import os
-import re
 import signal
 from pathlib import Path
 
@@ -250,12 +249,21 @@ def test_an_assignment_interrupted_anywhere_leaves_valid_json_old_or_new(
 def test_every_fault_point_in_the_core_has_crash_tests() -> None:
     """A new step in a write path gets a fault point; this makes sure it also gets its crash tests."""
     import test_state_crash
+    from ferrolock import _ferrolock
 
-    src = Path(__file__).resolve().parent.parent / "src"
-    points = set()
-    for source in src.rglob("*.rs"):
-        points.update(re.findall(r'hit\("([a-z_]+:[a-z_]+)"\)', source.read_text(encoding="utf-8")))
+    points = set(_ferrolock._failpoints())
     covered = {p for p, *_ in test_state_crash.WRITE_STEPS + test_state_crash.REMOVE_STEPS}
     covered |= {*HOLDER_POINTS, *MARKER_POINTS, *CLAIM_POINTS, "claim_record:remove", *TODO2_POINTS}
     assert len(points) >= 16, "the fault points were not found"
     assert points - covered == set(), "fault points without a crash test"
+    assert covered - points == set(), "crash tests of fault points that do not exist"
+
+
+def test_an_unknown_fault_point_is_refused() -> None:
+    """A typo must not arm nothing and let a crash test pass without crashing."""
+    from ferrolock import _ferrolock
+
+    with pytest.raises(ValueError, match="unknown fault point"):
+        _ferrolock._set_failpoint("atomic_write:renmae", "crash")
+    with pytest.raises(ValueError, match="unknown fault action"):
+        _ferrolock._set_failpoint("atomic_write:rename", "explode")

@@ -239,3 +239,21 @@ def test_run_once_timeout_zero_is_one_attempt(tmp_path: Path) -> None:
 
 def _must_not_run(*args: object, **kwargs: object) -> None:
     raise AssertionError("setup must not run")
+
+
+@pytest.mark.timeout(30)
+@pytest.mark.parametrize("kind", ["fifo", "directory"])
+def test_something_other_than_a_marker_at_its_path_is_refused_not_taken_for_done(tmp_path: Path, kind: str) -> None:
+    """A FIFO or a directory where the marker belongs is not a finished setup: counting it as one would
+    skip the setup for good. It is refused with a clear error, and the setup does not run."""
+    marker = tmp_path / "work" / ".done"
+    marker.parent.mkdir()
+    if kind == "fifo":
+        os.mkfifo(marker)
+    else:
+        marker.mkdir()
+    ran: list[bool] = []
+    with pytest.raises(OSError, match=r"is a (FIFO|directory)") as err:
+        ferrolock.run_once(marker, tmp_path / "setup.lock", lambda: ran.append(True))
+    assert err.value.filename == str(marker)
+    assert ran == []

@@ -11,6 +11,7 @@ Tests that need this are skipped when not run as root (a developer's machine); C
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -20,7 +21,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
 
 import pytest
 
@@ -52,18 +53,66 @@ def give(path: Path, uid: int, mode: int | None = None) -> Path:
     return path
 
 
-def run_as(uid: int, code: str, *args: str, timeout: float = 30.0) -> subprocess.CompletedProcess[str]:
-    """Run ``code`` in a fresh interpreter that imports ferrolock, then drops to ``uid`` (group too, no
-    supplementary groups). ``sys.argv[1:]`` are ``args``. Returns the finished process (text output)."""
+def _command(uid: int, code: str, args: tuple[str, ...]) -> list[str]:
     preamble = (
         "import os, sys\nimport ferrolock\nimport ferrolock.compat.blackbox5, ferrolock.compat.todo2.task_locking\n"
         f"os.setgroups([]); os.setgid({uid}); os.setuid({uid})\n"
     )
+    return [sys.executable, "-c", preamble + code, *args]
+
+
+def _env() -> dict[str, str]:
+    return {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+
+
+def run_as(uid: int, code: str, *args: str, timeout: float = 30.0) -> subprocess.CompletedProcess[str]:
+    """Run ``code`` in a fresh interpreter that imports ferrolock, then drops to ``uid`` (group too, no
+    supplementary groups). ``sys.argv[1:]`` are ``args``. Returns the finished process (text output)."""
     return subprocess.run(
-        [sys.executable, "-c", preamble + code, *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-        env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
+        _command(uid, code, args), capture_output=True, text=True, timeout=timeout, check=False, env=_env()
     )
+
+
+@contextmanager
+def run_as_popen(uid: int, code: str, *args: str) -> Iterator[subprocess.Popen[str]]:
+    """``run_as``, but running: the test talks to it through its stdin and stdout (text, line by line)
+    while it runs. On exit the process is killed if it has not finished, and reaped."""
+    proc = subprocess.Popen(
+        _command(uid, code, args),
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=_env(),
+    )
+    try:
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.communicate(timeout=30)
+
+
+#: Defines ``report(call)`` in a ``run_as`` child: it prints one JSON line saying what ``call()``
+#: returned, or which exception it raised (type, errno, message, and whether it is ferrolock's own
+#: refusal of an untrusted path rather than, say, the kernel's ``EACCES``).
+REPORT = """
+import json
+def report(call):
+    try:
+        print(json.dumps({"ok": True, "value": call()}))
+    except Exception as e:
+        untrusted = getattr(ferrolock, "UntrustedPathError", ())
+        print(json.dumps({"ok": False, "type": type(e).__name__, "errno": getattr(e, "errno", None),
+                          "message": str(e), "untrusted": isinstance(e, untrusted)}))
+"""
+
+
+def report_as(uid: int, code: str, *args: str, timeout: float = 30.0) -> dict[str, Any]:
+    """Run ``code`` as ``uid`` (see ``run_as``); it calls ``report(...)`` once. Returns that report."""
+    done = run_as(uid, REPORT + code, *args, timeout=timeout)
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.strip().splitlines()
+    assert lines, f"no report; stderr: {done.stderr}"
+    result: dict[str, Any] = json.loads(lines[-1])
+    return result

@@ -22,6 +22,7 @@ import tempfile
 import time
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
+from multiprocessing.connection import Connection
 from multiprocessing.context import SpawnProcess
 from pathlib import Path
 from typing import Any
@@ -30,6 +31,15 @@ from process_helpers import SPAWN
 
 # A surviving worker must notice ``stop`` and exit within this; anything longer is a hang.
 STOP_DEADLINE = 30.0
+# A spawned worker must have imported its code within this.
+READY_DEADLINE = 60.0
+
+
+def _report_ready(told: Connection, target: Callable[..., None], args: Sequence[Any]) -> None:
+    """Runs in the worker: by now ``target``'s module is imported (unpickling it did that)."""
+    told.send_bytes(b"ready")
+    told.close()
+    target(*args)
 
 
 class StopFlag:
@@ -89,9 +99,19 @@ def run_storm(
     rng = random.Random(os.getpid() ^ int(time.time()))
 
     def spawn() -> SpawnProcess:
-        p = SPAWN.Process(target=target, args=tuple(args(storm.started)))
+        # A worker is killable once it has imported its module and is about to start working: killing
+        # it during interpreter start-up (hundreds of ms under load) would test nothing, and a storm of
+        # such kills would leave every invariant vacuously true.
+        ready, told = SPAWN.Pipe(duplex=False)
+        p = SPAWN.Process(target=_report_ready, args=(told, target, tuple(args(storm.started))))
         storm.started += 1
         p.start()
+        told.close()
+        try:
+            assert ready.poll(READY_DEADLINE), f"worker {p.pid} did not start within {READY_DEADLINE} s"
+            ready.recv_bytes()
+        finally:
+            ready.close()
         return p
 
     pool = [spawn() for _ in range(workers)]

@@ -63,6 +63,7 @@ def test_todo2_assignment_kill_storm(tmp_path: Path, report: Callable[..., None]
     )
 
     won = [line.split() for line in read_journal(journal_path)]
+    assert won, "no operation finished: the storm tested nothing"
     final = json.loads(state.read_text())
     assert final["lastModified"] == "2026-11-22T04:30:00Z"
     by_id = {t["id"]: t for t in final["todos"]}

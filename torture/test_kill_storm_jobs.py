@@ -67,6 +67,7 @@ def test_job_lock_kill_storm(tmp_path: Path, report: Callable[..., None]) -> Non
             assert ferrolock.probe(job_dir / ".lock")[0] == "free", "a dead worker's job lock is still held"
         operations += journaled
         unjournaled += missing
+    assert operations > 0, "no operation finished: the storm tested nothing"
     # A killed worker held at most one job lock, so at most one increment per kill went unjournaled.
     assert unjournaled <= storm.kills, f"{unjournaled} unjournaled increments for {storm.kills} kills"
     report(

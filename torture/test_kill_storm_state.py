@@ -63,6 +63,7 @@ def test_state_file_kill_storm(tmp_path: Path, report: Callable[..., None]) -> N
     reads, torn = results.get(timeout=10)
 
     done = [int(v) for v in read_journal(journal_path)]
+    assert done, "no operation finished: the storm tested nothing"
     state = ferrolock.StateFile(path, backup_path=str(path) + ".backup")
     entries = json.loads(state.read() or b"[]")
     assert entries == list(range(1, len(entries) + 1)), "a lost or duplicated update in the file"
@@ -135,6 +136,7 @@ def test_state_manager_kill_storm(tmp_path: Path, report: Callable[..., None]) -
     )
 
     done = read_journal(journal_path)
+    assert done, "no operation finished: the storm tested nothing"
     notes = _notes_of(state_md.read_bytes(), "STATE.md")
     assert len(notes) == len(set(notes)), "a note written twice"
     missing = set(done) - set(notes)

@@ -7,6 +7,7 @@ instead of at the next poll.
 """
 
 from ._async_lock import AsyncAcquireReturnProxy, AsyncFileLock
+from ._coord import Coordinator, CoordLock, connect
 from ._ferrolock import (
     CancelToken,
     JobLock,
@@ -23,13 +24,27 @@ from ._scope import LockManager, ScopeLock
 from ._state_manager import StateLocked, StateManager
 from ._types import HolderRecord, LockProbe
 from ._workflow import TaskState, WorkflowState
-from .exceptions import Cancelled, CorruptFileError, InvalidName, LockError, Timeout, WouldDeadlock
+from .exceptions import (
+    Cancelled,
+    CoordinatorError,
+    CorruptFileError,
+    InvalidName,
+    LockError,
+    LockLost,
+    StaleToken,
+    Timeout,
+    UntrustedPathError,
+    WouldDeadlock,
+)
 
 __all__ = (
     "AsyncAcquireReturnProxy",
     "AsyncFileLock",
     "CancelToken",
     "Cancelled",
+    "CoordLock",
+    "Coordinator",
+    "CoordinatorError",
     "CorruptFileError",
     "FileLock",
     "HolderRecord",
@@ -37,18 +52,22 @@ __all__ = (
     "JobLock",
     "JobLockManager",
     "LockError",
+    "LockLost",
     "LockManager",
     "LockProbe",
     "ScopeLock",
+    "StaleToken",
     "StateFile",
     "StateLocked",
     "StateManager",
     "TaskState",
     "Timeout",
+    "UntrustedPathError",
     "WorkflowState",
     "WouldDeadlock",
     "__version__",
     "atomic_write",
+    "connect",
     "probe",
     "remove_if_unheld",
     "run_once",

@@ -7,7 +7,7 @@ import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Literal, TypeAlias, final
+from typing import Any, Final, Literal, TypeAlias, final
 
 from typing_extensions import Self, disjoint_base
 
@@ -17,8 +17,24 @@ from ferrolock._types import HolderRecord, LockProbe, RemovalName
 _StrPath: TypeAlias = str | os.PathLike[str]
 
 __all__ = [
+    "BLACKBOX5_STATE_LOCK_FILE",
+    "JOBS_INDEX_LOCK_FILE",
+    "JOB_LOCK_FILE",
+    "LOCK_SUFFIX",
+    "SCOPE_RUNNING_DIR",
+    "SCOPE_SENTINEL_FILE",
+    "TODO2_DIR",
+    "TODO2_LOCKS_DIR",
+    "TODO2_STATE_LOCK_FILE",
+    "TODO2_TASK_LOCK_PREFIX",
+    "WORKSPACE_DIR",
+    "WORKSPACE_SETUP_LOCK_FILE",
     "AcquireReturnProxy",
     "CancelToken",
+    "CoordAcquired",
+    "CoordCancel",
+    "CoordLock",
+    "Coordinator",
     "FileLock",
     "JobLock",
     "ScopeDir",
@@ -27,9 +43,12 @@ __all__ = [
     "StateEdit",
     "StateFile",
     "StateLock",
+    "_RawAdvisory",
     "__version__",
     "_check_timeout",
     "_clean_locks",
+    "_coord_schema_sql",
+    "_failpoints",
     "_filelock_debug_enabled",
     "_logging_changed",
     "_logging_unwatched",
@@ -38,6 +57,7 @@ __all__ = [
     "_reset_logging_cache",
     "_scan_locks",
     "_set_failpoint",
+    "_thread_owner",
     "_workflow_add_note",
     "_workflow_bad_checkboxes",
     "_workflow_corruption",
@@ -377,10 +397,16 @@ def validate_name(
         ValueError: ``what`` is not one of the four kinds.
     """
 
-def _set_failpoint(point: str | None, action: str = "error") -> None:
-    """Test-only: make the write step ``point`` fail with EIO (``"error"``) or SIGKILL the process
-    (``"crash"``); ``None`` disarms. The points are named ``atomic_write:*``, ``state_file:*``,
-    ``holder_record:*`` and ``claim_record:*`` (``tests/test_crash_points.py`` lists every one)."""
+def _set_failpoint(point: str | None, action: Literal["error", "crash", "stop"] = "error") -> None:
+    """Test builds only (the cargo feature ``failpoints``; a release build has no such function).
+
+    Make the write step ``point`` fail with EIO (``"error"``), SIGKILL the process (``"crash"``) or
+    SIGSTOP it until it is continued (``"stop"``); ``None`` disarms. ``_failpoints()`` lists the points;
+    any other name raises ``ValueError``."""
+
+def _failpoints() -> list[str]:
+    """Test builds only: the name of every fault point (``atomic_write:rename``, ...), in the order of
+    the write paths."""
 
 def _check_timeout(timeout: float) -> float:
     """``timeout`` as a float, checked as every native API checks a timeout (for Python code that does
@@ -401,6 +427,10 @@ def _filelock_debug_enabled() -> bool:
 
 def _logging_unwatched() -> None:
     """Let ``FileLock`` build its DEBUG records always (for a ``logging`` whose changes cannot be watched)."""
+
+def _thread_owner() -> int:
+    """The calling thread's owner id in the core: unique for the life of the process, unlike
+    ``threading.get_ident()``, which a later thread may reuse."""
 
 def _reset_logging_cache() -> None:
     """Forget the cached levels of Python loggers, after changing ``logging`` configuration at run
@@ -917,14 +947,284 @@ def process_ancestry(pid: int) -> list[int]:
 
 # --- `ferrolock status` / `ferrolock clean` ---
 
-def _scan_locks(roots: Sequence[_StrPath], progress: Callable[[int], object] | None = None) -> list[dict[str, Any]]:
-    """Every lock under ``roots`` (the dicts of ``ferrolock status --json``; see
-    ``ferrolock._status``). ``progress`` is called with the number of files looked at so far; an
-    exception it raises (a Ctrl-C) is raised once the walk has ended."""
+def _scan_locks(roots: Sequence[_StrPath], progress: Callable[[int], object] | None = None) -> dict[str, Any]:
+    """Every lock under ``roots``: ``{"locks": [...], "skipped": [{"path", "reason"}]}`` (the lock dicts
+    of ``ferrolock status --json``; see ``ferrolock._status``). The walk is descriptor-relative and
+    follows no symlink below a root; what could not be looked at is in ``skipped``. ``progress`` is
+    called with the number of files looked at so far, every 256 files and once when the scan is done.
+    Paths are ``os.fsdecode``-d (``os.fsencode`` gives the bytes on disk back)."""
 
 def _clean_locks(
     roots: Sequence[_StrPath], dry_run: bool = False, progress: Callable[[int], object] | None = None
-) -> list[tuple[str, str, str]]:
-    """Remove lock files nobody holds or has open and stale claim records under ``roots``; returns
-    ``(path, kind, reason)`` for each removal (or, with ``dry_run``, each that would be made). An
-    exception ``progress`` raises (a Ctrl-C) is raised once the walk has ended."""
+) -> dict[str, Any]:
+    """Remove lock files nobody holds or has open and stale claim records under ``roots``:
+    ``{"removed": [{"path", "kind", "reason"}], "skipped": [{"path", "reason"}]}`` (with ``dry_run``,
+    what would be removed). ``progress`` as for ``_scan_locks``; its last call comes after the scan
+    and before the first removal."""
+
+# --- the coordinator (file:// and postgresql://) ---
+
+@disjoint_base
+class Coordinator:
+    """A connection to a coordination service, chosen by URL.
+
+    * ``file://DIR``: flock lock files under ``DIR`` (one machine), the core ``FileLock`` protocol.
+    * ``postgresql://user@host/db?lease=15s``: PostgreSQL session advisory locks (any number of
+      machines), waiting in the server, with leases and durable fencing tokens.
+
+    Args:
+        url: The coordinator URL (see the README section "Across machines" for the options).
+
+    Raises:
+        CoordinatorError: a bad URL, an unreachable server, a connection pooler that would break
+            session locks, or a schema the role may not create (the message names the command an
+            administrator runs).
+    """
+
+    def __new__(cls, url: str) -> Self: ...
+    @property
+    def url(self) -> str:
+        """The URL, with any password replaced by ``***``."""
+
+    @property
+    def backend(self) -> Literal["file", "postgresql"]:
+        """Which backend the URL chose."""
+
+    def status(self) -> list[dict[str, Any]]:
+        """Every lock held or waited for right now: dicts with ``name``, ``holders`` (each a dict with
+        ``mode``, ``"exclusive"`` or ``"shared"``, and ``holder``, a holder record or ``None``) and
+        ``waiting`` (sessions waiting; always 0 on ``file://``, which cannot see waiters, nor shared
+        holders)."""
+
+    def fenced_write(self, name: str, token: int, value: bytes | str) -> None:
+        """Store ``value`` under ``name`` with an explicit ``token`` (one a holder handed to this process).
+
+        Raises:
+            StaleToken: ``token`` is not the newest drawn for ``name``; nothing was written.
+        """
+
+    def fenced_read(self, name: str) -> tuple[int, bytes] | None:
+        """The last value stored with ``CoordLock.fenced_write`` under ``name`` and its token."""
+
+    def run_once(
+        self,
+        name: str,
+        setup: Callable[[], object],
+        *,
+        timeout: float | None = None,
+        marker_text: str | bytes | None = None,
+    ) -> Literal["already-done", "done-by-other", "ran"]:
+        """Run ``setup`` once across every process using this coordinator.
+
+        Callers that arrive while it runs wait for the lock ``name``, then find the setup done. A
+        failed setup raises its own exception, leaves no marker, and the next caller tries again. The
+        marker is written fenced by the lock's token, so a caller whose lease ran out mid-setup gets
+        ``LockLost`` or ``StaleToken`` instead of marking it done.
+
+        Raises:
+            Timeout: the lock was not free within ``timeout`` seconds.
+            LockLost: the lock was lost while the setup ran.
+        """
+
+@disjoint_base
+class CoordLock:
+    """A named lock from a ``Coordinator``, with ``FileLock``'s surface on every backend.
+
+    Re-entrant per thread; two lock objects exclude each other even in one process; a thread that
+    holds the name through another lock object gets ``WouldDeadlock`` instead of waiting for itself.
+    Waiting releases the GIL and honours Ctrl-C; on PostgreSQL the wait happens in the server
+    (``lock_timeout``), and a cancel or Ctrl-C cancels it there, undoing a grant that raced it.
+
+    Args:
+        coordinator: Where the lock lives.
+        name: The lock's name: 1 to 200 bytes, no control characters; ``/`` is an ordinary
+            character (``"jobs/build-42"``).
+        timeout: Default timeout in seconds (negative waits forever, ``0`` is one attempt).
+        shared: Take a shared lock: any number of shared holders, no exclusive one.
+        purpose: Shown in ``status()`` and in other waiters' ``Timeout`` errors.
+        blocking: Default for ``acquire(blocking=...)``.
+        on_lost: Called (on a background thread) when the backend finds the held lock lost: its lease
+            ran out or its session ended. Never called on ``file://``, where a held lock cannot expire.
+
+    Raises:
+        InvalidName: the name is empty, too long or has control characters.
+    """
+
+    def __new__(
+        cls,
+        coordinator: Coordinator,
+        name: str,
+        timeout: float = -1.0,
+        *,
+        shared: bool = False,
+        purpose: str | None = None,
+        blocking: bool = True,
+        on_lost: Callable[[], object] | None = None,
+    ) -> Self: ...
+    def acquire(
+        self,
+        timeout: float | None = None,
+        poll_interval: float | None = None,
+        *,
+        blocking: bool | None = None,
+        cancel: CoordCancel | None = None,
+    ) -> CoordAcquired:
+        """Acquire the lock for the calling thread.
+
+        Args:
+            timeout: Seconds to wait; ``None`` uses the lock's ``timeout``, negative waits forever,
+                ``0`` is one attempt.
+            poll_interval: Accepted for ``FileLock`` compatibility and ignored: nothing polls.
+            blocking: ``False`` makes this one attempt whatever the timeout.
+            cancel: A ``CoordCancel`` another thread can use to abandon the wait.
+
+        Returns:
+            A context manager that releases on exit.
+
+        Raises:
+            Timeout: the lock was not free in time (``holder`` names the holder).
+            WouldDeadlock: this thread holds the name through another lock object.
+            Cancelled: ``cancel`` was cancelled; nothing is held.
+            KeyboardInterrupt: Ctrl-C during the wait; nothing is held.
+            CoordinatorError: the backend failed.
+        """
+
+    def release(self, force: bool = False) -> None:
+        """Release one level of the calling thread's hold (all levels with ``force``). Releasing a lost
+        lock is not an error; releasing a lock the thread does not hold does nothing."""
+
+    def __enter__(self) -> Self:
+        """Acquire with the lock's default timeout and blocking mode."""
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> bool:
+        """Release one level."""
+
+    def _acquire_as(
+        self,
+        owner: int,
+        timeout: float | None = None,
+        *,
+        blocking: bool | None = None,
+        cancel: CoordCancel | None = None,
+    ) -> bool:
+        """Acquire for an explicit owner id (used by the asyncio layer). True if newly taken."""
+
+    def _release_as(self, owner: int, force: bool = False) -> bool:
+        """Release for an explicit owner id. False if that owner held nothing."""
+
+    def _lock_count_as(self, owner: int) -> int:
+        """The re-entry depth of an explicit owner id."""
+
+    def _token_as(self, owner: int) -> int:
+        """The owner's fencing token, drawn durably (in the holder's session) on first use.
+
+        Raises:
+            LockLost: the owner does not hold the lock, or it is lost.
+        """
+
+    def _ensure_held_as(self, owner: int) -> None:
+        """Check with the backend that the owner still holds the lock.
+
+        Raises:
+            LockLost: it does not.
+        """
+
+    def _fenced_write_as(self, owner: int, value: bytes | str) -> None:
+        """Store ``value`` under the lock's name, fenced by the owner's token, from the holder's own
+        session: it lands only while the lock is held and the token is the newest drawn.
+
+        Raises:
+            LockLost: the owner does not hold the lock, or it is lost.
+            StaleToken: a newer token was drawn (possible for shared holders); nothing was written.
+        """
+
+    def _lost_as(self, owner: int) -> bool:
+        """Whether the backend already knows the owner's hold is lost (no round trip)."""
+
+    @property
+    def is_locked(self) -> bool:
+        """True while some owner in this process holds the lock through this object."""
+
+    @property
+    def lock_counter(self) -> int:
+        """How many times the calling thread has acquired without releasing."""
+
+    @property
+    def name(self) -> str:
+        """The lock's name."""
+
+    @property
+    def lock_file(self) -> str:
+        """The lock's name (``FileLock`` spells it ``lock_file``; ``Timeout.lock_file`` holds it too)."""
+
+    @property
+    def timeout(self) -> float:
+        """The default timeout in seconds (settable)."""
+
+    @timeout.setter
+    def timeout(self, value: float) -> None: ...
+    @property
+    def blocking(self) -> bool:
+        """The default blocking mode."""
+
+    @property
+    def shared(self) -> bool:
+        """True for a shared lock."""
+
+    @property
+    def purpose(self) -> str | None:
+        """The purpose shown to others."""
+
+@final
+class CoordAcquired:
+    """Returned by ``CoordLock.acquire()``; entering gives the lock, exiting releases it."""
+
+    def __enter__(self) -> CoordLock: ...
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> bool: ...
+
+@final
+class CoordCancel:
+    """Cancels coordinator waits from another thread (sticky: every later wait using it ends too)."""
+
+    def __new__(cls) -> Self: ...
+    def cancel(self) -> None:
+        """Cancel every present and future wait that uses this."""
+
+    @property
+    def cancelled(self) -> bool:
+        """Whether ``cancel()`` was called."""
+
+def _coord_schema_sql(schema: str = "ferrolock") -> str:
+    """The SQL that creates the coordinator's PostgreSQL schema (``ferrolock schema --sql``)."""
+
+@final
+class _RawAdvisory:
+    """A bare ``pg_advisory_lock`` session through the same client library: the benchmark's floor."""
+
+    def __new__(cls, url: str) -> Self: ...
+    def lock(self, key: int) -> None:
+        """``pg_advisory_lock(key)``, waiting in the server."""
+
+    def try_lock(self, key: int) -> bool:
+        """``pg_try_advisory_lock(key)``: one attempt."""
+
+    def unlock(self, key: int) -> None:
+        """``pg_advisory_unlock(key)``."""
+
+# The legacy layouts' file names (from the core modules that own each layout).
+LOCK_SUFFIX: Final = ".lock"
+JOB_LOCK_FILE: Final = ".lock"
+JOBS_INDEX_LOCK_FILE: Final = ".jobs_index.lock"
+WORKSPACE_DIR: Final = "workspace"
+WORKSPACE_SETUP_LOCK_FILE: Final = ".workspace_setup.lock"
+SCOPE_RUNNING_DIR: Final = ".running"
+SCOPE_SENTINEL_FILE: Final = ".acquire.lock"
+BLACKBOX5_STATE_LOCK_FILE: Final = "STATE.lock"
+TODO2_DIR: Final = ".todo2"
+TODO2_LOCKS_DIR: Final = "locks"
+TODO2_STATE_LOCK_FILE: Final = "state.todo2.json.lock"
+TODO2_TASK_LOCK_PREFIX: Final = "task_"

@@ -1,7 +1,8 @@
 """The ``ferrolock`` command.
 
 ``ferrolock run LOCKFILE -- CMD...`` is the ``flock(1)`` of this library: it holds LOCKFILE (waiting in
-the kernel) while CMD runs, writes a holder record naming CMD, and exits with CMD's status.
+the kernel) while CMD runs, writes a holder record naming CMD's program (never its arguments, which may
+hold secrets: the record is readable by whoever can read the lock file), and exits with CMD's status.
 """
 
 from __future__ import annotations
@@ -9,13 +10,12 @@ from __future__ import annotations
 import argparse
 import math
 import os
-import shlex
 import signal
 import subprocess
 import sys
 from collections.abc import Sequence
 
-from . import FileLock, Timeout, __version__
+from . import CoordLock, FileLock, LockError, Timeout, __version__, connect
 
 # Signals a runner passes on to its command, so Ctrl-C or a supervisor's SIGTERM reach the work, not
 # just the lock holder (which then exits with the command's status and releases the lock).
@@ -30,15 +30,23 @@ def _run(args: argparse.Namespace) -> int:
         print("ferrolock run: no command given (usage: ferrolock run LOCKFILE -- CMD...)", file=sys.stderr)
         return 2
     timeout = 0.0 if args.nonblock else (-1.0 if args.timeout is None else args.timeout)
-    purpose = args.purpose or f"ferrolock run: {shlex.join(command)}"
-    lock = FileLock(args.lockfile, shared=args.shared, purpose=purpose)
+    purpose = args.purpose or _default_purpose(command)
+    lock: FileLock | CoordLock
+    try:
+        if args.url:
+            lock = connect(args.url).lock(args.lockfile, shared=args.shared, purpose=purpose)
+        else:
+            lock = FileLock(args.lockfile, shared=args.shared, purpose=purpose)
+    except LockError as exc:
+        print(f"ferrolock: {exc}", file=sys.stderr)
+        return 1
     try:
         lock.acquire(timeout=timeout)
     except Timeout as exc:
         if args.verbose or not args.nonblock:
             print(f"ferrolock: {exc}", file=sys.stderr)
         return int(args.conflict_exit_code)
-    except OSError as exc:
+    except (OSError, LockError) as exc:
         print(f"ferrolock: {exc}", file=sys.stderr)
         return 1
     try:
@@ -69,6 +77,12 @@ def _exit_status(text: str) -> int:
     if not 0 <= value <= 255:
         raise argparse.ArgumentTypeError(f"expected an exit status from 0 to 255, not {text!r}")
     return value
+
+
+def _default_purpose(command: list[str]) -> str:
+    """What a record says by default: the program's name only. Arguments can hold tokens and
+    passwords, and a record is readable by anyone who can read the lock file, after the command ends."""
+    return f"ferrolock run: {os.path.basename(command[0]) or command[0]}"
 
 
 def _run_command(command: list[str]) -> int:
@@ -103,7 +117,8 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser(
         "run",
         help="hold a lock file while a command runs (like flock(1))",
-        description="Hold LOCKFILE while CMD runs; exit with CMD's status. The holder record names CMD.",
+        description="Hold LOCKFILE while CMD runs; exit with CMD's status. The holder record names CMD's "
+        "program, not its arguments (anyone who can read LOCKFILE can read the record).",
     )
     run.add_argument("--shared", "-s", action="store_true", help="take a shared lock (default: exclusive)")
     run.add_argument(
@@ -118,9 +133,16 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="N",
         help="exit status (0-255) when the lock could not be taken (default 1)",
     )
-    run.add_argument("--purpose", help="purpose for the holder record (default: the command line)")
+    run.add_argument(
+        "--purpose", help="purpose for the holder record (default: the program's name; never its arguments)"
+    )
     run.add_argument("--verbose", "-v", action="store_true", help="report conflicts on stderr even with -n")
-    run.add_argument("lockfile", help="the lock file (created if missing)")
+    run.add_argument(
+        "--url", help="hold the lock NAME of this coordinator (file://DIR or postgresql://...) instead of a lock file"
+    )
+    run.add_argument(
+        "lockfile", metavar="LOCKFILE|NAME", help="the lock file (created if missing), or with --url the lock name"
+    )
     run.add_argument("command", nargs=argparse.REMAINDER, help="-- CMD [ARGS...]")
     run.set_defaults(handler=_run)
 
@@ -133,7 +155,19 @@ def build_parser() -> argparse.ArgumentParser:
     )
     status.add_argument("dirs", nargs="*", default=["."], metavar="DIR")
     status.add_argument("--json", action="store_true", help="machine-readable output (schema: version 1)")
+    status.add_argument("--url", help="list the locks of this coordinator (file://DIR or postgresql://...) instead")
     status.set_defaults(handler=_status)
+
+    schema = sub.add_parser(
+        "schema",
+        help="create or upgrade the coordinator's PostgreSQL schema (for an administrator)",
+        description="Create or upgrade the coordinator's schema in the database of URL (what the first user "
+        "does automatically when its role may), or print the SQL with --sql.",
+    )
+    schema.add_argument("--url", help="postgresql://... (schema= chooses the schema name)")
+    schema.add_argument("--sql", action="store_true", help="print the SQL instead of applying it")
+    schema.add_argument("--schema", default="ferrolock", help="schema name for --sql (default ferrolock)")
+    schema.set_defaults(handler=_schema)
 
     clean = sub.add_parser(
         "clean",
@@ -156,9 +190,31 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _status(args: argparse.Namespace) -> int:
+    if args.url:
+        from ._coord import print_status
+
+        return print_status(args.url, args.json)
     from ._status import status
 
     return status([os.path.abspath(d) for d in args.dirs], args.json)
+
+
+def _schema(args: argparse.Namespace) -> int:
+    from ._ferrolock import _coord_schema_sql
+
+    if args.sql:
+        print(_coord_schema_sql(args.schema))
+        return 0
+    if not args.url:
+        print("ferrolock schema: give --url postgresql://... (or --sql)", file=sys.stderr)
+        return 2
+    try:
+        coord = connect(args.url)  # creates or upgrades the schema, as any first user would
+    except LockError as exc:
+        print(f"ferrolock: {exc}", file=sys.stderr)
+        return 1
+    print(f"ferrolock: the coordinator schema at {coord.url} is ready")
+    return 0
 
 
 def _clean(args: argparse.Namespace) -> int:

@@ -15,7 +15,18 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from ._types import HolderRecord
 
-__all__ = ["Cancelled", "CorruptFileError", "InvalidName", "LockError", "Timeout", "WouldDeadlock"]
+__all__ = [
+    "Cancelled",
+    "CoordinatorError",
+    "CorruptFileError",
+    "InvalidName",
+    "LockError",
+    "LockLost",
+    "StaleToken",
+    "Timeout",
+    "UntrustedPathError",
+    "WouldDeadlock",
+]
 
 
 class LockError(Exception):
@@ -85,6 +96,18 @@ class InvalidName(LockError, ValueError):
     directory (``..``, ``/``, an absolute path) or contains a NUL byte."""
 
 
+class UntrustedPathError(LockError, PermissionError):
+    """A path leads through something another user controls, so ferrolock refuses to use it.
+
+    In a directory that users other than its owner may write (world-writable, or sticky and
+    group-writable, like ``/tmp``), ferrolock follows a symbolic link only if it belongs to you or to
+    the directory's owner, and uses a lock, state or marker file only if it belongs to you or to the
+    directory's owner (its owner could delete or replace it at any moment). The message names the link
+    or file, its owner and the directory; ``errno`` is ``EACCES`` and ``filename`` the path asked for.
+    See the README's *Security* section.
+    """
+
+
 class CorruptFileError(LockError, ValueError):
     """A file that must hold a known format does not parse. Nothing was overwritten.
 
@@ -100,3 +123,47 @@ class CorruptFileError(LockError, ValueError):
 
     def __reduce__(self) -> tuple[type[CorruptFileError], tuple[str, str]]:
         return (type(self), (self.path, self.reason))
+
+
+class LockLost(LockError):
+    """A coordinator lock is no longer held: its lease ran out (the holder was paused or cut off), its
+    session ended (server restart, network failure), or the caller never held it. Whatever the lock
+    protected may already belong to someone else: stop, do not write.
+
+    Attributes:
+        name: The lock's name.
+        reason: What ended it.
+    """
+
+    def __init__(self, name: str, reason: str) -> None:
+        self.name = name
+        self.reason = reason
+        super().__init__(f"the lock {name!r} is lost: {reason}")
+
+    def __reduce__(self) -> tuple[type[LockLost], tuple[str, str]]:
+        return (type(self), (self.name, self.reason))
+
+
+class StaleToken(LockLost):
+    """A write fenced by a lock's token was refused because the lock has since been granted to a newer
+    holder (whose token is larger). The write did not happen.
+
+    Attributes:
+        name: The lock's name.
+        token: The refused token.
+        current: The newest token granted for the lock.
+    """
+
+    def __init__(self, name: str, token: int, current: int) -> None:
+        self.token = token
+        self.current = current
+        super().__init__(name, f"stale fencing token {token}: the lock has since been granted with token {current}")
+
+    def __reduce__(self) -> tuple[type[StaleToken], tuple[str, int, int]]:  # type: ignore[override]
+        return (type(self), (self.name, self.token, self.current))
+
+
+class CoordinatorError(LockError):
+    """The coordinator's backend failed or refused: a bad URL, a connection or server error, a missing
+    schema the role may not create (the message names the command an administrator runs), or a
+    connection pooler in transaction mode, which would break session locks."""

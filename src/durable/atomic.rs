@@ -1,32 +1,42 @@
 //! Atomic, durable replacement of a file, with an optional hard-link backup of the previous version.
 //!
-//! The sequence (`spec/anchors.md` section 4, in that order):
+//! The sequence, in that order:
 //!
-//! 1. create a temporary file in the target's directory (`O_CREAT|O_EXCL`, unique name), so the final
-//!    `rename` stays within one filesystem;
-//! 2. write everything, give it the old file's permission bits, `fsync` it (without this, ext4 can
-//!    persist the rename before the data: the "empty file after a crash" failure);
-//! 3. backup: hard-link the current target to a temporary name, then rename that over the backup, so
-//!    the backup is always a complete file (no copy, no window with a half-written backup);
-//! 4. `rename` the temporary file over the target: readers see the old file or the new one, never a mix;
-//! 5. `fsync` the directory, so the rename itself survives a crash.
+//! 1. find the target's directory under the link rule ([`locate`]: in a directory other users can
+//!    write, a symlink is followed only if it belongs to the caller or the directory's owner, on any
+//!    component of the path), and do every later step relative to that directory's descriptor, so
+//!    nothing swapped in after the check is written through;
+//! 2. create a temporary file in that directory (`O_CREAT|O_EXCL|O_NOFOLLOW`, unique name, so the
+//!    final rename stays within one filesystem) with the final mode (the old file's, or the one asked
+//!    for), and set exactly that mode before the first byte: the new content is never readable by
+//!    anyone the finished file would not let read it;
+//! 3. write everything and `fsync` it (without this, ext4 can persist the rename before the data: the
+//!    "empty file after a crash" failure);
+//! 4. backup: hard-link the current target to a staging name, then rename that over the backup, so the
+//!    backup is always a complete file (no copy, no window with a half-written backup);
+//! 5. rename the temporary file over the target: readers see the old file or the new one, never a mix;
+//! 6. `fsync` the directory, so the rename itself survives a crash.
 //!
 //! Any error (including a failed `fsync`) fails the call, removes the temporary files and leaves the
 //! target as it was. Callers that need the read-modify-write to be atomic take a lock around it.
 
-use std::ffi::OsString;
-use std::fs::{self, File, OpenOptions};
-use std::io::{self, Write};
+use std::ffi::{OsStr, OsString};
+use std::fs::File;
+use std::io::{self, Read, Write};
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use nix::libc;
+use nix::errno::Errno;
+use nix::fcntl::{AtFlags, renameat};
+use nix::sys::stat::{FileStat, Mode, fchmod};
+use nix::unistd::{UnlinkatFlags, linkat, unlinkat};
 
-use super::faults::hit;
 use crate::error::{Error, Result};
+use crate::failpoints::{Failpoint, hit};
+use crate::sys::fs::{create_new_at, open_untrusted_at};
+use crate::sys::{FileKind, FinalLink, Located, locate};
 
 /// How [`atomic_write`] names its temporary file.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -65,58 +75,65 @@ impl Default for WriteOptions {
     }
 }
 
+/// Why a file of another user in a shared directory is not replaced or read as ours.
+pub(crate) const NOT_YOURS: &str = "its owner can replace or remove it at any moment";
+
 /// Replaces `path` with `data` atomically and durably. See the module docs for the exact sequence.
 ///
-/// If `path` is a symbolic link, the file it points to is replaced (the link stays a link), and the
-/// directory synced is the target's: a state file may legitimately be a symlink.
+/// If `path` is a symbolic link that the link rule lets ferrolock follow (outside shared directories,
+/// or one that belongs to the caller or to the directory's owner), the file it points to is replaced
+/// (the link stays a link) and the directory synced is the target's: a state file may legitimately
+/// be a symlink.
 ///
 /// # Errors
-/// [`Error::Io`] naming the failed step. The target is then unchanged and no temporary file remains.
-/// [`Error::InvalidArgument`] for a `mode` beyond `0o777`, before anything is touched.
+/// [`Error::UntrustedLink`] / [`Error::UntrustedFile`] for a path through something another user
+/// controls; [`Error::Io`] naming the failed step. The target is then unchanged and no temporary file
+/// remains. [`Error::InvalidArgument`] for a `mode` beyond `0o777`, before anything is touched.
 pub fn atomic_write(path: &Path, data: &[u8], opts: &WriteOptions) -> Result<()> {
     opts.mode.map(crate::mode::check).transpose()?;
-    let target = resolve_symlink(path)?;
-    let dir = parent_dir(&target);
-    let old_mode = match fs::metadata(&target) {
-        Ok(meta) if meta.is_file() => Some(meta.permissions().mode() & 0o7777),
-        Ok(meta) => {
-            // "directory" maps to IsADirectoryError in Python, as `open()` of a directory raises.
-            let kind = if meta.is_dir() {
-                "directory"
-            } else {
-                "FIFO, socket or device"
-            };
-            return Err(Error::NotRegularFile { path: target, kind });
-        }
-        Err(e) if e.kind() == io::ErrorKind::NotFound => None,
-        Err(e) => return Err(Error::io("stat", &target, e)),
+    let target = locate(path, FinalLink::Follow, false)?;
+    write_at(&target, data, opts)
+}
+
+/// [`atomic_write`] to a target already located (its symlinks followed under the rule).
+pub(crate) fn write_at(target: &Located, data: &[u8], opts: &WriteOptions) -> Result<()> {
+    let old_mode = existing(target)?.map(|st| st.st_mode & 0o7777);
+    let mode = opts.mode.or(old_mode);
+    let fixed = match &opts.temp {
+        TempName::Fixed(path) => Some(locate(path, FinalLink::Keep, false)?),
+        TempName::Unique => None,
     };
-    let mut temp = TempFile::create(&target, &opts.temp)?;
+    let mut temp = match &fixed {
+        Some(fixed) => TempFile::create_fixed(fixed, mode)?,
+        None => TempFile::create_unique(target, mode)?,
+    };
     let result = (|| {
         temp.write(data)?;
-        if let Some(mode) = opts.mode.or(old_mode) {
-            hit("atomic_write:chmod")
-                .and_then(|()| temp.file.set_permissions(fs::Permissions::from_mode(mode)))
-                .map_err(|e| Error::io("set permissions of", &temp.path, e))?;
-        }
         if opts.durable {
-            hit("atomic_write:fsync_temp")
+            hit(Failpoint::AtomicWriteFsyncTemp)
                 .and_then(|()| temp.file.sync_all())
-                .map_err(|e| Error::io("fsync", &temp.path, e))?;
+                .map_err(|e| Error::io("fsync", temp.path(), e))?;
         }
         if let Some(backup) = &opts.backup
             && old_mode.is_some()
         {
-            replace_backup(&target, backup, opts.durable)?;
+            replace_backup(target, backup, opts.durable)?;
         }
-        hit("atomic_write:rename")
-            .and_then(|()| fs::rename(&temp.path, &target))
-            .map_err(|e| Error::io("rename temporary file over", &target, e))?;
+        hit(Failpoint::AtomicWriteRename)
+            .and_then(|()| {
+                Ok(renameat(
+                    temp.at.dir.fd(),
+                    temp.at.name.as_os_str(),
+                    target.dir.fd(),
+                    target.name.as_os_str(),
+                )?)
+            })
+            .map_err(|e| Error::io("rename temporary file over", target.path(), e))?;
         temp.persisted = true;
         if opts.durable {
-            hit("atomic_write:fsync_dir")
-                .and_then(|()| sync_dir(&dir))
-                .map_err(|e| Error::io("fsync directory", &dir, e))?;
+            hit(Failpoint::AtomicWriteFsyncDir)
+                .and_then(|()| target.dir.sync())
+                .map_err(|e| Error::io("fsync directory", target.dir.path(), e))?;
         }
         Ok(())
     })();
@@ -124,51 +141,99 @@ pub fn atomic_write(path: &Path, data: &[u8], opts: &WriteOptions) -> Result<()>
     result
 }
 
-/// Makes `backup` a complete copy of `target`'s current content: hard-link `target` to a temporary
-/// name, then rename that over `backup`. At every instant `backup` is either the previous backup or
-/// the current target, never partial.
-pub(crate) fn replace_backup(target: &Path, backup: &Path, durable: bool) -> Result<()> {
-    if same_file(target, backup) {
+/// The status of the file at `target`, `None` if there is none. Anything but a regular file is an
+/// error, and so is another user's file in a shared directory (see [`NOT_YOURS`]).
+pub(crate) fn existing(target: &Located) -> Result<Option<FileStat>> {
+    let st = target
+        .dir
+        .stat(&target.name)
+        .map_err(|e| Error::io("stat", target.path(), e))?;
+    let Some(st) = st else { return Ok(None) };
+    match FileKind::of_mode(st.st_mode) {
+        FileKind::Regular if target.dir.trusts(st.st_uid) => Ok(Some(st)),
+        FileKind::Regular => Err(Error::UntrustedFile {
+            path: target.path(),
+            owner: st.st_uid,
+            dir_owner: target.dir.uid(),
+            why: NOT_YOURS,
+        }),
+        kind => Err(Error::NotRegularFile {
+            path: target.path(),
+            kind: kind.word(),
+        }),
+    }
+}
+
+/// Makes `backup` a complete copy of `target`'s current content: hard-link `target` to a staging
+/// name beside the backup, then rename that over `backup`. At every instant `backup` is either the
+/// previous backup or the current target, never partial. A symlink at `backup` is replaced, never
+/// followed.
+pub(crate) fn replace_backup(target: &Located, backup: &Path, durable: bool) -> Result<()> {
+    let backup = locate(backup, FinalLink::Keep, false)?;
+    if same_file(target, &backup) {
         // Already the current version (a previous write failed after updating the backup). rename(2)
         // of two links to one inode "does nothing and succeeds", which would strand the staging link.
         return Ok(());
     }
-    let staging = unique_sibling(backup, "bak");
-    let linked = hit("atomic_write:backup_link").and_then(|()| fs::hard_link(target, &staging));
+    let staging = unique_name(&backup.name, "bak");
+    let remove_staging = || {
+        let _ = unlinkat(backup.dir.fd(), staging.as_os_str(), UnlinkatFlags::NoRemoveDir);
+    };
+    let linked = hit(Failpoint::AtomicWriteBackupLink).and_then(|()| {
+        Ok(linkat(
+            target.dir.fd(),
+            target.name.as_os_str(),
+            backup.dir.fd(),
+            staging.as_os_str(),
+            AtFlags::empty(),
+        )?)
+    });
     if let Err(e) = linked {
-        // No hard links here (some FUSE/SMB/exFAT mounts): fall back to copy + fsync.
+        // No hard links here (some FUSE/SMB/exFAT mounts) or the backup is on another filesystem:
+        // fall back to a copy, made as carefully as the temporary file of a write.
         if !matches!(
             e.raw_os_error(),
-            Some(libc::EPERM | libc::EXDEV | libc::ENOTSUP | libc::EMLINK)
+            Some(nix::libc::EPERM | nix::libc::EXDEV | nix::libc::ENOTSUP | nix::libc::EMLINK)
         ) {
-            return Err(Error::io("hard-link backup of", target, e));
+            return Err(Error::io("hard-link backup of", target.path(), e));
         }
-        copy_durably(target, &staging, durable).map_err(|e| {
-            let _ = fs::remove_file(&staging);
-            Error::io("copy backup of", target, e)
+        copy_durably(target, &backup, &staging, durable).map_err(|e| {
+            remove_staging();
+            Error::io("copy backup of", target.path(), e)
         })?;
     }
-    hit("atomic_write:backup_rename")
-        .and_then(|()| fs::rename(&staging, backup))
+    hit(Failpoint::AtomicWriteBackupRename)
+        .and_then(|()| {
+            Ok(renameat(
+                backup.dir.fd(),
+                staging.as_os_str(),
+                backup.dir.fd(),
+                backup.name.as_os_str(),
+            )?)
+        })
         .map_err(|e| {
-            let _ = fs::remove_file(&staging);
-            Error::io("rename backup into place at", backup, e)
+            remove_staging();
+            Error::io("rename backup into place at", backup.path(), e)
         })
 }
 
-fn same_file(a: &Path, b: &Path) -> bool {
-    use std::os::unix::fs::MetadataExt;
-    match (fs::metadata(a), fs::metadata(b)) {
-        (Ok(x), Ok(y)) => x.dev() == y.dev() && x.ino() == y.ino(),
+fn same_file(a: &Located, b: &Located) -> bool {
+    match (a.dir.stat(&a.name), b.dir.stat(&b.name)) {
+        (Ok(Some(x)), Ok(Some(y))) => x.st_dev == y.st_dev && x.st_ino == y.st_ino,
         _ => false,
     }
 }
 
-fn copy_durably(from: &Path, to: &Path, durable: bool) -> io::Result<()> {
-    let data = fs::read(from)?;
-    let mut out = OpenOptions::new().write(true).create_new(true).mode(0o600).open(to)?;
+/// Copies `from` to the new file `name` beside `to`, created with `from`'s mode before its first byte.
+fn copy_durably(from: &Located, to: &Located, name: &OsStr, durable: bool) -> io::Result<()> {
+    let source = open_untrusted_at(from.dir.fd(), &from.name)?;
+    let meta = source.metadata()?;
+    let mut data = Vec::with_capacity(usize::try_from(meta.len()).unwrap_or(0));
+    (&source).read_to_end(&mut data)?;
+    let mode = std::os::unix::fs::PermissionsExt::mode(&meta.permissions()) & 0o7777;
+    let mut out = create_new_at(to.dir.fd(), name, mode)?;
+    fchmod(&out, Mode::from_bits_truncate(mode))?;
     out.write_all(&data)?;
-    out.set_permissions(fs::metadata(from)?.permissions())?;
     if durable {
         out.sync_all()?;
     }
@@ -176,48 +241,70 @@ fn copy_durably(from: &Path, to: &Path, durable: bool) -> io::Result<()> {
 }
 
 /// A temporary file that removes itself unless `persisted`.
-struct TempFile {
-    path: PathBuf,
+struct TempFile<'a> {
+    at: TempAt<'a>,
     file: File,
     persisted: bool,
 }
 
-impl TempFile {
-    fn create(target: &Path, name: &TempName) -> Result<Self> {
-        hit("atomic_write:create_temp").map_err(|e| Error::io("create temporary file for", target, e))?;
-        let open = |path: &Path| {
-            OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .mode(0o666)
-                .custom_flags(libc::O_CLOEXEC | libc::O_NOFOLLOW)
-                .open(path)
-        };
-        let (path, file) = match name {
-            TempName::Unique => loop {
-                let path = unique_sibling(target, "tmp");
-                match open(&path) {
-                    Ok(file) => break (path, file),
-                    Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
-                    Err(e) => return Err(Error::io("create temporary file", path, e)),
-                }
-            },
-            TempName::Fixed(path) => {
-                // A leftover from a crashed writer: the caller holds the writers' lock, so it is stale.
-                match fs::remove_file(path) {
-                    Ok(()) => log::info!(target: "ferrolock::durable", "removed stale {}", path.display()),
-                    Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-                    Err(e) => return Err(Error::io("remove stale temporary file", path, e)),
-                }
-                let file = open(path).map_err(|e| Error::io("create temporary file", path, e))?;
-                (path.clone(), file)
+/// Where a temporary file is: a name in a located directory (the target's, or a fixed path's).
+struct TempAt<'a> {
+    dir: &'a crate::sys::Dir,
+    name: OsString,
+}
+
+impl<'a> TempFile<'a> {
+    /// `.<name>.tmp-*` beside the target.
+    fn create_unique(target: &'a Located, mode: Option<u32>) -> Result<Self> {
+        hit(Failpoint::AtomicWriteCreateTemp).map_err(|e| Error::io("create temporary file for", target.path(), e))?;
+        loop {
+            let name = unique_name(&target.name, "tmp");
+            match create_new_at(target.dir.fd(), &name, mode.unwrap_or(0o666)) {
+                Ok(file) => return Self::with_mode(TempAt { dir: &target.dir, name }, file, mode),
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+                Err(e) => return Err(Error::io("create temporary file", target.dir.join(&name), e)),
             }
-        };
-        Ok(Self {
-            path,
+        }
+    }
+
+    /// The fixed path, replacing a leftover of a crashed writer (the caller holds the writers' lock,
+    /// so any file there is stale; a symlink there is removed, not followed).
+    fn create_fixed(fixed: &'a Located, mode: Option<u32>) -> Result<Self> {
+        hit(Failpoint::AtomicWriteCreateTemp).map_err(|e| Error::io("create temporary file for", fixed.path(), e))?;
+        match unlinkat(fixed.dir.fd(), fixed.name.as_os_str(), UnlinkatFlags::NoRemoveDir) {
+            Ok(()) => log::info!(target: "ferrolock::durable", "removed stale {}", fixed.path().display()),
+            Err(Errno::ENOENT) => {}
+            Err(e) => return Err(Error::io("remove stale temporary file", fixed.path(), e.into())),
+        }
+        let file = create_new_at(fixed.dir.fd(), &fixed.name, mode.unwrap_or(0o666))
+            .map_err(|e| Error::io("create temporary file", fixed.path(), e))?;
+        Self::with_mode(
+            TempAt {
+                dir: &fixed.dir,
+                name: fixed.name.clone(),
+            },
+            file,
+            mode,
+        )
+    }
+
+    /// Sets the final mode exactly (the umask may have taken bits away) before anything is written.
+    fn with_mode(at: TempAt<'a>, file: File, mode: Option<u32>) -> Result<Self> {
+        let temp = Self {
+            at,
             file,
             persisted: false,
-        })
+        };
+        if let Some(mode) = mode {
+            hit(Failpoint::AtomicWriteChmod)
+                .and_then(|()| Ok(fchmod(&temp.file, Mode::from_bits_truncate(mode))?))
+                .map_err(|e| Error::io("set permissions of", temp.path(), e))?;
+        }
+        Ok(temp)
+    }
+
+    fn path(&self) -> PathBuf {
+        self.at.dir.join(&self.at.name)
     }
 
     fn write(&mut self, data: &[u8]) -> Result<()> {
@@ -225,59 +312,32 @@ impl TempFile {
         let (first, second) = data.split_at(data.len() / 2);
         self.file
             .write_all(first)
-            .and_then(|()| hit("atomic_write:write"))
+            .and_then(|()| hit(Failpoint::AtomicWriteWrite))
             .and_then(|()| self.file.write_all(second))
-            .map_err(|e| Error::io("write temporary file", &self.path, e))
+            .map_err(|e| Error::io("write temporary file", self.path(), e))
     }
 }
 
-impl Drop for TempFile {
+impl Drop for TempFile<'_> {
     fn drop(&mut self) {
         if !self.persisted {
-            let _ = fs::remove_file(&self.path);
+            let _ = unlinkat(self.at.dir.fd(), self.at.name.as_os_str(), UnlinkatFlags::NoRemoveDir);
         }
     }
 }
 
-/// `.<name>.<tag>-<pid>-<nanos>-<n>` in `path`'s directory: unique across processes (pid) and
-/// within one (a counter), and hidden so directory listings and globs skip it.
-fn unique_sibling(path: &Path, tag: &str) -> PathBuf {
+/// `.<name>.<tag>-<pid>-<nanos>-<n>`: unique across processes (pid) and within one (a counter), and
+/// hidden so directory listings and globs skip it.
+fn unique_name(name: &OsStr, tag: &str) -> OsString {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     let n = COUNTER.fetch_add(1, Ordering::Relaxed);
     let nanos = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.subsec_nanos());
-    let mut name = OsString::from(".");
-    name.push(path.file_name().unwrap_or_default());
-    name.push(format!(".{tag}-{}-{nanos:x}-{n}", std::process::id()));
-    parent_dir(path).join(name)
-}
-
-pub(crate) fn parent_dir(path: &Path) -> PathBuf {
-    match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-        _ => PathBuf::from("."),
-    }
-}
-
-/// Follows a symlinked target to the file it names (one level at a time, relative links resolved
-/// against the link's directory), so the rename replaces that file and not the link.
-pub(crate) fn resolve_symlink(path: &Path) -> Result<PathBuf> {
-    let mut current = path.to_path_buf();
-    for _ in 0..40 {
-        match fs::read_link(&current) {
-            Ok(dest) => current = parent_dir(&current).join(dest),
-            Err(e) if e.raw_os_error() == Some(libc::EINVAL) || e.kind() == io::ErrorKind::NotFound => {
-                return Ok(current);
-            }
-            Err(e) => return Err(Error::io("read symlink", &current, e)),
-        }
-    }
-    Err(Error::io(
-        "resolve symlink",
-        path,
-        io::Error::from_raw_os_error(libc::ELOOP),
-    ))
+    let mut unique = OsString::from(".");
+    unique.push(name);
+    unique.push(format!(".{tag}-{}-{nanos:x}-{n}", std::process::id()));
+    unique
 }
 
 /// `fsync` on a directory, making renames and creations in it durable.
@@ -285,24 +345,24 @@ pub fn sync_dir(dir: &Path) -> io::Result<()> {
     File::open(dir)?.sync_all()
 }
 
-/// Removes regular files named `.<name>.<tag>-*` beside `path` (the names `atomic_write` gives its
+/// Removes regular files named `.<name>.<tag>-*` beside `at` (the names `atomic_write` gives its
 /// temporary files and backup staging links). Only safe while holding a lock that every writer of
-/// `path` holds while such a file exists: then they are all leftovers of crashed writers.
-pub(crate) fn sweep(path: &Path, tag: &str) {
-    let Some(name) = path.file_name() else { return };
+/// the file holds while such a file exists: then they are all leftovers of crashed writers.
+pub(crate) fn sweep(at: &Located, tag: &str) {
     let mut prefix = OsString::from(".");
-    prefix.push(name);
+    prefix.push(&at.name);
     prefix.push(format!(".{tag}-"));
-    let dir = parent_dir(path);
-    let Ok(entries) = fs::read_dir(&dir) else { return };
-    for entry in entries.flatten() {
-        let stale =
-            entry.file_name().as_bytes().starts_with(prefix.as_bytes()) && entry.file_type().is_ok_and(|t| t.is_file());
+    let Ok(names) = crate::sys::fs::entry_names(at.dir.fd()) else {
+        return;
+    };
+    for name in names {
+        let stale = name.as_bytes().starts_with(prefix.as_bytes())
+            && matches!(at.dir.stat(&name), Ok(Some(st)) if FileKind::of_mode(st.st_mode) == FileKind::Regular);
         if !stale {
             continue;
         }
-        let leftover = entry.path();
-        match fs::remove_file(&leftover) {
+        let leftover = at.dir.join(&name);
+        match unlinkat(at.dir.fd(), name.as_os_str(), UnlinkatFlags::NoRemoveDir) {
             Ok(()) => {
                 log::info!(target: "ferrolock::durable", "removed {} left by a crashed writer", leftover.display());
             }

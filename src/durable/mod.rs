@@ -2,9 +2,8 @@
 //! read-modify-write.
 
 mod atomic;
-pub mod faults;
 mod state_file;
 
-pub(crate) use atomic::sweep;
 pub use atomic::{TempName, WriteOptions, atomic_write, sync_dir};
+pub(crate) use atomic::{existing, sweep, write_at};
 pub use state_file::{StateEdit, StateFile, StateFileOptions};

@@ -6,6 +6,10 @@
 //! * Every write is an [`atomic_write`]: readers that take no lock see the old content or the new, never
 //!   a mix, and a crash at any point leaves the file complete (old or new) and the backup complete (the
 //!   previous version, kept by hard link).
+//! * Every operation finds the file under the link rule (see [`atomic_write`]): in a directory other
+//!   users can write, a symlink that is neither the caller's nor the directory owner's is never
+//!   followed, on any component of the path, and another user's file there is neither read nor
+//!   replaced. A symlinked state file of one's own is followed (the link stays a link).
 //! * A crashed writer can leave a temporary file or a backup staging link behind. The next writer
 //!   removes them while it holds the lock, when nobody else can be writing, so crashes never pile up
 //!   litter (this assumes every writer of the file goes through the same lock file).
@@ -25,19 +29,19 @@
 //! ```
 
 use std::ffi::OsString;
-use std::fs;
+use std::fs::File;
 use std::io::{self, Read};
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
-use nix::libc;
+use nix::errno::Errno;
+use nix::unistd::{UnlinkatFlags, unlinkat};
 
-use super::atomic::{
-    TempName, WriteOptions, atomic_write, parent_dir, replace_backup, resolve_symlink, sweep, sync_dir,
-};
-use super::faults::hit;
+use super::atomic::{NOT_YOURS, TempName, WriteOptions, existing, replace_backup, sweep, write_at};
 use crate::error::{Error, Result};
+use crate::failpoints::{Failpoint, hit};
 use crate::lock::{FileLock, LockOptions, Owner, Wait, WaitControl};
+use crate::sys::fs::open_untrusted_at;
+use crate::sys::{FileKind, FinalLink, ForkLocal, Located, locate};
 
 /// Where a [`StateFile`] keeps its lock, backup and temporary file.
 #[derive(Clone, Debug, Default)]
@@ -62,6 +66,10 @@ pub struct StateFile {
     path: PathBuf,
     lock: FileLock,
     write: WriteOptions,
+    /// Owners inside an edit of this object, with the fork generation they were recorded in. A nested
+    /// edit by the same owner would re-enter the lock, and the outer edit's write would then silently
+    /// undo the inner one's: refused instead. A forked child edits nothing of its parent's.
+    editing: ForkLocal<Vec<Owner>>,
 }
 
 impl StateFile {
@@ -109,6 +117,7 @@ impl StateFile {
         Ok(Self {
             path,
             lock,
+            editing: ForkLocal::new(Vec::new(), Vec::new),
             write: WriteOptions {
                 mode: options.mode,
                 backup: options.backup_path.clone(),
@@ -165,15 +174,52 @@ impl StateFile {
     }
 
     /// [`edit`](Self::edit) for an explicit owner, with cancellation and interrupt checks.
+    ///
+    /// # Errors
+    /// [`Error::NestedEdit`] if `owner` is already inside an edit of this object (see
+    /// [`begin_edit`](Self::begin_edit)); the lock's errors; the read's.
     pub fn edit_as(&self, owner: Owner, wait: Wait, ctl: &mut WaitControl<'_>) -> Result<StateEdit<'_>> {
-        self.lock.acquire_as(owner, wait, ctl)?;
+        self.begin_edit(owner)?;
+        if let Err(e) = self.lock.acquire_as(owner, wait, ctl) {
+            self.end_edit(owner);
+            return Err(e);
+        }
         let mut edit = StateEdit {
             file: self,
             owner,
             current: None,
         };
-        edit.current = self.read()?; // on error, dropping `edit` releases the lock
+        edit.current = self.read()?; // on error, dropping `edit` releases the lock and ends the edit
         Ok(edit)
+    }
+
+    /// Records that `owner` starts an edit of this object, refusing a nested one: the nested edit
+    /// would re-enter the lock, and the outer edit's write would silently undo the inner one's. For
+    /// bindings that cannot hold a [`StateEdit`] across calls (a Python `with` block); pair it with
+    /// [`end_edit`](Self::end_edit). [`edit_as`](Self::edit_as) does both.
+    ///
+    /// # Errors
+    /// [`Error::NestedEdit`].
+    pub fn begin_edit(&self, owner: Owner) -> Result<()> {
+        self.with_editors(|editors| {
+            if editors.contains(&owner) {
+                return Err(Error::NestedEdit {
+                    path: self.path.clone(),
+                });
+            }
+            editors.push(owner);
+            Ok(())
+        })
+    }
+
+    /// Records that `owner`'s edit of this object is over.
+    pub fn end_edit(&self, owner: Owner) {
+        self.with_editors(|editors| editors.retain(|o| *o != owner));
+    }
+
+    /// Runs `f` on the owners editing, after forgetting those inherited through fork.
+    fn with_editors<T>(&self, f: impl FnOnce(&mut Vec<Owner>) -> T) -> T {
+        f(&mut self.editing.lock())
     }
 
     /// Replaces the content under the lock (a blind write).
@@ -225,49 +271,57 @@ impl StateFile {
 
     /// The write itself; the caller holds the lock.
     fn replace_locked(&self, data: &[u8]) -> Result<()> {
-        self.sweep_leftovers();
-        atomic_write(&self.path, data, &self.write)
+        let target = locate(&self.path, FinalLink::Follow, false)?;
+        self.sweep_leftovers(&target);
+        write_at(&target, data, &self.write)
     }
 
     /// Unlinks the state file, first keeping its content at `keep` (by hard link) if given. The
     /// caller holds the lock. A symlinked state file loses only the link.
     fn move_locked(&self, keep: Option<&Path>) -> Result<bool> {
-        let meta = match fs::symlink_metadata(&self.path) {
-            Ok(meta) => meta,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
-            Err(e) => return Err(Error::io("stat", &self.path, e)),
+        let at = match locate(&self.path, FinalLink::Keep, false) {
+            Ok(at) => at,
+            Err(Error::Io { source, .. }) if source.kind() == io::ErrorKind::NotFound => return Ok(false),
+            Err(e) => return Err(e),
         };
-        if meta.is_dir() {
-            return Err(Error::NotRegularFile {
-                path: self.path.clone(),
-                kind: "directory",
-            });
+        let st = at.dir.stat(&at.name).map_err(|e| Error::io("stat", at.path(), e))?;
+        let Some(st) = st else { return Ok(false) };
+        match FileKind::of_mode(st.st_mode) {
+            FileKind::Symlink => {} // only the link goes; what it points to stays
+            FileKind::Regular => {
+                existing(&at)?; // another user's file in a shared directory is not ours to remove
+                if let Some(keep) = keep {
+                    // Link first, unlink second: a crash in between leaves the file in place (still valid).
+                    replace_backup(&at, keep, self.write.durable)?;
+                }
+            }
+            kind => {
+                return Err(Error::NotRegularFile {
+                    path: at.path(),
+                    kind: kind.word(),
+                });
+            }
         }
-        if let Some(keep) = keep.filter(|_| meta.is_file()) {
-            // Link first, unlink second: a crash in between leaves the file in place (still valid).
-            replace_backup(&self.path, keep, self.write.durable)?;
-        }
-        hit("state_file:unlink")
-            .and_then(|()| fs::remove_file(&self.path))
-            .map_err(|e| Error::io("remove", &self.path, e))?;
-        let dir = parent_dir(&self.path);
-        hit("state_file:fsync_dir")
-            .and_then(|()| sync_dir(&dir))
-            .map_err(|e| Error::io("fsync directory", &dir, e))?;
+        hit(Failpoint::StateFileUnlink)
+            .and_then(|()| Ok(unlinkat(at.dir.fd(), at.name.as_os_str(), UnlinkatFlags::NoRemoveDir)?))
+            .map_err(|e| Error::io("remove", at.path(), e))?;
+        hit(Failpoint::StateFileFsyncDir)
+            .and_then(|()| at.dir.sync())
+            .map_err(|e| Error::io("fsync directory", at.dir.path(), e))?;
         Ok(true)
     }
 
     /// Removes what crashed writers left: unique temporary files of this state file and staging
     /// links of its backup. Safe only under the lock, which every writer holds while such a file
     /// exists. Failures are logged, never fatal: the write does not depend on them.
-    fn sweep_leftovers(&self) {
-        if self.write.temp == TempName::Unique
-            && let Ok(target) = resolve_symlink(&self.path)
-        {
-            sweep(&target, "tmp");
+    fn sweep_leftovers(&self, target: &Located) {
+        if self.write.temp == TempName::Unique {
+            sweep(target, "tmp");
         }
-        if let Some(backup) = &self.write.backup {
-            sweep(backup, "bak");
+        if let Some(backup) = &self.write.backup
+            && let Ok(backup) = locate(backup, FinalLink::Keep, false)
+        {
+            sweep(&backup, "bak");
         }
     }
 }
@@ -305,36 +359,50 @@ impl Drop for StateEdit<'_> {
         if let Err(e) = self.file.lock.release_as(self.owner, false) {
             log::warn!(target: "ferrolock::state", "release of {} failed: {e}", self.file.lock.path().display());
         }
+        self.file.end_edit(self.owner);
     }
 }
 
-/// The content of `path`, or `None` if there is no file. Opened with `O_NONBLOCK` and checked to be a
-/// regular file before reading: a FIFO planted (or left) at a state file's path would otherwise block
-/// the reader forever, and an `edit` would hold the lock while it blocked, hanging every writer.
+/// The content of `path`, or `None` if there is no file. The path is found under the link rule, and
+/// another user's file in a shared directory is refused rather than handed to the application. The
+/// file is opened with `O_NONBLOCK` and checked to be a regular file before reading: a FIFO planted
+/// (or left) at a state file's path would otherwise block the reader forever, and an `edit` would
+/// hold the lock while it blocked, hanging every writer.
 fn read_optional(path: &Path) -> Result<Option<Vec<u8>>> {
-    let file = match fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC)
-        .open(path)
-    {
+    let at = match locate(path, FinalLink::Follow, false) {
+        Ok(at) => at,
+        Err(Error::Io { source, .. }) if source.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    let file: File = match open_untrusted_at(at.dir.fd(), &at.name) {
         Ok(file) => file,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(Error::io("read", path, e)),
+        // A symlink swapped in after the link was judged: not followed.
+        Err(e) if e.raw_os_error() == Some(Errno::ELOOP as i32) => return Err(Error::Symlink { path: at.path() }),
+        Err(e) => return Err(Error::io("read", at.path(), e)),
     };
-    let meta = file.metadata().map_err(|e| Error::io("stat", path, e))?;
-    if !meta.is_file() {
-        let kind = if meta.is_dir() {
-            "directory"
-        } else {
-            "FIFO, socket or device"
-        };
-        return Err(Error::NotRegularFile {
-            path: path.into(),
-            kind,
-        });
+    let st = nix::sys::stat::fstat(&file).map_err(|e| Error::io("stat", at.path(), e.into()))?;
+    match FileKind::of_mode(st.st_mode) {
+        FileKind::Regular if at.dir.trusts(st.st_uid) => {}
+        FileKind::Regular => {
+            return Err(Error::UntrustedFile {
+                path: at.path(),
+                owner: st.st_uid,
+                dir_owner: at.dir.uid(),
+                why: NOT_YOURS,
+            });
+        }
+        kind => {
+            return Err(Error::NotRegularFile {
+                path: at.path(),
+                kind: kind.word(),
+            });
+        }
     }
-    let mut data = Vec::with_capacity(usize::try_from(meta.len()).unwrap_or(0).saturating_add(1));
-    (&file).read_to_end(&mut data).map_err(|e| Error::io("read", path, e))?;
+    let mut data = Vec::with_capacity(usize::try_from(st.st_size).unwrap_or(0).saturating_add(1));
+    (&file)
+        .read_to_end(&mut data)
+        .map_err(|e| Error::io("read", at.path(), e))?;
     Ok(Some(data))
 }
 

@@ -15,12 +15,16 @@
 //! path inside it can be held as well ([`RunOnce::also_lock`]) to exclude processes that still run the
 //! old code.
 
-use std::fs;
+use std::io;
 use std::path::{Path, PathBuf};
 
-use crate::durable::{WriteOptions, atomic_write, sweep};
+use nix::errno::Errno;
+use nix::unistd::{UnlinkatFlags, unlinkat};
+
+use crate::durable::{WriteOptions, existing, sweep, write_at};
 use crate::error::{Error, Result};
 use crate::lock::{FileLock, LockOptions, Owner, Wait, WaitControl, remove_if_unheld};
+use crate::sys::{Dir, FileKind, FinalLink, locate};
 
 /// What [`run_once`] coordinates.
 #[derive(Debug, Clone)]
@@ -107,24 +111,26 @@ impl<E: std::error::Error + 'static> std::error::Error for RunOnceError<E> {
 ///
 /// # Errors
 /// [`RunOnceError::Setup`] with `setup`'s error (a marker the setup may have left is removed);
-/// [`RunOnceError::Coordination`] for lock waits that time out or are interrupted, a marker path that is
-/// a dangling symlink, and I/O errors.
+/// [`RunOnceError::Coordination`] for lock waits that time out or are interrupted, a marker path that
+/// holds anything but a regular file (a FIFO, a directory, a dangling symlink: the setup would be
+/// skipped, or its marker could never be written), a marker another user controls in a shared
+/// directory (see [`crate::atomic_write`]), and I/O errors.
 pub fn run_once<E>(
     spec: &RunOnce,
     ctl: &mut WaitControl<'_>,
     setup: impl FnOnce() -> Result<Vec<u8>, E>,
 ) -> Result<RunOnceOutcome, RunOnceError<E>> {
-    if marker_exists(&spec.marker) {
+    if marker_exists(&spec.marker)? {
         return Ok(RunOnceOutcome::AlreadyDone);
     }
     let purpose = format!("run once: {}", spec.marker.display());
     let mutex = lock_file(&spec.lock, &purpose)?;
     let me = Owner::current_thread();
     mutex.acquire_as(me, spec.wait, ctl)?;
-    let outcome = if marker_exists(&spec.marker) {
-        Ok(RunOnceOutcome::DoneByOther)
-    } else {
-        run_locked(spec, ctl, &purpose, setup)
+    let outcome = match marker_exists(&spec.marker) {
+        Ok(true) => Ok(RunOnceOutcome::DoneByOther),
+        Ok(false) => run_locked(spec, ctl, &purpose, setup),
+        Err(e) => Err(e.into()),
     };
     mutex.release_as(me, true)?;
     if outcome.is_ok() && spec.cleanup {
@@ -154,11 +160,11 @@ fn run_locked<E>(
     // The marker's folder exists when the setup starts (logist created it first, too). It is not
     // recreated afterwards: a setup that removed it and did not put it back has failed.
     if let Some(dir) = spec.marker.parent().filter(|d| !d.as_os_str().is_empty()) {
-        fs::create_dir_all(dir).map_err(|e| Error::io("create directory", dir, e))?;
+        Dir::open(dir, true)?;
     }
     // A caller that died while writing the marker left its temporary file; only marker writers hold
     // this lock, so any such file now is a leftover.
-    sweep(&spec.marker, "tmp");
+    sweep(&locate(&spec.marker, FinalLink::Keep, false)?, "tmp");
     log::debug!(target: "ferrolock::job", "running setup for {}", spec.marker.display());
     let result = match setup() {
         Ok(text) => write_marker(&spec.marker, &text).map_err(RunOnceError::Coordination),
@@ -190,24 +196,50 @@ fn lock_file(path: &Path, purpose: &str) -> Result<FileLock> {
     FileLock::new(path, &options)
 }
 
-/// `os.path.exists` semantics: a symlink to an existing file counts.
-fn marker_exists(marker: &Path) -> bool {
-    fs::metadata(marker).is_ok()
+/// Whether the marker is there: a regular file, or a symlink the link rule follows to one
+/// (`os.path.exists` semantics, without trusting another user's links or files in a shared directory).
+/// Anything else at the marker's path is an error: a FIFO or a directory is not a marker (counting it
+/// as one would skip the setup), and a dangling symlink could never be replaced by one.
+fn marker_exists(marker: &Path) -> Result<bool> {
+    let at = match locate(marker, FinalLink::Keep, false) {
+        Ok(at) => at,
+        Err(Error::Io { source, .. }) if source.kind() == io::ErrorKind::NotFound => return Ok(false),
+        Err(e) => return Err(e),
+    };
+    let st = at.dir.stat(&at.name).map_err(|e| Error::io("stat", at.path(), e))?;
+    let Some(st) = st else { return Ok(false) };
+    let at = if FileKind::of_mode(st.st_mode) == FileKind::Symlink {
+        let target = locate(marker, FinalLink::Follow, false)?;
+        if target
+            .dir
+            .stat(&target.name)
+            .map_err(|e| Error::io("stat", target.path(), e))?
+            .is_none()
+        {
+            return Err(Error::Symlink { path: marker.into() });
+        }
+        target
+    } else {
+        at
+    };
+    Ok(existing(&at)?.is_some())
 }
 
 fn write_marker(marker: &Path, text: &[u8]) -> Result<()> {
-    // The marker was missing under the lock; a symlink here is a dangling one, and writing through it
-    // would create a file wherever it points.
-    if fs::symlink_metadata(marker).is_ok_and(|m| m.file_type().is_symlink()) {
-        return Err(Error::Symlink { path: marker.into() });
-    }
-    atomic_write(marker, text, &WriteOptions::default())
+    // The marker was missing under the lock (not even a dangling symlink, which `marker_exists`
+    // refuses), so the name is written as it is, never through a link.
+    let at = locate(marker, FinalLink::Keep, false)?;
+    write_at(&at, text, &WriteOptions::default())
 }
 
 fn remove_marker(marker: &Path) {
-    match fs::remove_file(marker) {
+    let removed = locate(marker, FinalLink::Keep, false).and_then(|at| {
+        unlinkat(at.dir.fd(), at.name.as_os_str(), UnlinkatFlags::NoRemoveDir)
+            .map_err(|e| Error::io("remove", marker, e.into()))
+    });
+    match removed {
         Ok(()) => log::debug!(target: "ferrolock::job", "removed {} left by a failed setup", marker.display()),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(Error::Io { source, .. }) if source.raw_os_error() == Some(Errno::ENOENT as i32) => {}
         Err(e) => log::warn!(target: "ferrolock::job", "could not remove {}: {e}", marker.display()),
     }
 }

@@ -253,7 +253,7 @@ impl FileLock {
         let fd = protocol::acquire(&self.target, reuse, self.flock_op(), wait, ctl, check)?;
         self.prepare_won_file(&fd);
         if let Some(template) = &self.template
-            && fd.writable
+            && fd.may_record
             && let Err(e) = holder::write_record(&fd.file, &template.render(pid))
         {
             // The record is advice for humans; the lock itself is held and valid.
@@ -386,8 +386,7 @@ impl FileLock {
     /// logged, not returned: the lock itself is held and valid (as for the holder record).
     fn prepare_won_file(&self, fd: &LockFd) {
         if self.truncate
-            && fd.writable
-            && let Err(e) = fd.file.set_len(0)
+            && let Err(e) = truncate_if_owned(&fd.file)
         {
             log::warn!(target: "ferrolock::lock", "could not truncate {}: {e}", self.target.path.display());
         }
@@ -419,6 +418,17 @@ impl FileLock {
 
 /// `fchmod(file, mode)` if the file belongs to this process's effective user; someone else's lock file
 /// (in a shared directory) keeps its mode.
+/// Truncates a file of this effective user with a single link: another user's file (locked through a
+/// read-only descriptor) and a hard link to a file named elsewhere keep their content.
+fn truncate_if_owned(file: &std::fs::File) -> std::io::Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    let meta = file.metadata()?;
+    if meta.uid() != nix::unistd::geteuid().as_raw() || meta.nlink() != 1 || meta.len() == 0 {
+        return Ok(());
+    }
+    file.set_len(0)
+}
+
 fn set_mode_if_owned(file: &std::fs::File, mode: u32) -> std::io::Result<()> {
     use std::os::unix::fs::{MetadataExt, PermissionsExt};
     let meta = file.metadata()?;

@@ -5,16 +5,20 @@
 //! {"pid":4121,"host":"build-3","since":"2026-11-22T04:30:00.123456Z","purpose":"rebase job 17","version":1}
 //! ```
 //!
-//! A record means something only while the file is locked: the kernel, not the record, says whether the
-//! holder is alive. Readers therefore probe the lock first (a non-blocking shared lock on their own
-//! descriptor) and read the record only when that probe fails; a record naming a process of this host
-//! that no longer exists is a leftover and is ignored. The record is never truncated: a newer,
-//! shorter record may leave the tail of an older one after its newline, and readers take the first line.
+//! A record means something only while the file is locked, and only if the holder wrote it: the kernel,
+//! not the record, says who holds the file. Readers therefore probe the lock first (a non-blocking
+//! shared lock on their own descriptor), read the record only when that probe fails, and present it
+//! only if `/proc/locks` names the record's pid as the exclusive flock holder of that very file (and
+//! the record is from this host). Anyone who can write the file can write any text into it (a shared
+//! lock file is often writable by all; a leftover of a crashed holder is still there); such a record is
+//! never shown as the holder, and the kernel's pid is named instead. The record is never truncated: a
+//! newer, shorter record may leave the tail of an older one after its newline, and readers take the
+//! first line.
 
 use std::fs::File;
 use std::io::{self, Read};
 use std::os::fd::AsFd;
-use std::os::unix::fs::{FileExt, OpenOptionsExt};
+use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::Path;
 use std::sync::OnceLock;
 use std::time::SystemTime;
@@ -22,8 +26,8 @@ use std::time::SystemTime;
 use nix::libc;
 use serde_json::Value;
 
-use crate::durable::faults;
 use crate::error::{Error, Result};
+use crate::failpoints::{self, Failpoint};
 use crate::sys::{self, FlockOp};
 
 /// The record format version written by this library.
@@ -71,18 +75,16 @@ impl Holder {
     /// winning and writing). Readers ignore such records rather than name a dead holder.
     #[must_use]
     pub fn may_be_alive(&self) -> bool {
-        if self.host != hostname() {
-            return true;
-        }
-        let Ok(pid) = i32::try_from(self.pid) else {
-            return false;
-        };
-        // kill(pid, 0) sends nothing; EPERM means the process exists but belongs to someone else.
-        pid > 0
-            && !matches!(
-                nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None),
-                Err(nix::errno::Errno::ESRCH)
-            )
+        self.host != hostname() || sys::process_exists(i64::from(self.pid))
+    }
+
+    /// Whether this record was written by the process that holds the lock: the record is from this
+    /// host and its pid is one of `pids`, the exclusive flock holders of the file as `/proc/locks`
+    /// lists them. Nothing else can tell a genuine record from one written by anybody else who may
+    /// write the file.
+    #[must_use]
+    pub fn written_by_holder(&self, pids: &[i32]) -> bool {
+        self.host == hostname() && pids.iter().any(|&p| i64::from(p) == i64::from(self.pid))
     }
 
     /// A one-line human description: `pid 4121 on build-3 since 2026-... (rebase job 17)`.
@@ -139,14 +141,14 @@ pub(crate) fn hostname() -> &'static str {
 /// `holder_record:torn` after the first half of the record. The split write happens only while a
 /// fault point is armed, so the lock path keeps its single `pwrite`.
 pub(crate) fn write_record(file: &File, record: &str) -> io::Result<()> {
-    let written = faults::hit("holder_record:write").and_then(|()| {
+    let written = failpoints::hit(Failpoint::HolderRecordWrite).and_then(|()| {
         let bytes = record.as_bytes();
-        if !faults::armed() {
+        if !failpoints::armed() {
             return file.write_all_at(bytes, 0);
         }
         let (first, second) = bytes.split_at(bytes.len() / 2);
         file.write_all_at(first, 0)?;
-        faults::hit("holder_record:torn")?;
+        failpoints::hit(Failpoint::HolderRecordTorn)?;
         file.write_all_at(second, first.len() as u64)
     });
     if written.is_err() {
@@ -156,6 +158,27 @@ pub(crate) fn write_record(file: &File, record: &str) -> io::Result<()> {
     written
 }
 
+/// How every record this library writes begins.
+const RECORD_PREFIX: &[u8] = b"{\"pid\":";
+
+/// Whether the lock file open as `file` (`size` bytes long) holds nothing but what holders write:
+/// nothing at all, or a holder record (possibly torn by a crash, possibly followed by the tail of a
+/// longer older one), recognised by the way every record begins. Anything else is somebody's data,
+/// which a holder record must never overwrite.
+pub(crate) fn holds_only_a_record(file: &File, size: u64) -> bool {
+    if size == 0 {
+        return true;
+    }
+    if size > MAX_RECORD_LEN as u64 {
+        return false;
+    }
+    let mut start = [0u8; RECORD_PREFIX.len()];
+    let n = file.read_at(&mut start, 0).unwrap_or(0);
+    let start = &start[..n];
+    // A record torn after fewer bytes than the prefix is a prefix of it.
+    !start.is_empty() && RECORD_PREFIX.starts_with(start)
+}
+
 /// Whether a lock file is held, and by whom, found without disturbing it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum LockState {
@@ -163,18 +186,23 @@ pub enum LockState {
     Missing,
     /// Nobody holds the file (or only shared holders, which write no record).
     Free,
-    /// Someone holds the file exclusively; the record, if it has a readable one.
+    /// Someone holds the file exclusively; their record, if the kernel confirms that the holding
+    /// process wrote it (see [`Holder::written_by_holder`]).
     Held(Option<Holder>),
+}
+
+/// An exclusive holder as far as it can be known: the pid the kernel names, and the record when that
+/// process wrote it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct Observed {
+    pub(crate) record: Option<Holder>,
+    pub(crate) pid: Option<u32>,
 }
 
 /// Probes `path` with a non-blocking shared lock on a fresh read-only descriptor, and reads the holder
 /// record if the probe shows an exclusive holder. Symlinks are not followed.
 pub fn probe(path: &Path) -> Result<LockState> {
-    let file = match std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC)
-        .open(path)
-    {
+    let file = match sys::fs::open_untrusted(path) {
         Ok(f) => f,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(LockState::Missing),
         Err(e) if e.raw_os_error() == Some(libc::ELOOP) => return Err(Error::Symlink { path: path.into() }),
@@ -183,10 +211,30 @@ pub fn probe(path: &Path) -> Result<LockState> {
     if !held_exclusively(&file).map_err(|e| Error::io("probe lock", path, e))? {
         return Ok(LockState::Free); // or held shared only
     }
+    Ok(LockState::Held(observe_held(&file).record))
+}
+
+/// Who holds `path` exclusively right now, if anyone does (for messages: never an error).
+pub(crate) fn observe(path: &Path) -> Option<Observed> {
+    let file = sys::fs::open_untrusted(path).ok()?;
+    held_exclusively(&file).ok()?.then(|| observe_held(&file))
+}
+
+/// The kernel's holder of the file open as `file` (held exclusively) and its record, if it wrote one.
+fn observe_held(file: &File) -> Observed {
     let mut buf = Vec::with_capacity(256);
     // A read error only costs us the record, not the answer.
-    let _ = (&file).take(MAX_RECORD_LEN as u64).read_to_end(&mut buf);
-    Ok(LockState::Held(Holder::parse(&buf).filter(Holder::may_be_alive)))
+    let _ = file.take(MAX_RECORD_LEN as u64).read_to_end(&mut buf);
+    let Ok(meta) = file.metadata() else {
+        return Observed::default();
+    };
+    let pids = sys::flock_info(meta.dev(), meta.ino())
+        .map(|info| info.exclusive)
+        .unwrap_or_default();
+    Observed {
+        record: Holder::parse(&buf).filter(|h| h.written_by_holder(&pids)),
+        pid: pids.first().and_then(|&p| u32::try_from(p).ok()).filter(|&p| p > 0),
+    }
 }
 
 /// Whether someone holds the file open as `file` exclusively: a non-blocking shared lock on our own

@@ -7,23 +7,25 @@
 //! delete a lock file while holding it exclusively, which is how ferrolock removes lock files nobody
 //! holds instead of leaving them to pile up.
 
-use std::ffi::CString;
+use std::ffi::{CString, OsStr};
 use std::fs::File;
 use std::io;
 use std::os::fd::{AsFd, BorrowedFd};
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
+use nix::fcntl::{AtFlags, OFlag};
 use nix::libc;
-use nix::sys::stat::{SFlag, lstat};
+use nix::sys::stat::{FileStat, Mode, fstat, fstatat, lstat};
+use nix::unistd::{UnlinkatFlags, unlinkat};
 
 use super::holder::{self, is_would_block};
 use super::wait::{self, Wait, WaitControl, WaitEnd};
 use crate::error::{Error, Result};
-use crate::sys::{self, FlockOp, LockFile};
+use crate::sys::fs::open_untrusted_at;
+use crate::sys::{self, FileKind, FinalLink, FlockOp, LockFile};
 
 /// Where a lock lives and how to create it.
 #[derive(Debug, Clone)]
@@ -66,57 +68,54 @@ pub(crate) struct LockFd {
     pub(crate) file: LockFile,
     pub(crate) dev: u64,
     pub(crate) ino: u64,
-    /// False when the file could only be opened read-only (someone else's lock file in a shared
-    /// directory): flock works, but no holder record is written.
-    pub(crate) writable: bool,
+    /// Whether a holder record may be written into the file: it was opened read-write, it has exactly
+    /// one link, and it holds nothing but a holder record (or nothing). A hard link to somebody's file,
+    /// or a data file named as a lock by mistake, is locked (flock changes nothing) but never written.
+    pub(crate) may_record: bool,
 }
 
 impl LockFd {
-    /// Opens (creating if needed) the lock file. Never truncates, never follows a final symlink,
-    /// never blocks on a FIFO, refuses anything but a regular file.
+    /// Opens (creating if needed) the lock file. Never truncates, never follows a final symlink (nor a
+    /// link on the way that the link rule refuses), never blocks on a FIFO, refuses anything but a
+    /// regular file.
     pub(crate) fn open(target: &Target) -> Result<Self> {
         let path = &target.path;
-        let mut created_dirs = false;
-        let (file, writable) = loop {
-            let rw = std::fs::OpenOptions::new()
-                .read(true)
-                .write(true)
-                .create(true)
-                .mode(target.file_mode)
-                .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC)
-                .open(path);
-            match rw {
-                Ok(f) => break (f, true),
-                Err(e) if e.kind() == io::ErrorKind::NotFound && target.create_dirs && !created_dirs => {
-                    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-                        std::fs::create_dir_all(parent).map_err(|e| Error::io("create directory", parent, e))?;
+        let read_write = OFlag::O_RDWR | OFlag::O_CREAT | OFlag::O_NONBLOCK;
+        let mode = Mode::from_bits_truncate(target.file_mode);
+        let (opened, mut located) = sys::fs::open_file(path, read_write, mode, target.create_dirs)?;
+        let (fd, writable) = match opened {
+            Ok(fd) => (fd, true),
+            Err(e) if matches!(e.raw_os_error(), Some(libc::EACCES | libc::EROFS)) => {
+                // Someone else's lock file, or one on a read-only mount: a read-only descriptor locks
+                // just as well (flock needs no write access).
+                match sys::fs::open_file(path, OFlag::O_RDONLY | OFlag::O_NONBLOCK, Mode::empty(), false)? {
+                    (Ok(fd), at) => {
+                        located = at;
+                        (fd, false)
                     }
-                    created_dirs = true;
+                    (Err(_), _) => return Err(Error::io("open lock file", path, e)),
                 }
-                Err(e) if matches!(e.raw_os_error(), Some(libc::EACCES | libc::EROFS)) => {
-                    // Someone else's lock file in a shared directory, or one on a read-only mount: a
-                    // read-only descriptor locks just as well (flock needs no write access).
-                    match open_read_only(path) {
-                        Ok(f) => break (f, false),
-                        Err(_) => return Err(Error::io("open lock file", path, e)),
-                    }
-                }
-                Err(e) => return Err(open_error(path, e)),
             }
+            Err(e) => return Err(open_error(path, e)),
         };
-        let meta = file.metadata().map_err(|e| Error::io("stat lock file", path, e))?;
-        let kind = meta.file_type();
-        if !kind.is_file() {
+        let file = File::from(fd);
+        let st = fstat(&file).map_err(|e| Error::io("stat lock file", path, e.into()))?;
+        let kind = FileKind::of_mode(st.st_mode);
+        if kind != FileKind::Regular {
             return Err(Error::NotRegularFile {
                 path: path.clone(),
-                kind: file_kind(meta.mode()),
+                kind: kind.word(),
             });
         }
+        if st.st_uid != sys::euid() {
+            refuse_if_untrusted(path, &st, located.map(|at| at.dir))?;
+        }
+        let may_record = writable && record_allowed(&file, &st, path);
         Ok(Self {
             file: LockFile::new(file),
-            dev: meta.dev(),
-            ino: meta.ino(),
-            writable,
+            dev: st.st_dev,
+            ino: st.st_ino,
+            may_record,
         })
     }
 
@@ -138,11 +137,54 @@ impl LockFd {
     }
 }
 
-fn open_read_only(path: &Path) -> io::Result<File> {
-    std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC)
-        .open(path)
+/// Why another user's lock file in a shared directory is refused.
+const DELETABLE: &str = "its owner can delete it at any moment, and a second process would then lock a new file \
+                         at the same path while you still hold this one";
+
+/// Refuses a lock file of another user in a shared directory (see [`DELETABLE`]). Files of the caller
+/// are never asked about (no directory lookup on the usual path); the directory is the one the path
+/// was resolved through, or is looked up under the link rule now.
+fn refuse_if_untrusted(path: &Path, st: &FileStat, dir: Option<sys::Dir>) -> Result<()> {
+    let dir = if let Some(dir) = dir {
+        dir
+    } else {
+        let parent = path
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        sys::Dir::open(parent, false)?
+    };
+    if dir.trusts(st.st_uid) {
+        return Ok(());
+    }
+    Err(Error::UntrustedFile {
+        path: path.to_path_buf(),
+        owner: st.st_uid,
+        dir_owner: dir.uid(),
+        why: DELETABLE,
+    })
+}
+
+/// Whether a holder record may go into this (writable) lock file: one link only (a second name could
+/// be a hard link someone made to a file of yours), and nothing in it but a record (see
+/// [`holder::holds_only_a_record`]). Logged when refused: the lock itself works all the same.
+fn record_allowed(file: &File, st: &FileStat, path: &Path) -> bool {
+    if st.st_nlink != 1 {
+        log::warn!(
+            target: "ferrolock::lock",
+            "{} has {} links; no holder record is written into it", path.display(), st.st_nlink
+        );
+        return false;
+    }
+    let size = u64::try_from(st.st_size).unwrap_or(u64::MAX);
+    if !holder::holds_only_a_record(file, size) {
+        log::warn!(
+            target: "ferrolock::lock",
+            "{} holds something other than a holder record; no holder record is written into it", path.display()
+        );
+        return false;
+    }
+    true
 }
 
 fn open_error(path: &Path, e: io::Error) -> Error {
@@ -153,18 +195,6 @@ fn open_error(path: &Path, e: io::Error) -> Error {
             kind: "directory",
         },
         _ => Error::io("open lock file", path, e),
-    }
-}
-
-fn file_kind(mode: u32) -> &'static str {
-    match SFlag::from_bits_truncate(mode & SFlag::S_IFMT.bits()) {
-        SFlag::S_IFDIR => "directory",
-        SFlag::S_IFIFO => "FIFO",
-        SFlag::S_IFSOCK => "socket",
-        SFlag::S_IFCHR => "character device",
-        SFlag::S_IFBLK => "block device",
-        SFlag::S_IFLNK => "symbolic link",
-        _ => "special file",
     }
 }
 
@@ -197,10 +227,7 @@ pub(crate) fn acquire(
             }
             Err(e) if is_would_block(&e) => {
                 if wait == Wait::Try {
-                    return Err(Error::WouldBlock {
-                        path: target.path.clone(),
-                        holder: holder::read_holder(&target.path).map(Box::new),
-                    });
+                    return Err(held_error(&target.path, None));
                 }
                 if would_deadlock.is_some_and(|check| check(&fd)) {
                     return Err(Error::WouldDeadlock {
@@ -228,17 +255,28 @@ pub(crate) fn acquire(
 fn wait_error(target: &Target, end: WaitEnd, started: Instant) -> Error {
     let path = target.path.clone();
     match end {
-        WaitEnd::TimedOut => {
-            let holder = holder::read_holder(&path).map(Box::new);
-            Error::Timeout {
-                path,
-                waited: started.elapsed(),
-                holder,
-            }
-        }
+        WaitEnd::TimedOut => held_error(&path, Some(started.elapsed())),
         WaitEnd::Cancelled => Error::Cancelled { path },
         WaitEnd::Interrupted => Error::Interrupted { path },
         WaitEnd::Io(e) => Error::io("wait for lock", path, e),
+    }
+}
+
+/// The error for a lock someone else holds: [`Error::Timeout`] after waiting `waited`, else
+/// [`Error::WouldBlock`], naming the holder as far as the kernel confirms it (a record another writer
+/// forged is not repeated).
+pub(crate) fn held_error(path: &Path, waited: Option<Duration>) -> Error {
+    let seen = holder::observe(path).unwrap_or_default();
+    let (holder, held_by) = (seen.record.map(Box::new), seen.pid);
+    let path = path.to_path_buf();
+    match waited {
+        Some(waited) => Error::Timeout {
+            path,
+            waited,
+            holder,
+            held_by,
+        },
+        None => Error::WouldBlock { path, holder, held_by },
     }
 }
 
@@ -256,47 +294,80 @@ pub enum Removal {
 /// Removes the lock file at `path` if, and only if, nobody holds it: take it exclusively without
 /// waiting, check it is still the file at `path`, unlink it while holding it, then release.
 /// Waiters that had the old file open notice the unlink when they win and move to the new file.
+/// The path is reached under the link rule, and the removal is relative to the directory checked.
 pub fn remove_if_unheld(path: &Path) -> Result<Removal> {
-    let target = Target::new(path.to_path_buf(), 0o644, false)?;
-    let Some(fd) = open_existing(&target)? else {
-        return Ok(Removal::Missing);
+    Target::new(path.to_path_buf(), 0o644, false)?;
+    let at = match sys::locate(path, FinalLink::Keep, false) {
+        Ok(at) => at,
+        Err(Error::Io { source, .. }) if source.kind() == io::ErrorKind::NotFound => return Ok(Removal::Missing),
+        Err(e) => return Err(e),
     };
-    match sys::flock(fd.as_fd(), FlockOp::Exclusive, true) {
+    remove_if_unheld_at(at.dir.fd(), &at.name, path)
+}
+
+/// [`remove_if_unheld`] for the entry `name` of the directory open as `dir` (`path` names it in
+/// messages): for walkers that hold the directory they verified.
+pub(crate) fn remove_if_unheld_at(dir: BorrowedFd<'_>, name: &OsStr, path: &Path) -> Result<Removal> {
+    let file = match open_untrusted_at(dir, name) {
+        Ok(file) => file,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Removal::Missing),
+        Err(e) => return Err(open_error(path, e)),
+    };
+    let st = fstat(&file).map_err(|e| Error::io("stat lock file", path, e.into()))?;
+    let kind = FileKind::of_mode(st.st_mode);
+    if kind != FileKind::Regular {
+        return Err(Error::NotRegularFile {
+            path: path.into(),
+            kind: kind.word(),
+        });
+    }
+    match sys::flock(file.as_fd(), FlockOp::Exclusive, true) {
         Ok(()) => {}
         Err(e) if is_would_block(&e) => return Ok(Removal::Held),
         Err(e) => return Err(Error::io("lock", path, e)),
     }
-    let outcome = if fd.still_linked(&target)? {
-        std::fs::remove_file(path).map_err(|e| Error::io("remove lock file", path, e))?;
-        Removal::Removed
+    let still_there = match fstatat(dir, name, AtFlags::AT_SYMLINK_NOFOLLOW) {
+        Ok(now) => now.st_dev == st.st_dev && now.st_ino == st.st_ino,
+        Err(Errno::ENOENT) => false,
+        Err(e) => {
+            let _ = sys::flock(file.as_fd(), FlockOp::Unlock, false);
+            return Err(Error::io("stat lock file", path, e.into()));
+        }
+    };
+    let outcome = if still_there {
+        unlinkat(dir, name, UnlinkatFlags::NoRemoveDir)
+            .map(|()| Removal::Removed)
+            .map_err(|e| Error::io("remove lock file", path, e.into()))
     } else {
         // Someone replaced it between our open and our lock; what is there now is not ours to judge.
-        Removal::Missing
+        Ok(Removal::Missing)
     };
-    let _ = fd.unlock();
-    Ok(outcome)
+    let _ = sys::flock(file.as_fd(), FlockOp::Unlock, false);
+    outcome
 }
 
+/// Opens an existing lock file read-only (to probe it), under the link rule; `None` if it is missing.
 pub(crate) fn open_existing(target: &Target) -> Result<Option<LockFd>> {
-    match open_read_only(&target.path) {
-        Ok(file) => {
-            let meta = file
-                .metadata()
-                .map_err(|e| Error::io("stat lock file", &target.path, e))?;
-            if !meta.file_type().is_file() {
-                return Err(Error::NotRegularFile {
-                    path: target.path.clone(),
-                    kind: file_kind(meta.mode()),
-                });
-            }
-            Ok(Some(LockFd {
-                file: LockFile::new(file),
-                dev: meta.dev(),
-                ino: meta.ino(),
-                writable: false,
-            }))
-        }
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(open_error(&target.path, e)),
+    let flags = OFlag::O_RDONLY | OFlag::O_NONBLOCK;
+    let file = match sys::fs::open_file(&target.path, flags, Mode::empty(), false) {
+        Ok((Ok(fd), _)) => File::from(fd),
+        Ok((Err(e), _)) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Ok((Err(e), _)) => return Err(open_error(&target.path, e)),
+        Err(Error::Io { source, .. }) if source.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    let st = fstat(&file).map_err(|e| Error::io("stat lock file", &target.path, e.into()))?;
+    let kind = FileKind::of_mode(st.st_mode);
+    if kind != FileKind::Regular {
+        return Err(Error::NotRegularFile {
+            path: target.path.clone(),
+            kind: kind.word(),
+        });
     }
+    Ok(Some(LockFd {
+        file: LockFile::new(file),
+        dev: st.st_dev,
+        ino: st.st_ino,
+        may_record: false,
+    }))
 }

@@ -1,11 +1,10 @@
-//! `atomic_write`, name validation and the test-only fault switch.
+//! `atomic_write` and name validation.
 
-use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 
 use super::convert::{Data, FileMode, PathArg};
 use super::wait::detached;
-use crate::durable::{self, TempName, WriteOptions, faults};
+use crate::durable::{self, TempName, WriteOptions};
 use crate::names::{self, IdKind};
 
 /// Replace a file atomically and durably, optionally keeping the previous version as a backup.
@@ -41,20 +40,4 @@ pub(crate) fn validate_name(what: &str, name: &str, nested: bool) -> PyResult<St
         names::validate_component(kind, name)
     };
     Ok(checked?.to_owned())
-}
-
-/// Test-only: arm (or with `None`, disarm) a fault point in the write paths.
-#[pyfunction]
-#[pyo3(signature = (point, action="error"))]
-pub(crate) fn _set_failpoint(point: Option<&str>, action: &str) -> PyResult<()> {
-    let action = match action {
-        "error" => faults::FaultAction::Error,
-        "crash" => faults::FaultAction::Crash,
-        other => return Err(PyValueError::new_err(format!("unknown fault action {other:?}"))),
-    };
-    match point {
-        Some(p) => faults::arm(p, action),
-        None => faults::disarm(),
-    }
-    Ok(())
 }

@@ -9,7 +9,6 @@ use pyo3::types::{PyDict, PyTuple};
 
 use super::convert::{Data, PathArg, SettableTimeout, expected, holder_to_dict, paths};
 use super::wait::{Gil, attached, call, detached};
-use crate::error::Error;
 use crate::job::{self, JobLock, JobLocks, RunOnce, RunOnceError, RunOnceOutcome};
 use crate::lock::{Seconds, Wait};
 
@@ -52,13 +51,7 @@ impl PyJobLock {
         })?;
         if !acquired && blocking {
             // A blocking acquire with a timeout of zero or less gets one attempt, as logist's did.
-            let holder = this.core.holder_record().map(Box::new);
-            return Err(Error::Timeout {
-                path: this.core.path().to_path_buf(),
-                waited: started.elapsed(),
-                holder,
-            }
-            .into());
+            return Err(crate::lock::held_error(this.core.path(), Some(started.elapsed())).into());
         }
         Ok(acquired)
     }

@@ -292,6 +292,7 @@ fn wait_checking(
                 path,
                 waited: started.elapsed(),
                 holder,
+                held_by: None,
             })
         }
         other => other,

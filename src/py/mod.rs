@@ -4,8 +4,11 @@
 #![allow(clippy::needless_pass_by_value)]
 
 mod convert;
+mod coord;
 mod durable;
 mod errors;
+#[cfg(feature = "failpoints")]
+mod failpoints;
 mod file_lock;
 mod inspect;
 mod job;
@@ -43,9 +46,14 @@ fn ferrolock_native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(lock_log::_filelock_debug_enabled, m)?)?;
     m.add_function(wrap_pyfunction!(durable::atomic_write, m)?)?;
     m.add_function(wrap_pyfunction!(durable::validate_name, m)?)?;
-    m.add_function(wrap_pyfunction!(durable::_set_failpoint, m)?)?;
     m.add_function(wrap_pyfunction!(convert::_check_timeout, m)?)?;
+    #[cfg(feature = "failpoints")]
+    {
+        m.add_function(wrap_pyfunction!(failpoints::_set_failpoint, m)?)?;
+        m.add_function(wrap_pyfunction!(failpoints::_failpoints, m)?)?;
+    }
     m.add_function(wrap_pyfunction!(_reset_logging_cache, m)?)?;
+    m.add_function(wrap_pyfunction!(_thread_owner, m)?)?;
     // Job-directory locks and run-once setup.
     m.add_class::<job::PyJobLock>()?;
     m.add_function(wrap_pyfunction!(job::job_lock_path, m)?)?;
@@ -65,10 +73,19 @@ fn ferrolock_native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     // `ferrolock status` / `clean`.
     m.add_function(wrap_pyfunction!(inspect::_scan_locks, m)?)?;
     m.add_function(wrap_pyfunction!(inspect::_clean_locks, m)?)?;
+    inspect::add_layout_names(m)?;
     // Scope claims (little-loops).
     m.add_class::<scope::PyScopeDir>()?;
     m.add_class::<scope::PyScopeEntry>()?;
     m.add_function(wrap_pyfunction!(scope::process_ancestry, m)?)?;
+    // The coordinator (file:// and postgresql://).
+    m.add_class::<coord::PyCoordinator>()?;
+    m.add_class::<coord::PyCoordLock>()?;
+    m.add_class::<coord::PyCoordAcquired>()?;
+    m.add_class::<coord::PyCoordCancel>()?;
+    m.add_function(wrap_pyfunction!(coord::_coord_schema_sql, m)?)?;
+    #[cfg(feature = "postgres")]
+    m.add_class::<coord::PyRawAdvisory>()?;
     Ok(())
 }
 
@@ -86,6 +103,13 @@ fn reset_log_cache() {
     if let Some(handle) = LOG_RESET.get() {
         handle.reset();
     }
+}
+
+/// The calling thread's owner id in the core: unique for the life of the process (a thread that ends
+/// leaves its id unused), unlike `threading.get_ident()`, which a later thread may reuse.
+#[pyfunction]
+fn _thread_owner() -> u64 {
+    crate::lock::Owner::current_thread().as_raw()
 }
 
 /// Cargo's version in PEP 440 spelling (`0.2.0-beta.1` becomes `0.2.0b1`).

@@ -3,7 +3,6 @@
 
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, PoisonError};
 
 use pyo3::exceptions::{PyRuntimeError, PyTypeError};
 use pyo3::prelude::*;
@@ -14,7 +13,6 @@ use super::file_lock::acquire_for;
 use super::wait::{Gil, attached, call, detached};
 use crate::durable::{StateFile, StateFileOptions};
 use crate::lock::{Owner, Seconds, Wait, WaitControl};
-use crate::sys;
 
 /// A file updated by locked read-modify-write and atomic, durable replacement.
 #[pyclass(name = "StateFile", module = "ferrolock._ferrolock", frozen, subclass)]
@@ -22,10 +20,6 @@ pub(crate) struct PyStateFile {
     core: StateFile,
     /// Always `Some`: the timeout is a number (negative waits forever), as `FileLock`'s.
     timeout: SettableTimeout,
-    /// Threads inside an `edit()` of this object, with the fork generation they were recorded in. A
-    /// nested edit on the same thread would re-enter the lock, and the outer edit's write would then
-    /// silently undo the inner one's: refused instead.
-    editing: Mutex<(u64, Vec<Owner>)>,
 }
 
 #[pymethods]
@@ -57,7 +51,6 @@ impl PyStateFile {
         Ok(Self {
             core: StateFile::new(path.0, &options)?,
             timeout: SettableTimeout::new(Some(timeout)),
-            editing: Mutex::new((sys::fork_generation(), Vec::new())),
         })
     }
 
@@ -180,25 +173,11 @@ impl PyStateFile {
     }
 
     fn begin_edit(&self, owner: Owner) -> PyResult<()> {
-        let mut editing = self.editing.lock().unwrap_or_else(PoisonError::into_inner);
-        let generation = sys::fork_generation();
-        if editing.0 != generation {
-            *editing = (generation, Vec::new()); // inherited through fork: the child edits nothing
-        }
-        if editing.1.contains(&owner) {
-            return Err(PyRuntimeError::new_err(format!(
-                "{}: this thread is already editing this StateFile; a nested edit's write would be \
-                 overwritten by the outer one. Finish the outer edit first.",
-                self.core.path().display()
-            )));
-        }
-        editing.1.push(owner);
-        Ok(())
+        Ok(self.core.begin_edit(owner)?)
     }
 
     fn end_edit(&self, owner: Owner) {
-        let mut editing = self.editing.lock().unwrap_or_else(PoisonError::into_inner);
-        editing.1.retain(|o| *o != owner);
+        self.core.end_edit(owner);
     }
 }
 

@@ -10,21 +10,23 @@
 //! The table is per process (claims are the process's, as the legacy pid-based records were), so any
 //! manager in the process can release a claim by name, and nobody else can.
 
-use std::fs::{self, File, OpenOptions};
+use std::ffi::OsString;
+use std::fs::{self, File};
 use std::io::{self, Write};
 use std::os::fd::AsFd;
-use std::os::unix::fs::{FileExt, MetadataExt, OpenOptionsExt};
+use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::{Path, PathBuf};
 use std::sync::MutexGuard;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use nix::libc;
+use nix::fcntl::renameat;
+use nix::unistd::{UnlinkatFlags, unlinkat};
 
 use super::record::ScopeRecord;
-use super::scan;
-use crate::durable::faults::{self, hit};
 use crate::error::{Error, Result};
-use crate::sys::{self, FlockOp, ForkLocal, LockFile};
+use crate::failpoints::{self, Failpoint, hit};
+use crate::sys::fs::{create_new_at, entry_names, open_untrusted_at};
+use crate::sys::{self, Dir, FinalLink, FlockOp, ForkLocal, Located, LockFile, locate};
 
 /// Identifies a running directory independently of how its path was spelled (or the current
 /// directory at the time): its device and inode.
@@ -64,25 +66,32 @@ pub(crate) fn holds(dir: DirKey, name: &str) -> bool {
 }
 
 /// Publishes `record` at `path` as a claim held by this process. The caller holds the sentinel and
-/// has checked that nothing live occupies `path`; whatever is there is replaced atomically.
+/// has checked that nothing live occupies `path`; whatever is there is replaced atomically. The path
+/// is reached under the link rule, and everything happens relative to the directory checked.
 pub(crate) fn create(dir: DirKey, name: &str, path: &Path, record: &ScopeRecord) -> Result<()> {
-    let parent = path.parent().unwrap_or(Path::new("."));
-    fs::create_dir_all(parent).map_err(|e| Error::io("create directory", parent, e))?;
-    sweep_temps(parent);
-    let (temp_path, mut file) = create_temp(path)?;
+    let at = locate(path, FinalLink::Keep, true)?;
+    sweep_temps(&at.dir);
+    let (temp, mut file) = create_temp(&at)?;
     let published = (|| {
         // A brand-new file nobody else can have opened yet: the lock is granted at once.
-        hit("claim_record:lock")
+        hit(Failpoint::ClaimRecordLock)
             .and_then(|()| sys::flock(file.as_fd(), FlockOp::Exclusive, true))
-            .map_err(|e| Error::io("lock claim record", &temp_path, e))?;
+            .map_err(|e| Error::io("lock claim record", at.dir.join(&temp), e))?;
         write_record(&mut file, record.render().as_bytes())
-            .map_err(|e| Error::io("write claim record", &temp_path, e))?;
-        hit("claim_record:rename")
-            .and_then(|()| fs::rename(&temp_path, path))
+            .map_err(|e| Error::io("write claim record", at.dir.join(&temp), e))?;
+        hit(Failpoint::ClaimRecordRename)
+            .and_then(|()| {
+                Ok(renameat(
+                    at.dir.fd(),
+                    temp.as_os_str(),
+                    at.dir.fd(),
+                    at.name.as_os_str(),
+                )?)
+            })
             .map_err(|e| Error::io("publish claim record", path, e))
     })();
     if let Err(e) = published {
-        let _ = fs::remove_file(&temp_path);
+        let _ = unlinkat(at.dir.fd(), temp.as_os_str(), UnlinkatFlags::NoRemoveDir);
         return Err(e);
     }
     let meta = file.metadata().map_err(|e| Error::io("stat claim record", path, e))?;
@@ -101,22 +110,24 @@ pub(crate) fn create(dir: DirKey, name: &str, path: &Path, record: &ScopeRecord)
 /// `dir`): nothing reads them, so without this they would pile up. The caller holds the sentinel,
 /// under which every claim is published, so no live claimant is writing one; a temporary file that is
 /// locked all the same is left alone.
-fn sweep_temps(dir: &Path) {
-    let Ok(entries) = fs::read_dir(dir) else { return };
-    for entry in entries.flatten() {
-        let file_name = entry.file_name();
-        let is_temp = file_name
+fn sweep_temps(dir: &Dir) {
+    let Ok(names) = entry_names(dir.fd()) else { return };
+    for name in names {
+        let is_temp = name
             .to_str()
             .is_some_and(|n| n.starts_with('.') && n.contains(".lock.tmp-"));
-        if !is_temp || !entry.file_type().is_ok_and(|t| t.is_file()) {
+        if !is_temp {
             continue;
         }
-        let path = entry.path();
-        let Ok(file) = scan::open_record(&path) else { continue };
-        if sys::flock(file.as_fd(), FlockOp::Exclusive, true).is_err() {
+        // Opened without following a link and checked to be a regular file before anything else.
+        let Ok(file) = open_untrusted_at(dir.fd(), &name) else {
+            continue;
+        };
+        if !file.metadata().is_ok_and(|m| m.is_file()) || sys::flock(file.as_fd(), FlockOp::Exclusive, true).is_err() {
             continue;
         }
-        match fs::remove_file(&path) {
+        let path = dir.join(&name);
+        match unlinkat(dir.fd(), name.as_os_str(), UnlinkatFlags::NoRemoveDir) {
             Ok(()) => log::info!(target: "ferrolock::scope", "removed {} left by a crashed claimant", path.display()),
             Err(e) => log::warn!(target: "ferrolock::scope", "could not remove {}: {e}", path.display()),
         }
@@ -127,37 +138,29 @@ fn sweep_temps(dir: &Path) {
 /// Writes the record in one `write`, or (only while a test has armed a fault point) in two with the
 /// fault point `claim_record:write` between them, to simulate a crash halfway through.
 fn write_record(file: &mut File, bytes: &[u8]) -> io::Result<()> {
-    if !faults::armed() {
+    if !failpoints::armed() {
         return file.write_all(bytes);
     }
     let (first, second) = bytes.split_at(bytes.len() / 2);
     file.write_all(first)?;
-    hit("claim_record:write")?;
+    hit(Failpoint::ClaimRecordWrite)?;
     file.write_all(second)
 }
 
-/// `.<file>.tmp-<pid>-<n>` beside `path`: hidden, and not ending in `.lock`, so neither ferrolock's
-/// scan nor the legacy `*.lock` glob ever reads a record that is still being written.
-fn create_temp(path: &Path) -> Result<(PathBuf, File)> {
+/// `.<file>.tmp-<pid>-<n>` beside the record: hidden, and not ending in `.lock`, so neither
+/// ferrolock's scan nor the legacy `*.lock` glob ever reads a record that is still being written.
+/// Created with the record's final mode (`0o666` minus the umask, as the legacy `open(path, "w")`).
+fn create_temp(at: &Located) -> Result<(OsString, File)> {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let file_name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
     loop {
         let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-        let temp = path.with_file_name(format!(".{file_name}.tmp-{}-{n}", std::process::id()));
-        match OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create_new(true)
-            .mode(0o666) // as the legacy `open(path, "w")`: the umask decides
-            .custom_flags(libc::O_CLOEXEC | libc::O_NOFOLLOW)
-            .open(&temp)
-        {
+        let mut temp = OsString::from(".");
+        temp.push(&at.name);
+        temp.push(format!(".tmp-{}-{n}", std::process::id()));
+        match create_new_at(at.dir.fd(), &temp, 0o666) {
             Ok(file) => return Ok((temp, file)),
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
-            Err(e) => return Err(Error::io("create claim record", temp, e)),
+            Err(e) => return Err(Error::io("create claim record", at.dir.join(&temp), e)),
         }
     }
 }
@@ -179,12 +182,32 @@ pub(crate) fn release(dir: DirKey, name: &str) -> Result<bool> {
     outcome.map(|()| true)
 }
 
+/// Unlinks the record at `path` if it is still the file `dev`/`ino`, relative to its directory found
+/// under the link rule (a record that vanished, or was replaced, is left to whoever replaced it).
+pub(crate) fn unlink_if_same(path: &Path, dev: u64, ino: u64) -> io::Result<()> {
+    let at = locate(path, FinalLink::Keep, false).map_err(|e| match e {
+        Error::Io { source, .. } => source,
+        other => io::Error::other(other.to_string()),
+    })?;
+    match at.dir.stat(&at.name)? {
+        Some(st) if st.st_dev == dev && st.st_ino == ino => {
+            Ok(unlinkat(at.dir.fd(), at.name.as_os_str(), UnlinkatFlags::NoRemoveDir)?)
+        }
+        _ => Ok(()),
+    }
+}
+
 fn remove_record(held: &Held) -> Result<()> {
-    match fs::symlink_metadata(&held.path) {
-        Ok(meta) if meta.dev() == held.dev && meta.ino() == held.ino => {}
+    let at = match locate(&held.path, FinalLink::Keep, false) {
+        Ok(at) => at,
+        // The directory is gone: there is nothing of ours left to remove.
+        Err(Error::Io { source, .. }) if source.kind() == io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(e),
+    };
+    match at.dir.stat(&at.name) {
+        Ok(Some(st)) if st.st_dev == held.dev && st.st_ino == held.ino => {}
         // Removed (or replaced) by someone else: there is nothing of ours left to remove.
         Ok(_) => return Ok(()),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
         Err(e) => return Err(Error::io("stat claim record", &held.path, e)),
     }
     let mut buf = vec![0u8; 64 * 1024];
@@ -199,7 +222,9 @@ fn remove_record(held: &Held) -> Result<()> {
         );
         return Ok(());
     }
-    match hit("claim_record:remove").and_then(|()| fs::remove_file(&held.path)) {
+    let removed = hit(Failpoint::ClaimRecordRemove)
+        .and_then(|()| Ok(unlinkat(at.dir.fd(), at.name.as_os_str(), UnlinkatFlags::NoRemoveDir)?));
+    match removed {
         Ok(()) => Ok(()),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
         Err(e) => Err(Error::io("remove claim record", &held.path, e)),

@@ -6,10 +6,6 @@
 
 use std::collections::HashSet;
 
-use nix::errno::Errno;
-use nix::sys::signal::kill;
-use nix::unistd::Pid;
-
 use super::paths;
 
 /// A judge gave up (in Python: a hook raised). The operation stops; the caller re-raises.
@@ -67,13 +63,11 @@ impl Judge for SystemJudge {
 }
 
 /// The legacy liveness rule: `kill(pid, 0)` succeeds, or fails with anything but `ESRCH` (`EPERM`:
-/// alive but not ours). A pid outside the kernel's range is dead.
+/// alive but not ours). A pid outside the kernel's range is dead, and so are 0 and negative pids
+/// (`kill` would address a process group, which says nothing about the record's writer).
 #[must_use]
 pub fn pid_alive(pid: i64) -> bool {
-    let Ok(raw) = i32::try_from(pid) else {
-        return false;
-    };
-    !matches!(kill(Pid::from_raw(raw), None), Err(Errno::ESRCH))
+    crate::sys::process_exists(pid)
 }
 
 /// The ancestors of `pid`: its parent, grandparent, ... up to but excluding pid 1, read from
@@ -125,5 +119,7 @@ mod tests {
         assert!(pid_alive(i64::from(std::process::id())));
         assert!(!pid_alive(i64::from(i32::MAX)));
         assert!(!pid_alive(1 << 40));
+        assert!(!pid_alive(0));
+        assert!(!pid_alive(-1));
     }
 }

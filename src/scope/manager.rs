@@ -1,6 +1,5 @@
 //! [`ScopeDir`]: the claims of one running directory (little-loops' `.loops/.running`).
 
-use std::fs;
 use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -93,7 +92,8 @@ impl ScopeDir {
         ctl: &mut WaitControl<'_>,
     ) -> Result<bool> {
         names::validate_relative(IdKind::LoopName, name)?;
-        fs::create_dir_all(&self.running_dir).map_err(|e| Error::io("create directory", &self.running_dir, e))?;
+        // Created under the link rule: never through a link another user planted on the way.
+        crate::sys::Dir::open(&self.running_dir, true)?;
         let dir = claims::dir_key(&self.running_dir).map_err(|e| Error::io("stat", &self.running_dir, e))?;
         let owner = Owner::current_thread();
         self.sentinel.acquire_as(owner, Wait::Forever, ctl)?;
@@ -338,7 +338,7 @@ impl<'a, 'j> Session<'a, 'j> {
             Ok(Some(now)) if now.dev == found.dev && now.ino == found.ino && !now.held && now.bytes == found.bytes => {}
             _ => return,
         }
-        match fs::remove_file(&found.path) {
+        match claims::unlink_if_same(&found.path, found.dev, found.ino) {
             Ok(()) => log::info!(target: "ferrolock::scope", "removed stale claim record {}", found.path.display()),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             // Cleanup is a courtesy: a record we may not remove is still not a live claim.

@@ -6,7 +6,7 @@
 use std::fs::{self, File};
 use std::io::{self, Read};
 use std::ops::ControlFlow;
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use nix::libc;
@@ -14,10 +14,12 @@ use nix::libc;
 use super::record::ScopeRecord;
 use crate::error::{Error, Result};
 use crate::lock::held_exclusively;
+use crate::sys::FileKind;
+use crate::sys::fs::open_untrusted;
 
 /// The sentinel every acquirer (legacy or ferrolock) locks around its check-and-write. It is a
 /// dotfile ending in `.lock`, so it is skipped by name.
-pub(crate) const SENTINEL_NAME: &str = ".acquire.lock";
+pub const SENTINEL_NAME: &str = ".acquire.lock";
 
 /// Records larger than this are not claim records.
 const MAX_RECORD_LEN: u64 = 1 << 20;
@@ -116,7 +118,7 @@ pub(crate) fn read_record(path: &Path, name: &str) -> Result<Option<Found>> {
     if !meta.is_file() {
         return Err(Error::NotRegularFile {
             path: path.into(),
-            kind: "directory or special file",
+            kind: FileKind::of_mode(meta.mode()).word(),
         });
     }
     let held = held_exclusively(&file).map_err(|e| Error::io("probe claim record", path, e))?;
@@ -143,8 +145,5 @@ pub(crate) fn read_record(path: &Path, name: &str) -> Result<Option<Found>> {
 
 /// Opens a record read-only without following a final symlink or blocking on a FIFO.
 pub(crate) fn open_record(path: &Path) -> io::Result<File> {
-    fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC)
-        .open(path)
+    open_untrusted(path)
 }

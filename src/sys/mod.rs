@@ -18,10 +18,18 @@
 //! * [`LockFile`]: a descriptor a forked child closes the moment it is born (without unlocking), so a
 //!   dead parent's locks are free even while its children live.
 //! * [`current_thread_owner`]: an owner id per thread, never reused in the life of the process.
+//! * [`flock_table`] / [`flock_info`]: the kernel's table of flock locks (`/proc/locks`).
+//! * [`fs`]: paths another user may control: file kinds, opening without following links, and
+//!   reaching a path under the kernel's link-protection rules ([`locate`], [`Dir`]).
+//! * [`getdents64`]: listing an open directory through its descriptor (the descriptor-relative walk of
+//!   `ferrolock status` and `clean`).
 #![allow(unsafe_code)]
 
 mod detach;
+mod dirents;
 mod events;
+pub(crate) mod fs;
+mod locks;
 mod process;
 mod signal;
 mod timer;
@@ -33,12 +41,14 @@ use std::os::fd::{AsRawFd, BorrowedFd};
 use nix::libc;
 
 pub(crate) use detach::LockFile;
+pub(crate) use dirents::getdents64;
 pub(crate) use events::{DirWatch, pidfd_open, poll_readable};
+pub(crate) use fs::{Dir, FileKind, FinalLink, Located, euid, locate};
+pub(crate) use locks::{FileKey, FlockInfo, flock_info, flock_table, key_of};
 #[cfg_attr(not(feature = "python"), allow(unused_imports))]
 pub(crate) use process::is_main_thread;
-pub(crate) use process::{ForkLocal, THREAD_OWNER_BIT, current_thread_owner, open_files_soft_limit};
-// The binding's StateFile nested-edit registry still reads the fork generation itself.
-#[cfg_attr(not(feature = "python"), allow(unused_imports))]
+pub(crate) use process::{ForkLocal, THREAD_OWNER_BIT, current_thread_owner, open_files_soft_limit, process_exists};
+// The coordinator's handles and session pool still compare fork generations themselves.
 pub(crate) use process::fork_generation;
 pub(crate) use signal::{
     AllSignalsBlocked, UnblockedWakeSignal, deliveries as wake_signal_deliveries, usable_wake_signal,

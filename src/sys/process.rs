@@ -192,6 +192,20 @@ pub(crate) fn open_files_soft_limit() -> Option<u64> {
     (rc == 0 && limit.rlim_cur != libc::RLIM_INFINITY).then_some(limit.rlim_cur)
 }
 
+/// Whether a process with this pid exists: `kill(pid, 0)` sends nothing and fails with `ESRCH` only
+/// when there is no such process (`EPERM` means it exists but belongs to someone else). A pid outside
+/// the kernel's range, or one that would address a process group (0 or negative), does not exist.
+pub(crate) fn process_exists(pid: i64) -> bool {
+    let Ok(raw) = i32::try_from(pid) else {
+        return false;
+    };
+    raw > 0
+        && !matches!(
+            nix::sys::signal::kill(nix::unistd::Pid::from_raw(raw), None),
+            Err(nix::errno::Errno::ESRCH)
+        )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

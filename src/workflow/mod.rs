@@ -33,6 +33,11 @@ pub use model::{FILE_PLACEHOLDER, ParsedWorkflow, Task, Workflow};
 pub use parse::{parse, parse_with};
 pub use render::{RenderError, render, render_task};
 
+/// `BlackBox5`'s state file, and the lock beside it (`STATE.md`'s name with `.lock` for `.md`).
+pub const STATE_FILE: &str = "STATE.md";
+/// See [`STATE_FILE`].
+pub const STATE_LOCK_FILE: &str = "STATE.lock";
+
 /// Why a file cannot be a `STATE.md` at all (as opposed to one with odd content, which parses to
 /// defaults as the legacy parser did): `None` if it can be.
 ///

@@ -5,16 +5,18 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+use ferrolock::failpoints::Failpoint;
+
 /// The steps of `atomic_write` before its rename, in order: a failure at any of them must leave the
 /// target (and backup) as they were.
-pub const ATOMIC_WRITE_STEPS: [&str; 7] = [
-    "atomic_write:create_temp",
-    "atomic_write:write",
-    "atomic_write:chmod",
-    "atomic_write:fsync_temp",
-    "atomic_write:backup_link",
-    "atomic_write:backup_rename",
-    "atomic_write:rename",
+pub const ATOMIC_WRITE_STEPS: [Failpoint; 7] = [
+    Failpoint::AtomicWriteCreateTemp,
+    Failpoint::AtomicWriteWrite,
+    Failpoint::AtomicWriteChmod,
+    Failpoint::AtomicWriteFsyncTemp,
+    Failpoint::AtomicWriteBackupLink,
+    Failpoint::AtomicWriteBackupRename,
+    Failpoint::AtomicWriteRename,
 ];
 
 /// A fresh directory under the system temp dir, removed on drop. `tag` names it for a human; the pid

@@ -7,7 +7,7 @@
 use std::fs;
 
 use crate::common::{ATOMIC_WRITE_STEPS, TempDir, hidden};
-use ferrolock::durable::faults::{self, FaultAction};
+use ferrolock::failpoints::{self, Failpoint, FaultAction};
 use ferrolock::{StateFile, StateFileOptions, Wait};
 
 #[test]
@@ -26,9 +26,9 @@ fn every_failing_step_leaves_file_and_backup_intact_and_the_lock_free() {
     state.write(b"v2", Wait::Forever).unwrap();
 
     for step in ATOMIC_WRITE_STEPS {
-        faults::arm_on_this_thread(step, FaultAction::Error);
+        failpoints::arm_on_this_thread(step, FaultAction::Error);
         let err = state.write(b"never", Wait::Forever).unwrap_err();
-        faults::disarm();
+        failpoints::disarm();
         assert!(err.to_string().contains("Input/output error"), "{step}: {err}");
         assert!(!state.lock().is_locked(), "{step}: lock released");
         assert_eq!(state.read().unwrap().as_deref(), Some(&b"v2"[..]), "{step}");
@@ -41,23 +41,23 @@ fn every_failing_step_leaves_file_and_backup_intact_and_the_lock_free() {
     // failed rename above left the backup as a second link to the file, which needs no new link.)
     state.write(b"v2", Wait::Forever).unwrap();
     for step in [
-        "atomic_write:backup_link",
-        "atomic_write:backup_rename",
-        "state_file:unlink",
+        Failpoint::AtomicWriteBackupLink,
+        Failpoint::AtomicWriteBackupRename,
+        Failpoint::StateFileUnlink,
     ] {
-        faults::arm_on_this_thread(step, FaultAction::Error);
+        failpoints::arm_on_this_thread(step, FaultAction::Error);
         assert!(state.remove(Wait::Forever).is_err(), "{step}");
-        faults::disarm();
+        failpoints::disarm();
         assert_eq!(state.read().unwrap().as_deref(), Some(&b"v2"[..]), "{step}");
         assert!(!state.lock().is_locked(), "{step}");
         assert!(hidden(&dir).is_empty(), "{step}: {:?}", hidden(&dir));
     }
-    faults::arm_on_this_thread("state_file:fsync_dir", FaultAction::Error);
+    failpoints::arm_on_this_thread(Failpoint::StateFileFsyncDir, FaultAction::Error);
     assert!(
         state.remove(Wait::Forever).is_err(),
         "a failed directory fsync fails the removal"
     );
-    faults::disarm();
+    failpoints::disarm();
     assert_eq!(state.read().unwrap(), None);
     assert_eq!(state.read_backup().unwrap().as_deref(), Some(&b"v2"[..]));
 

@@ -10,7 +10,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use crate::common::TempDir;
-use ferrolock::{Error, StateFile, StateFileOptions, Wait};
+use ferrolock::{Error, Owner, StateFile, StateFileOptions, Wait, WaitControl};
 
 fn with_backup(dir: &TempDir) -> StateFile {
     StateFile::new(
@@ -222,4 +222,27 @@ fn a_directory_in_place_of_the_file_is_an_error_not_a_loss() {
     assert!(state.remove(Wait::Forever).is_err());
     assert!(dir.join("state.json").is_dir());
     assert!(!state.lock().is_locked(), "errors release the lock");
+}
+
+#[test]
+fn a_nested_edit_by_the_same_owner_is_refused_from_rust_too() {
+    // The outer edit's write would silently undo the inner one's: the rule lives in the core, so a Rust
+    // caller gets the refusal a Python caller gets.
+    let dir = TempDir::new("nested-edit");
+    let state = StateFile::new(dir.join("s.txt"), &StateFileOptions::default()).unwrap();
+    let outer = state.edit(Wait::Try).unwrap();
+    let err = state.edit(Wait::Try).unwrap_err();
+    assert!(matches!(err, Error::NestedEdit { .. }), "{err:?}");
+    assert!(err.to_string().contains("already editing"), "{err}");
+    // Another owner is not nested: it contends for the lock like any other process.
+    let other = Owner::from_raw(0x5eed);
+    let contended = state
+        .edit_as(other, Wait::Try, &mut WaitControl::default())
+        .unwrap_err();
+    assert!(contended.is_contention(), "{contended:?}");
+    outer.commit(b"outer").unwrap();
+    let again = state.edit(Wait::Try).unwrap();
+    assert_eq!(again.current(), Some(&b"outer"[..]));
+    drop(again);
+    assert!(!state.lock().is_locked());
 }

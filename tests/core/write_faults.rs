@@ -6,7 +6,7 @@
 use std::fs;
 
 use crate::common::{ATOMIC_WRITE_STEPS, TempDir, hidden};
-use ferrolock::durable::faults::{self, FaultAction};
+use ferrolock::failpoints::{self, Failpoint, FaultAction};
 use ferrolock::{WriteOptions, atomic_write};
 
 #[test]
@@ -22,9 +22,9 @@ fn every_failing_step_leaves_the_target_and_backup_intact_and_no_litter() {
     atomic_write(&target, b"v1", &opts).unwrap();
     atomic_write(&target, b"v2", &opts).unwrap();
     for step in ATOMIC_WRITE_STEPS {
-        faults::arm_on_this_thread(step, FaultAction::Error);
+        failpoints::arm_on_this_thread(step, FaultAction::Error);
         let err = atomic_write(&target, b"v3-never", &opts).unwrap_err();
-        faults::disarm();
+        failpoints::disarm();
         assert!(err.to_string().contains("Input/output error"), "{step}: {err}");
         assert_eq!(fs::read(&target).unwrap(), b"v2", "{step}");
         let kept = fs::read(&backup).unwrap();
@@ -33,9 +33,9 @@ fn every_failing_step_leaves_the_target_and_backup_intact_and_no_litter() {
     }
     // A failed directory fsync fails the call although the rename happened: the caller must not
     // believe the write is durable.
-    faults::arm_on_this_thread("atomic_write:fsync_dir", FaultAction::Error);
+    failpoints::arm_on_this_thread(Failpoint::AtomicWriteFsyncDir, FaultAction::Error);
     assert!(atomic_write(&target, b"v3", &opts).is_err());
-    faults::disarm();
+    failpoints::disarm();
     assert_eq!(fs::read(&target).unwrap(), b"v3");
     assert!(hidden(&dir).is_empty(), "{:?}", hidden(&dir));
     fs::remove_dir_all(&dir).unwrap();

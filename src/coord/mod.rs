@@ -1,0 +1,48 @@
+//! The coordinator: one lock API on one machine (`file://DIR`) and across machines (`postgresql://`).
+//!
+//! ```
+//! use ferrolock::coord::{Coordinator, LockSpec};
+//! use ferrolock::{LockMode, Wait};
+//!
+//! let dir = std::env::temp_dir().join(format!("ferrolock-coord-doc-{}", std::process::id()));
+//! let coord = Coordinator::connect(&format!("file://{}", dir.display()))?;
+//! let lock = coord.lock(LockSpec::new("jobs/build-42")?);
+//! lock.acquire(Wait::Forever)?;
+//! let token = lock.token()?; // fencing token: strictly increasing per name
+//! lock.fenced_write(b"done")?; // refused once a newer holder drew a token
+//! lock.release()?;
+//! # assert!(token >= 1);
+//! # std::fs::remove_dir_all(&dir).ok();
+//! # Ok::<(), ferrolock::Error>(())
+//! ```
+//!
+//! * A [`Backend`] is what differs between the two: how a named lock is granted and waited for, how
+//!   fencing tokens are drawn and checked, where run-once markers live, what `status` sees. The file
+//!   backend is the flock core rooted at a directory ([`file`]); the PostgreSQL backend uses session
+//!   advisory locks ([`pg`], behind the `postgres` cargo feature).
+//! * Everything above a backend is written once: [`CoordLock`] (re-entry per owner, exclusion between
+//!   lock objects of one process, deadlock detection, fork safety) and [`run_once`].
+//! * Fencing tokens are drawn lazily: the first [`CoordLock::token`] (or fenced write) of a grant
+//!   increments the name's durable counter, in the holder's own session, so it fails if the lock is
+//!   already lost. A lock that never writes through a fence pays no durable commit per acquisition,
+//!   and holders that do draw get strictly increasing tokens in the order they held the lock.
+
+mod backend;
+mod cancel;
+mod file;
+mod lock;
+mod names;
+#[cfg(feature = "postgres")]
+mod pg;
+mod run_once;
+mod url;
+
+pub use backend::{Backend, Grant, LockStatus, LostCallback, StatusHolder};
+pub use cancel::Cancel;
+pub use file::FileBackend;
+pub use lock::{CoordLock, Coordinator, LockSpec};
+pub use names::{MAX_NAME_LEN, validate_name};
+#[cfg(feature = "postgres")]
+pub use pg::{PgBackend, RawAdvisory};
+pub use run_once::run_once;
+pub use url::{CoordUrl, redact};

@@ -1,0 +1,220 @@
+//! A lock granted by PostgreSQL: the session that holds it, kept alive by its heartbeat.
+
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use postgres::types::Type;
+
+use super::session::Session;
+use super::{Inner, db_error};
+use crate::coord::backend::Grant;
+use crate::error::{Error, Result};
+
+pub(crate) struct PgGrant {
+    inner: Arc<Inner>,
+    session: Option<Session>,
+    name: String,
+    id: i32,
+    shared: bool,
+    token: Mutex<Option<u64>>,
+}
+
+impl std::fmt::Debug for PgGrant {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PgGrant")
+            .field("name", &self.name)
+            .field("session", &self.session)
+            .finish_non_exhaustive()
+    }
+}
+
+impl PgGrant {
+    pub(crate) fn new(inner: Arc<Inner>, session: Session, name: String, id: i32, shared: bool) -> Self {
+        Self {
+            inner,
+            session: Some(session),
+            name,
+            id,
+            shared,
+            token: Mutex::new(None),
+        }
+    }
+
+    fn session(&self) -> &Session {
+        self.session.as_ref().expect("a grant has its session until released")
+    }
+
+    fn lost(&self) -> Error {
+        Error::LockLost {
+            name: self.name.clone(),
+            reason: self.session().health.reason(),
+        }
+    }
+
+    /// How long to wait for an answer before calling the lock lost: until the server may have ended
+    /// the session for idleness, but at least a second (an answer that comes later still counts if
+    /// it comes before that point, which the health check then sees).
+    fn answer_limit(&self) -> Duration {
+        self.session()
+            .health
+            .valid_until()
+            .saturating_duration_since(Instant::now())
+            .max(Duration::from_secs(1))
+    }
+
+    fn do_release(&mut self) -> Result<()> {
+        let Some(session) = self.session.take() else {
+            return Ok(());
+        };
+        session.health.set_holding(false, None);
+        if session.health.is_lost() {
+            self.inner.pool.discard(session);
+            return Ok(());
+        }
+        let (ns, id, shared) = (self.inner.namespace, self.id, self.shared);
+        let inner = Arc::clone(&self.inner);
+        let released = session.run(self.inner.settings.lease * 2, move |client, _| {
+            client
+                .query_typed(
+                    &inner.sql.release,
+                    &[(&ns, Type::INT4), (&id, Type::INT4), (&shared, Type::BOOL)],
+                )
+                .map(|rows| rows.first().is_some_and(|r| r.get::<_, bool>(0)))
+        });
+        match released {
+            Some(Ok(true)) => {
+                self.inner.pool.checkin(session);
+                Ok(())
+            }
+            // Not held any more, no answer, or an error: closing the session frees whatever it holds.
+            Some(Ok(false)) | None => {
+                self.inner.pool.discard(session);
+                Ok(())
+            }
+            Some(Err(e)) => {
+                self.inner.pool.discard(session);
+                if e.is_closed() {
+                    Ok(())
+                } else {
+                    Err(db_error("release", &e))
+                }
+            }
+        }
+    }
+}
+
+impl Grant for PgGrant {
+    fn token(&self) -> Result<u64> {
+        let mut token = self.token.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(t) = *token {
+            return Ok(t);
+        }
+        let session = self.session();
+        if session.health.is_lost() {
+            return Err(self.lost());
+        }
+        let inner = Arc::clone(&self.inner);
+        let id = self.id;
+        // Drawn in the holder's own session: it succeeds only while the session, and so the lock, lives.
+        let drawn = session.run(
+            self.inner.settings.lease + Duration::from_secs(5),
+            move |client, health| {
+                let sent = Instant::now();
+                let drawn = client
+                    .query_typed(&inner.sql.draw, &[(&id, Type::INT4)])
+                    .map(|rows| rows.first().map(|r| r.get::<_, i64>(0)));
+                match &drawn {
+                    Ok(_) => health.ok(sent),
+                    Err(e) => health.lose(format!("drawing a fencing token failed: {}", super::db_message(e))),
+                }
+                drawn
+            },
+        );
+        match drawn {
+            Some(Ok(Some(t))) => {
+                *token = Some(t as u64);
+                Ok(t as u64)
+            }
+            Some(Ok(None)) => Err(Error::Coordinator {
+                op: "draw a fencing token",
+                message: format!("the row of {:?} is gone (was the schema reset?)", self.name),
+            }),
+            Some(Err(_)) => Err(self.lost()),
+            None => {
+                session.health.lose("no answer while drawing a fencing token".into());
+                Err(self.lost())
+            }
+        }
+    }
+
+    fn ensure_held(&self) -> Result<()> {
+        let session = self.session();
+        if session.health.is_lost() {
+            return Err(self.lost());
+        }
+        if Instant::now() >= session.health.valid_until() {
+            session.health.lose("no answer from the server within the lease".into());
+            return Err(self.lost());
+        }
+        let answer = session.run(self.answer_limit() + Duration::from_secs(1), |client, health| {
+            health.probe(client);
+        });
+        if answer.is_none() {
+            session.health.lose("no answer from the server within the lease".into());
+        }
+        if session.health.is_lost() {
+            Err(self.lost())
+        } else {
+            Ok(())
+        }
+    }
+
+    fn fenced_write(&self, value: &[u8], marker: bool) -> Result<()> {
+        let token = self.token()?;
+        let session = self.session();
+        if session.health.is_lost() {
+            return Err(self.lost());
+        }
+        let (inner, id, name, value) = (Arc::clone(&self.inner), self.id, self.name.clone(), value.to_vec());
+        // In the holder's own session: it runs only while the session, and so the lock, lives.
+        let written = session.run(
+            self.inner.settings.lease + Duration::from_secs(5),
+            move |client, health| {
+                let sent = Instant::now();
+                let result = inner.fenced_put(client, id, name, token, &value, marker);
+                match &result {
+                    Err(Error::Coordinator { message, .. }) if client.is_closed() => {
+                        health.lose(format!("a fenced write failed: {message}"));
+                    }
+                    Ok(()) | Err(Error::StaleToken { .. }) => health.ok(sent),
+                    Err(_) => {}
+                }
+                result
+            },
+        );
+        match written {
+            Some(Err(Error::Coordinator { .. })) if session.health.is_lost() => Err(self.lost()),
+            Some(result) => result,
+            None => {
+                session.health.lose("no answer while writing".into());
+                Err(self.lost())
+            }
+        }
+    }
+
+    fn is_lost(&self) -> bool {
+        self.session.as_ref().is_none_or(|s| s.health.is_lost())
+    }
+
+    fn release(mut self: Box<Self>) -> Result<()> {
+        self.do_release()
+    }
+}
+
+impl Drop for PgGrant {
+    fn drop(&mut self) {
+        if let Err(e) = self.do_release() {
+            log::warn!(target: "ferrolock::coord", "release of {:?} failed: {e}", self.name);
+        }
+    }
+}

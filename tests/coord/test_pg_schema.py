@@ -1,0 +1,49 @@
+"""The coordinator's schema: created on first use when the role may, a clear error naming the
+administrator's command when it may not, and a refusal to use a schema newer than this build."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import uuid
+
+import ferrolock
+import pytest
+from pg import PgCluster
+
+pytestmark = pytest.mark.timeout(120)
+
+
+def test_a_role_that_may_not_create_the_schema_gets_the_administrators_command(pg_template: PgCluster) -> None:
+    role, schema = f"agent_{uuid.uuid4().hex[:8]}", f"coord_{uuid.uuid4().hex[:8]}"
+    pg_template.psql(f"CREATE ROLE {role} LOGIN")
+    url = f"postgresql://{role}@127.0.0.1:{pg_template.port}/postgres?lease=2s&schema={schema}"
+    with pytest.raises(ferrolock.CoordinatorError, match="ferrolock schema --url") as info:
+        ferrolock.connect(url)
+    assert "permission denied" in str(info.value)
+    admin = url.replace(f"{role}@", "postgres@")
+    out = subprocess.run(
+        [sys.executable, "-m", "ferrolock.cli", "schema", "--url", admin],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert out.returncode == 0, out.stderr
+    pg_template.psql(
+        f"GRANT USAGE ON SCHEMA {schema} TO {role}; "
+        f"GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA {schema} TO {role}; "
+        f"GRANT USAGE ON ALL SEQUENCES IN SCHEMA {schema} TO {role}"
+    )
+    lock = ferrolock.connect(url).lock("after/the/admin")
+    with lock:
+        assert lock.token == 1
+
+
+def test_a_schema_newer_than_this_build_is_refused(pg_template: PgCluster) -> None:
+    schema = f"coord_{uuid.uuid4().hex[:8]}"
+    url = pg_template.url(lease="2s", schema=schema)
+    ferrolock.connect(url)  # creates it
+    pg_template.psql(f"UPDATE {schema}.meta SET value = '99' WHERE key = 'schema_version'")
+    with pytest.raises(ferrolock.CoordinatorError, match="version 99, newer than this ferrolock understands"):
+        ferrolock.connect(url)
