@@ -91,7 +91,9 @@ class FileLock:
     The object is configured by ``__init__`` (``__new__`` takes and ignores any arguments), so a Python
     subclass may define an ``__init__`` of its own and call ``super().__init__(...)``. ``ferrolock.FileLock``
     adds py-filelock's construction rules on top (``is_singleton``, ``lifetime``, a narrowed subclass
-    signature); this native class is its base.
+    signature); this native class is its base. ``ferrolock.AsyncFileLock`` (``ferrolock._async_lock``, typed
+    inline) is py-filelock's asyncio lock on the same base: ``await lock.acquire()``, ``async with``,
+    re-entrant per object, tasks queueing, waits in a helper thread so the event loop never blocks.
 
     Args:
         lock_file: Path of the lock file. Created (with missing parent directories) on first use,
