@@ -152,3 +152,34 @@ def test_a_dead_parents_scope_claim_is_free_while_its_forked_child_lives(tmp_pat
         assert manager.find_conflict(["src/"]) is None
         assert manager.acquire("successor", ["src/"])
         manager.release("successor")
+
+
+_POOL_LOCK: ferrolock.FileLock | None = None
+
+
+def _pool_worker_tries(_: int) -> str:
+    assert _POOL_LOCK is not None
+    try:
+        with _POOL_LOCK.acquire(timeout=0):
+            return "got"
+    except ferrolock.Timeout:
+        return "busy"
+
+
+@pytest.mark.timeout(START_DEADLINE * 4)
+def test_fork_pool_workers_using_an_inherited_lock_object_get_locks_of_their_own(lock_path: Path) -> None:
+    """py-filelock refuses (RuntimeError) an inherited object in a forked child; ferrolock gives the child a lock
+    of its own, so a module-level lock shared with a fork-started pool excludes parent and workers alike."""
+    global _POOL_LOCK
+    _POOL_LOCK = ferrolock.FileLock(lock_path)
+    _POOL_LOCK.acquire()
+    try:
+        with multiprocessing.get_context("fork").Pool(2) as pool:
+            while_held = pool.map(_pool_worker_tries, range(4), chunksize=1)
+            _POOL_LOCK.release()
+            after_release = pool.map(_pool_worker_tries, range(4), chunksize=1)
+    finally:
+        _POOL_LOCK.release(force=True)
+        _POOL_LOCK = None
+    assert while_held == ["busy"] * 4
+    assert after_release == ["got"] * 4
