@@ -31,8 +31,8 @@ pub mod job;
 pub mod lock;
 pub mod names;
 pub mod scope;
+pub mod state_md;
 mod sys;
-pub mod workflow;
 
 #[cfg(feature = "python")]
 mod py;

@@ -26,7 +26,7 @@ from typing import Any
 
 import ferrolock
 from ferrolock._ferrolock import _workflow_add_note
-from ferrolock._workflow import TaskState, WorkflowState, decode_state, parse_workflow
+from ferrolock._state_md import TaskState, WorkflowState, decode_state, parse_workflow
 from ferrolock.compat.blackbox5 import StateManager
 from hypothesis import strategies as st
 

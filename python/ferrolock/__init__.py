@@ -20,7 +20,7 @@ from ._job import JobLockManager
 from ._lock import FileLock
 from ._scope import LockManager, ScopeLock
 from ._state_manager import StateLocked, StateManager
-from ._workflow import TaskState, WorkflowState
+from ._state_md import TaskState, WorkflowState
 from .exceptions import Cancelled, CorruptFileError, InvalidName, LockError, Timeout, WouldDeadlock
 
 __all__ = (

@@ -609,7 +609,7 @@ class StateLock:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> bool: ...
 
-# BlackBox5's STATE.md format (private: used by ferrolock._workflow and ferrolock._state_manager).
+# BlackBox5's STATE.md format (private: used by ferrolock._state_md and ferrolock._state_manager).
 
 def _render_workflow(state: Any, started: str, updated: str) -> str | None:
     """Render a ``WorkflowState`` (timestamps already formatted) to ``STATE.md`` text, or ``None`` if a

@@ -20,7 +20,7 @@ from typing import Any
 
 from ._ferrolock import StateFile, _workflow_add_note
 from ._state_tasks import TaskList
-from ._workflow import (
+from ._state_md import (
     TIMESTAMP_FORMAT,
     WorkflowState,
     corruption,

@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from ._workflow import TaskState
+from ._state_md import TaskState
 
 __all__ = ["TaskList"]
 

@@ -11,8 +11,8 @@ mod inspect;
 mod job;
 mod scope;
 mod state_file;
+mod state_md;
 mod wait;
-mod workflow;
 
 use pyo3::prelude::*;
 
@@ -49,11 +49,11 @@ fn ferrolock_native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<state_file::PyStateEdit>()?;
     m.add_class::<state_file::PyStateDraft>()?;
     m.add_class::<state_file::PyStateLock>()?;
-    m.add_function(wrap_pyfunction!(workflow::_render_workflow, m)?)?;
-    m.add_function(wrap_pyfunction!(workflow::_parse_workflow, m)?)?;
-    m.add_function(wrap_pyfunction!(workflow::_workflow_corruption, m)?)?;
-    m.add_function(wrap_pyfunction!(workflow::_workflow_add_note, m)?)?;
-    m.add_function(wrap_pyfunction!(workflow::_workflow_bad_checkboxes, m)?)?;
+    m.add_function(wrap_pyfunction!(state_md::_render_workflow, m)?)?;
+    m.add_function(wrap_pyfunction!(state_md::_parse_workflow, m)?)?;
+    m.add_function(wrap_pyfunction!(state_md::_workflow_corruption, m)?)?;
+    m.add_function(wrap_pyfunction!(state_md::_workflow_add_note, m)?)?;
+    m.add_function(wrap_pyfunction!(state_md::_workflow_bad_checkboxes, m)?)?;
     // `ferrolock status` / `clean`.
     m.add_function(wrap_pyfunction!(inspect::_scan_locks, m)?)?;
     m.add_function(wrap_pyfunction!(inspect::_clean_locks, m)?)?;

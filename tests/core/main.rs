@@ -15,5 +15,5 @@ mod props;
 mod scope;
 mod state_faults;
 mod state_file;
-mod workflow;
+mod state_md;
 mod write_faults;

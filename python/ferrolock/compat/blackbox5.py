@@ -69,7 +69,7 @@ from typing import Any, Dict, List, Optional, Tuple  # noqa: F401, UP035
 
 from .._state_manager import StateLocked
 from .._state_manager import StateManager as _StateManager
-from .._workflow import TaskState, WorkflowState
+from .._state_md import TaskState, WorkflowState
 
 __all__ = ["StateLocked", "StateManager", "TaskState", "WorkflowState"]
 

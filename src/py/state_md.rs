@@ -9,7 +9,7 @@ use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyDict, PyInt, PyList, PyString, PyTuple};
 
-use crate::workflow::{self, Task, Workflow};
+use crate::state_md::{self, Task, Workflow};
 
 /// Integers up to 2^53 convert to `f64` exactly, so `current / total` here equals Python's true
 /// division; beyond that the Python renderer is used.
@@ -26,7 +26,7 @@ pub(crate) fn _render_workflow(
     let Some(w) = extract_workflow(state, started, updated)? else {
         return Ok(None);
     };
-    Ok(py.detach(|| workflow::render(&w)).ok())
+    Ok(py.detach(|| state_md::render(&w)).ok())
 }
 
 /// `(name, id, current_wave, total_waves, started, updated, tasks, notes, metadata)` parsed from
@@ -36,7 +36,7 @@ pub(crate) fn _render_workflow(
 #[pyfunction]
 #[pyo3(signature = (content, *, tasks=true))]
 pub(crate) fn _parse_workflow<'py>(py: Python<'py>, content: &str, tasks: bool) -> PyResult<Bound<'py, PyTuple>> {
-    let parsed = py.detach(|| workflow::parse_with(content, tasks));
+    let parsed = py.detach(|| state_md::parse_with(content, tasks));
     let w = parsed.workflow;
     let task_list = PyList::empty(py);
     if tasks {
@@ -66,13 +66,13 @@ pub(crate) fn _parse_workflow<'py>(py: Python<'py>, content: &str, tasks: bool) 
 /// `len(re.findall(r'^- \[[^x~ ]\]', content, re.MULTILINE))`, without a regex pass in Python.
 #[pyfunction]
 pub(crate) fn _workflow_bad_checkboxes(py: Python<'_>, content: &str) -> usize {
-    py.detach(|| workflow::bad_checkbox_lines(content))
+    py.detach(|| state_md::bad_checkbox_lines(content))
 }
 
 /// Why `content` cannot be a `STATE.md` at all (empty, or nothing a parser could recover), or `None`.
 #[pyfunction]
 pub(crate) fn _workflow_corruption(content: &str) -> Option<&'static str> {
-    workflow::corruption(content)
+    state_md::corruption(content)
 }
 
 /// Parse, append `note`, stamp `updated` (and `now` as the start time if the file has none), render:
@@ -86,7 +86,7 @@ pub(crate) fn _workflow_add_note(
     now: &str,
 ) -> Option<String> {
     py.detach(|| {
-        let parsed = workflow::parse(content);
+        let parsed = state_md::parse(content);
         let mut w = parsed.workflow;
         if w.current_wave.abs() > EXACT_FLOAT_INT || w.total_waves.abs() > EXACT_FLOAT_INT {
             return None;
@@ -94,7 +94,7 @@ pub(crate) fn _workflow_add_note(
         w.started = parsed.started.unwrap_or_else(|| now.to_owned());
         updated.clone_into(&mut w.updated);
         w.notes.push(note.to_owned());
-        workflow::render(&w).ok()
+        state_md::render(&w).ok()
     })
 }
 

@@ -1,7 +1,7 @@
 //! The `STATE.md` format from Rust: the rendering the spec gives character by character, parsing it
 //! back, and the legacy quirks that are kept (unclamped progress bars) or fixed (lost tasks).
 
-use ferrolock::workflow::{FILE_PLACEHOLDER, Task, Workflow, corruption, parse, render, render_task};
+use ferrolock::state_md::{FILE_PLACEHOLDER, Task, Workflow, corruption, parse, render, render_task};
 
 fn task(id: &str, description: &str, status: &str, wave: i64) -> Task {
     Task {
