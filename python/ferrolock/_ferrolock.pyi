@@ -15,6 +15,7 @@ __all__ = [
     "CancelToken",
     "FileLock",
     "JobLock",
+    "ParsedStateMd",
     "ScopeDir",
     "ScopeEntry",
     "StateDraft",
@@ -23,14 +24,15 @@ __all__ = [
     "StateLock",
     "__version__",
     "_clean_locks",
-    "_parse_workflow",
-    "_render_workflow",
+    "_parse_state_md",
+    "_render_state_md",
+    "_render_task",
     "_reset_logging_cache",
     "_scan_locks",
     "_set_failpoint",
-    "_workflow_add_note",
-    "_workflow_bad_checkboxes",
-    "_workflow_corruption",
+    "_state_md_add_note",
+    "_state_md_bad_checkboxes",
+    "_state_md_corruption",
     "atomic_write",
     "cleanup_stale_job_locks",
     "job_lock_path",
@@ -611,35 +613,71 @@ class StateLock:
 
 # BlackBox5's STATE.md format (private: used by ferrolock._state_md and ferrolock._state_manager).
 
-def _render_workflow(state: Any, started: str, updated: str) -> str | None:
-    """Render a ``WorkflowState`` (timestamps already formatted) to ``STATE.md`` text, or ``None`` if a
-    field holds a type only the Python renderer handles."""
+@final
+class ParsedStateMd:
+    """``STATE.md`` content as ``_parse_state_md`` found it."""
 
-def _parse_workflow(
-    content: str, *, tasks: bool = True
-) -> tuple[
-    str,
-    str,
-    int,
-    int,
-    str | None,
-    str | None,
-    list[tuple[str, str, str, int, list[str], str | None, str | None]],
-    list[str],
-    dict[str, str],
-]:
-    """Parse ``STATE.md`` text: ``(name, id, current_wave, total_waves, started, updated, tasks, notes,
-    metadata)``; each task is ``(id, description, status, wave, files, commit, error)`` and the
-    timestamps are ``YYYY-MM-DD HH:MM:SS`` text or ``None``. ``tasks=False`` leaves the task list empty."""
+    @property
+    def workflow_id(self) -> str:
+        """The backticked ``Workflow ID`` (``"unknown"`` if there is none)."""
 
-def _workflow_corruption(content: str) -> str | None:
+    @property
+    def workflow_name(self) -> str:
+        """The name after ``# Workflow:`` (else after the first ``# ``; ``"Unknown"`` if neither)."""
+
+    @property
+    def current_wave(self) -> int:
+        """From ``Wave N/M`` (``0`` if there is none)."""
+
+    @property
+    def total_waves(self) -> int:
+        """From ``Wave N/M`` (``0`` if there is none)."""
+
+    @property
+    def started(self) -> str | None:
+        """The ``Started:`` time as ``YYYY-MM-DD HH:MM:SS``, or ``None`` if there is no valid one."""
+
+    @property
+    def updated(self) -> str | None:
+        """The ``Updated:`` time, likewise."""
+
+    @property
+    def tasks(self) -> dict[str, Any]:
+        """Task id -> an instance of the ``task_class`` given to ``_parse_state_md`` (empty without one)."""
+
+    @property
+    def notes(self) -> list[str]:
+        """The ``- `` lines of ``## Notes``."""
+
+    @property
+    def metadata(self) -> dict[str, str]:
+        """The ``- **key:** value`` lines of ``## Metadata``."""
+
+def _parse_state_md(content: str, *, task_class: type[Any] | None = None) -> ParsedStateMd:
+    """Parse ``STATE.md`` text. With ``task_class`` (a dataclass with the legacy ``TaskState`` fields),
+    the tasks are built as its instances, each field set by name."""
+
+def _render_state_md(state: Any, started: str, updated: str) -> str:
+    """Render a ``WorkflowState`` (timestamps already formatted) to ``STATE.md`` text; every field is
+    shown as ``format(value)``, as the legacy f-strings did.
+
+    Raises:
+        TypeError: ``files_modified`` holds a non-``str`` among its first three entries, or wave numbers
+            cannot be compared or divided (as in the legacy code).
+        ValueError: the progress bar would be longer than a million cells.
+    """
+
+def _render_task(task: Any) -> str:
+    """Render one ``TaskState``'s lines (``TaskState.to_markdown``)."""
+
+def _state_md_corruption(content: str) -> str | None:
     """Why ``content`` cannot be a ``STATE.md`` at all (empty, or nothing to recover), or ``None``."""
 
-def _workflow_add_note(content: str, note: str, updated: str, now: str) -> str | None:
-    """Parse, append ``note``, set the updated time (and ``now`` as the start time if none is recorded)
-    and render; ``None`` if the result needs the Python renderer."""
+def _state_md_add_note(content: str, note: object, updated: str, now: str) -> str:
+    """Parse, append ``note`` (as ``format(note)``), set the updated time (and ``now`` as the start time if
+    none is recorded) and render."""
 
-def _workflow_bad_checkboxes(content: str) -> int:
+def _state_md_bad_checkboxes(content: str) -> int:
     """``len(re.findall(r'^- \\[[^x~ ]\\]', content, re.MULTILINE))``, counted natively."""
 
 # ---------------------------------------------------------------------------------------------------

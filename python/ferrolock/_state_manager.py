@@ -18,8 +18,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from ._ferrolock import StateFile, _workflow_add_note
-from ._state_tasks import TaskList
+from ._ferrolock import StateFile, _state_md_add_note
 from ._state_md import (
     TIMESTAMP_FORMAT,
     WorkflowState,
@@ -28,6 +27,7 @@ from ._state_md import (
     parse_workflow,
     validate_markdown,
 )
+from ._state_tasks import TaskList
 from .exceptions import CorruptFileError, Timeout, WouldDeadlock
 
 __all__ = ["StateLocked", "StateManager"]
@@ -365,13 +365,7 @@ class StateManager:
             text, corrupt = self._usable_text(current, state_file)
             now = self._now()
             stamp = now.strftime(TIMESTAMP_FORMAT)
-            content = _workflow_add_note(text, note, stamp, stamp) if isinstance(note, str) else None
-            if content is None:  # a value only the Python renderer handles
-                state = parse_workflow(text, self._now)
-                state.notes.append(note)
-                state.updated_at = now
-                content = state.to_markdown()
-            self._write_text(content, corrupt)
+            self._write_text(_state_md_add_note(text, note, stamp, stamp), corrupt)
 
     def clear(self) -> None:
         """Remove ``STATE.md`` under the lock. Its content becomes ``STATE.backup`` (a corrupt one is kept

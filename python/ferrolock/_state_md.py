@@ -1,10 +1,10 @@
 """BlackBox5's ``STATE.md`` format: the ``TaskState`` and ``WorkflowState`` dataclasses, rendering,
 parsing and validation.
 
-Rendering and parsing run in the Rust core (``src/workflow/``), which is linear in the file size. The
-dataclasses may hold values of any type (the legacy code formatted each with an f-string); for the rare
-shapes the native renderer does not read (``str`` subclasses, non-``int`` wave numbers, huge numbers),
-``_render_reference`` below renders the same bytes in Python.
+Rendering and parsing happen in the Rust core (``src/state_md/``), in one pass over the file. The
+dataclasses may hold values of any kind (the legacy code formatted each with an f-string): the binding
+converts each with Python's own semantics (``format(value)``, truthiness, ``dict`` grouping and
+``sorted()`` of wave values, ``", ".join`` of the file list) before handing it to the one renderer.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from ._ferrolock import _parse_workflow, _render_workflow, _workflow_bad_checkboxes, _workflow_corruption
+from ._ferrolock import _parse_state_md, _render_state_md, _render_task, _state_md_bad_checkboxes, _state_md_corruption
 
 __all__ = [
     "TIMESTAMP_FORMAT",
@@ -28,16 +28,6 @@ __all__ = [
 ]
 
 TIMESTAMP_FORMAT = "%Y-%m-%d %H:%M:%S"
-
-_CHECKBOX = {"completed": "[x]", "in_progress": "[~]", "pending": "[ ]", "failed": "[ ]"}
-
-
-def _line(value: Any) -> str:
-    """``value`` formatted on one line: each line break becomes a space, as the Rust renderer writes
-    it (``text::one_line``), so a multi-line field cannot forge tasks, statuses or sections."""
-    text = f"{value}"
-    parts = text.splitlines()
-    return text if parts == [text] else " ".join(parts)
 
 
 @dataclass
@@ -54,18 +44,7 @@ class TaskState:
 
     def to_markdown(self) -> str:
         """The task line, then ``Commit``, ``Files`` (first three, then a count) and ``Error`` lines."""
-        lines = [f"- {_CHECKBOX.get(self.status, '[ ]')} **{_line(self.task_id)}**: {_line(self.description)}"]
-        if self.commit_hash:
-            lines.append(f"  - Commit: `{_line(self.commit_hash)}`")
-        if self.files_modified:
-            # (a non-str entry still raises TypeError in join, as in the legacy code)
-            shown = ", ".join(_line(f) if isinstance(f, str) else f for f in self.files_modified[:3])
-            if len(self.files_modified) > 3:
-                shown += f" (+{len(self.files_modified) - 3} more)"
-            lines.append(f"  - Files: {shown}")
-        if self.error:
-            lines.append(f"  - Error: {_line(self.error)}")
-        return "\n".join(lines)
+        return _render_task(self)
 
 
 @dataclass
@@ -84,94 +63,34 @@ class WorkflowState:
 
     def to_markdown(self) -> str:
         """The ``STATE.md`` content: the legacy bytes, except that pending tasks of the current or an
-        earlier wave are written instead of silently dropped."""
-        started = self.started_at.strftime(TIMESTAMP_FORMAT)
-        updated = self.updated_at.strftime(TIMESTAMP_FORMAT)
-        text = _render_workflow(self, started, updated)
-        return text if text is not None else _render_reference(self, started, updated)
+        earlier wave are written instead of silently dropped, and a line break inside a field is written
+        as a space.
 
-
-def _render_reference(ws: WorkflowState, started: str, updated: str) -> str:
-    """The format in Python, for values the native renderer does not read."""
-    lines = [
-        f"# Workflow: {_line(ws.workflow_name)}",
-        "",
-        f"**Workflow ID:** `{_line(ws.workflow_id)}`",
-        f"**Status:** Wave {ws.current_wave}/{ws.total_waves}",
-        f"**Started:** {started}",
-        f"**Updated:** {updated}",
-        "",
-        "---",
-        "",
-    ]
-    if ws.total_waves > 0:
-        progress = ws.current_wave / ws.total_waves
-        filled = int(progress * 20)
-        lines += [f"**Progress:** `{'█' * filled}{'░' * (20 - filled)}` {int(progress * 100)}%", ""]
-    by_status: dict[str, list[TaskState]] = {s: [] for s in ("completed", "in_progress", "pending", "failed")}
-    for task in ws.tasks.values():
-        if task.status in by_status:
-            by_status[task.status].append(task)
-
-    completed = by_status["completed"]
-    if completed:
-        lines += [f"## ✅ Completed ({len(completed)} tasks)", ""]
-        waves = _by_wave(completed)
-        for wave in sorted(waves):
-            if len(waves) > 1:
-                lines.append(f"### Wave {wave}")
-            for task in waves[wave]:
-                lines += [task.to_markdown(), ""]
-        lines.append("")
-    _flat_section(lines, "## 🔄 In Progress", by_status["in_progress"])
-    pending = by_status["pending"]
-    if pending:
-        lines += [f"## 📋 Pending ({len(pending)} tasks)", ""]
-        waves = _by_wave(pending)
-        for wave in sorted(waves):  # every wave: the legacy code dropped those up to the current one
-            lines.append(f"### Wave {wave}")
-            lines += [f"- [ ] **{_line(task.task_id)}**: {_line(task.description)}" for task in waves[wave]]
-            lines.append("")
-        lines.append("")
-    _flat_section(lines, "## ❌ Failed", by_status["failed"])
-    if ws.notes:
-        lines.extend(["## Notes", "", *(f"- {_line(note)}" for note in ws.notes), ""])
-    if ws.metadata:
-        lines.extend(["## Metadata", "", *(f"- **{_line(k)}:** {_line(v)}" for k, v in ws.metadata.items()), ""])
-    return "\n".join(lines)
-
-
-def _by_wave(tasks: list[TaskState]) -> dict[Any, list[TaskState]]:
-    waves: dict[Any, list[TaskState]] = {}
-    for task in tasks:
-        waves.setdefault(task.wave_id, []).append(task)
-    return waves
-
-
-def _flat_section(lines: list[str], title: str, tasks: list[TaskState]) -> None:
-    if tasks:
-        lines += [f"{title} ({len(tasks)} tasks)", ""]
-        for task in tasks:
-            lines += [task.to_markdown(), ""]
-        lines.append("")
+        Raises:
+            TypeError: a value the legacy code could not format either (an entry of ``files_modified``
+                that is not a ``str``; wave numbers that cannot be compared or divided).
+            ValueError: the progress bar would be absurdly long (``Wave 10**9/1``).
+        """
+        return _render_state_md(
+            self, self.started_at.strftime(TIMESTAMP_FORMAT), self.updated_at.strftime(TIMESTAMP_FORMAT)
+        )
 
 
 def parse_workflow(content: str, now: Callable[[], datetime] = datetime.now, *, tasks: bool = True) -> WorkflowState:
     """Parse ``STATE.md`` content (never fails on odd content: it gives the legacy defaults). A missing
     timestamp becomes ``now()``, as in the legacy parser. ``tasks=False`` skips building the task
     objects (for callers that only need the header, notes and metadata)."""
-    parsed = _parse_workflow(content, tasks=tasks)
-    name, workflow_id, current, total, started, updated, raw_tasks, notes, metadata = parsed
+    parsed = _parse_state_md(content, task_class=TaskState if tasks else None)
     return WorkflowState(
-        workflow_id=workflow_id,
-        workflow_name=name,
-        current_wave=current,
-        total_waves=total,
-        tasks={raw[0]: TaskState(*raw) for raw in raw_tasks},
-        started_at=datetime.fromisoformat(started) if started else now(),
-        updated_at=datetime.fromisoformat(updated) if updated else now(),
-        notes=notes,
-        metadata=metadata,
+        workflow_id=parsed.workflow_id,
+        workflow_name=parsed.workflow_name,
+        current_wave=parsed.current_wave,
+        total_waves=parsed.total_waves,
+        tasks=parsed.tasks,
+        started_at=datetime.fromisoformat(parsed.started) if parsed.started else now(),
+        updated_at=datetime.fromisoformat(parsed.updated) if parsed.updated else now(),
+        notes=parsed.notes,
+        metadata=parsed.metadata,
     )
 
 
@@ -182,7 +101,7 @@ def decode_state(data: bytes) -> tuple[str | None, str | None]:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
         return None, f"not valid UTF-8 ({exc.reason} at byte {exc.start})"
-    reason = _workflow_corruption(text)
+    reason = _state_md_corruption(text)
     return (None, reason) if reason else (text, None)
 
 
@@ -207,7 +126,7 @@ def validate_markdown(content: str) -> list[str]:
         errors.append("Missing sections (## Completed, ## In Progress, etc.)")
     # ``re.findall(r'^- \[[^x~ ]\]', content, re.MULTILINE)``, counted in Rust: the one check that
     # reads the whole file.
-    invalid = _workflow_bad_checkboxes(content)
+    invalid = _state_md_bad_checkboxes(content)
     if invalid:
         errors.append(f"Invalid checkbox format in {invalid} lines")
     if "Workflow ID:" not in content:

@@ -49,11 +49,13 @@ fn ferrolock_native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<state_file::PyStateEdit>()?;
     m.add_class::<state_file::PyStateDraft>()?;
     m.add_class::<state_file::PyStateLock>()?;
-    m.add_function(wrap_pyfunction!(state_md::_render_workflow, m)?)?;
-    m.add_function(wrap_pyfunction!(state_md::_parse_workflow, m)?)?;
-    m.add_function(wrap_pyfunction!(state_md::_workflow_corruption, m)?)?;
-    m.add_function(wrap_pyfunction!(state_md::_workflow_add_note, m)?)?;
-    m.add_function(wrap_pyfunction!(state_md::_workflow_bad_checkboxes, m)?)?;
+    m.add_class::<state_md::PyParsedStateMd>()?;
+    m.add_function(wrap_pyfunction!(state_md::_parse_state_md, m)?)?;
+    m.add_function(wrap_pyfunction!(state_md::_render_state_md, m)?)?;
+    m.add_function(wrap_pyfunction!(state_md::_render_task, m)?)?;
+    m.add_function(wrap_pyfunction!(state_md::_state_md_corruption, m)?)?;
+    m.add_function(wrap_pyfunction!(state_md::_state_md_add_note, m)?)?;
+    m.add_function(wrap_pyfunction!(state_md::_state_md_bad_checkboxes, m)?)?;
     // `ferrolock status` / `clean`.
     m.add_function(wrap_pyfunction!(inspect::_scan_locks, m)?)?;
     m.add_function(wrap_pyfunction!(inspect::_clean_locks, m)?)?;

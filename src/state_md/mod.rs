@@ -1,4 +1,5 @@
-//! `BlackBox5`'s `STATE.md`: a human-readable workflow progress file (`spec/compat/blackbox5.md`).
+//! `BlackBox5`'s `STATE.md`: a human-readable workflow progress file, the format of its `state_manager`
+//! module (which `ferrolock.compat.blackbox5` replaces).
 //!
 //! [`render`] produces the legacy `WorkflowState.to_markdown()` bytes, character for character, with two
 //! deliberate differences: pending tasks of the current or an earlier wave are written (under their
@@ -23,13 +24,17 @@
 //!
 //! Both are linear in the size of the file; the legacy Python code was quadratic in the number of tasks
 //! with commit, file or error lines.
+//!
+//! This is the only renderer: the Python dataclasses hand their values over converted to text (with
+//! Python's `format()`), and wave numbers that are not integers arrive as a [`StatusLine`] and as
+//! per-task [`wave_label`](Task::wave_label)s with ranks, so every value reaches the file through here.
 
 mod model;
 mod parse;
 mod render;
 mod text;
 
-pub use model::{FILE_PLACEHOLDER, ParsedWorkflow, Task, Workflow};
+pub use model::{FILE_PLACEHOLDER, ParsedWorkflow, Progress, Status, StatusLine, Task, Workflow};
 pub use parse::{parse, parse_with};
 pub use render::{RenderError, render, render_task};
 

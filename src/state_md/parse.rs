@@ -3,7 +3,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use super::model::{FILE_PLACEHOLDER, ParsedWorkflow, Task, Workflow};
+use super::model::{FILE_PLACEHOLDER, ParsedWorkflow, Status, Task, Workflow};
 use super::text::{first_backticked, leading_number, lines, py_strip, remove_dash_label, skip_chars};
 
 /// More placeholders than this means the count is not a real one; the line is then kept as one entry.
@@ -20,12 +20,12 @@ enum Section {
 }
 
 impl Section {
-    fn status(self) -> &'static str {
+    fn status(self) -> Status {
         match self {
-            Self::Completed => "completed",
-            Self::InProgress => "in_progress",
-            Self::Failed => "failed",
-            Self::Pending | Self::Prose => "pending",
+            Self::Completed => Status::Completed,
+            Self::InProgress => Status::InProgress,
+            Self::Failed => Status::Failed,
+            Self::Pending | Self::Prose => Status::Pending,
         }
     }
 
@@ -134,11 +134,11 @@ fn parse_tasks(all: &[&str], current_wave: i64) -> Vec<Task> {
             // The task's own checkbox, where the renderer writes it. (The legacy parser searched the
             // whole line, so a description mentioning "- [x]" marked its task completed.)
             let status = if stripped.starts_with("- [x]") {
-                "completed"
+                Status::Completed
             } else if stripped.starts_with("- [~]") {
-                "in_progress"
+                Status::InProgress
             } else {
-                section.map_or("pending", Section::status)
+                section.map_or(Status::Pending, Section::status)
             };
             let wave = section_wave.unwrap_or(match section {
                 // Written without wave headers, always for the current wave.
@@ -148,7 +148,7 @@ fn parse_tasks(all: &[&str], current_wave: i64) -> Vec<Task> {
             tasks.push(Task {
                 id: id.to_owned(),
                 description: strip_in_progress(description).to_owned(),
-                status: status.to_owned(),
+                status,
                 wave,
                 ..Task::default()
             });
@@ -169,7 +169,7 @@ fn parse_tasks(all: &[&str], current_wave: i64) -> Vec<Task> {
         } else if stripped.starts_with("- Error:") {
             let error = remove_dash_label(line, "Error:");
             last.error = Some(py_strip(&error).to_owned());
-            "failed".clone_into(&mut last.status);
+            last.status = Status::Failed;
         }
     }
     tasks
