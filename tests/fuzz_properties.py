@@ -183,12 +183,12 @@ def check_state_text(text: str) -> None:
     assert isinstance(state, WorkflowState)
     decode_state(text.encode("utf-8", "surrogatepass"))
     try:
-        added: str | None = _state_md_add_note(text, "note", "2026-11-22 04:30:00", "2026-11-22 04:30:00")
+        added = _state_md_add_note(text, "note", "2026-11-22 04:30:00", "2026-11-22 04:30:00").data
     except ValueError as exc:  # `Wave 10**9/1`: a bar no file should hold
         added = None
         message = str(exc)
         assert "progress bar" in message
-    assert added is None or isinstance(added, str)
+    assert added is None or "\n- note\n" in added.decode("utf-8")
 
 
 def check_round_trip(state: WorkflowState) -> None:

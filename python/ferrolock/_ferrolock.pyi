@@ -3,7 +3,7 @@
 Import the public names from ``ferrolock``; this module is private.
 """
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Literal, final
@@ -16,6 +16,7 @@ __all__ = [
     "FileLock",
     "JobLock",
     "ParsedStateMd",
+    "RenderedStateMd",
     "ScopeDir",
     "ScopeEntry",
     "StateDraft",
@@ -27,12 +28,14 @@ __all__ = [
     "_parse_state_md",
     "_render_state_md",
     "_render_task",
+    "_render_update",
     "_reset_logging_cache",
     "_scan_locks",
     "_set_failpoint",
     "_state_md_add_note",
-    "_state_md_bad_checkboxes",
     "_state_md_corruption",
+    "_state_md_decode",
+    "_state_md_validate",
     "atomic_write",
     "cleanup_stale_job_locks",
     "job_lock_path",
@@ -612,6 +615,7 @@ class StateLock:
     ) -> bool: ...
 
 # BlackBox5's STATE.md format (private: used by ferrolock._state_md and ferrolock._state_manager).
+# Content is text or the file's bytes (UTF-8; other bytes raise ValueError naming the bad byte).
 
 @final
 class ParsedStateMd:
@@ -642,6 +646,10 @@ class ParsedStateMd:
         """The ``Updated:`` time, likewise."""
 
     @property
+    def task_count(self) -> int:
+        """How many tasks the file lists (``0`` if tasks were not parsed)."""
+
+    @property
     def tasks(self) -> dict[str, Any]:
         """Task id -> an instance of the ``task_class`` given to ``_parse_state_md`` (empty without one)."""
 
@@ -653,9 +661,30 @@ class ParsedStateMd:
     def metadata(self) -> dict[str, str]:
         """The ``- **key:** value`` lines of ``## Metadata``."""
 
-def _parse_state_md(content: str, *, task_class: type[Any] | None = None) -> ParsedStateMd:
-    """Parse ``STATE.md`` text. With ``task_class`` (a dataclass with the legacy ``TaskState`` fields),
-    the tasks are built as its instances, each field set by name."""
+@final
+class RenderedStateMd:
+    """A rendered ``STATE.md``, ready to write."""
+
+    @property
+    def data(self) -> bytes:
+        """The file's content (UTF-8)."""
+
+    @property
+    def task_count(self) -> int:
+        """How many tasks it lists (after repeated ids replaced earlier tasks)."""
+
+    @property
+    def duplicates(self) -> list[str]:
+        """Ids that appeared more than once (the later task replaced the earlier), as written."""
+
+    @property
+    def warnings(self) -> list[str]:
+        """What the legacy ``validate_markdown`` says about it (the legacy writer logged these)."""
+
+def _parse_state_md(content: str | bytes, *, tasks: bool = True, task_class: type[Any] | None = None) -> ParsedStateMd:
+    """Parse ``STATE.md`` content (its task lines only if ``tasks``). With ``task_class`` (a dataclass
+    with the legacy ``TaskState`` fields, or any class taking them as keyword arguments), the tasks are
+    built as its instances, each field given by name."""
 
 def _render_state_md(state: Any, started: str, updated: str) -> str:
     """Render a ``WorkflowState`` (timestamps already formatted) to ``STATE.md`` text; every field is
@@ -670,15 +699,41 @@ def _render_state_md(state: Any, started: str, updated: str) -> str:
 def _render_task(task: Any) -> str:
     """Render one ``TaskState``'s lines (``TaskState.to_markdown``)."""
 
-def _state_md_corruption(content: str) -> str | None:
-    """Why ``content`` cannot be a ``STATE.md`` at all (empty, or nothing to recover), or ``None``."""
+def _render_update(
+    *,
+    workflow_id: object,
+    workflow_name: object,
+    current_wave: object,
+    total_waves: object,
+    completed: Iterable[Any],
+    current: Iterable[Any],
+    pending: Iterable[Iterable[Any]],
+    first_pending_wave: int,
+    commit_hash: object,
+    started: str,
+    updated: str,
+    notes: Iterable[Any],
+    metadata: Any,
+) -> RenderedStateMd:
+    """Render what ``StateManager.update`` (or ``initialize``) writes, straight from its task dicts by
+    BlackBox5's conventions (id from ``task_id``/``agent_id``, description from ``description``/``task``/
+    ``prompt[:100]``, a current task's status from its ``result``, the wave's commit for completed tasks
+    without one), without building ``TaskState`` objects. Pending waves are numbered from
+    ``first_pending_wave``."""
 
-def _state_md_add_note(content: str, note: object, updated: str, now: str) -> str:
+def _state_md_add_note(content: str | bytes, note: object, updated: str, now: str) -> RenderedStateMd:
     """Parse, append ``note`` (as ``format(note)``), set the updated time (and ``now`` as the start time if
     none is recorded) and render."""
 
-def _state_md_bad_checkboxes(content: str) -> int:
-    """``len(re.findall(r'^- \\[[^x~ ]\\]', content, re.MULTILINE))``, counted natively."""
+def _state_md_validate(content: str | bytes) -> list[str]:
+    """The legacy ``validate_markdown`` warnings, in the legacy order and wording (``[]``: valid)."""
+
+def _state_md_decode(content: str | bytes) -> tuple[str | None, str | None]:
+    """``(text, None)`` if ``content`` can be a ``STATE.md``; ``(None, reason)`` if not (not UTF-8, worded
+    as Python's decoder words it; empty; neither a title nor a status line)."""
+
+def _state_md_corruption(content: str | bytes) -> str | None:
+    """Why ``content`` cannot be a ``STATE.md`` at all, or ``None``."""
 
 # ---------------------------------------------------------------------------------------------------
 # Scope claims (little-loops): the native half of ``ferrolock.LockManager``.

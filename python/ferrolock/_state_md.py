@@ -9,13 +9,19 @@ converts each with Python's own semantics (``format(value)``, truthiness, ``dict
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from ._ferrolock import _parse_state_md, _render_state_md, _render_task, _state_md_bad_checkboxes, _state_md_corruption
+from ._ferrolock import (
+    _parse_state_md,
+    _render_state_md,
+    _render_task,
+    _state_md_corruption,
+    _state_md_decode,
+    _state_md_validate,
+)
 
 __all__ = [
     "TIMESTAMP_FORMAT",
@@ -76,11 +82,17 @@ class WorkflowState:
         )
 
 
-def parse_workflow(content: str, now: Callable[[], datetime] = datetime.now, *, tasks: bool = True) -> WorkflowState:
-    """Parse ``STATE.md`` content (never fails on odd content: it gives the legacy defaults). A missing
-    timestamp becomes ``now()``, as in the legacy parser. ``tasks=False`` skips building the task
-    objects (for callers that only need the header, notes and metadata)."""
-    parsed = _parse_state_md(content, task_class=TaskState if tasks else None)
+def parse_workflow(
+    content: str | bytes, now: Callable[[], datetime] = datetime.now, *, tasks: bool = True
+) -> WorkflowState:
+    """Parse ``STATE.md`` content, text or UTF-8 bytes (never fails on odd content: it gives the legacy
+    defaults). A missing timestamp becomes ``now()``, as in the legacy parser. ``tasks=False`` skips
+    the task lines (for callers that only need the header, notes and metadata).
+
+    Raises:
+        ValueError: ``content`` is bytes that are not UTF-8.
+    """
+    parsed = _parse_state_md(content, tasks=tasks, task_class=TaskState if tasks else None)
     return WorkflowState(
         workflow_id=parsed.workflow_id,
         workflow_name=parsed.workflow_name,
@@ -97,42 +109,14 @@ def parse_workflow(content: str, now: Callable[[], datetime] = datetime.now, *, 
 def decode_state(data: bytes) -> tuple[str | None, str | None]:
     """``(text, None)`` for usable ``STATE.md`` content, ``(None, reason)`` for content that cannot be a
     ``STATE.md`` at all (empty, not UTF-8, nothing a parser could recover)."""
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        return None, f"not valid UTF-8 ({exc.reason} at byte {exc.start})"
-    reason = _state_md_corruption(text)
-    return (None, reason) if reason else (text, None)
+    return _state_md_decode(data)
 
 
 def corruption(data: bytes) -> str | None:
     """Why ``data`` cannot be a ``STATE.md`` at all, or ``None``."""
-    return decode_state(data)[1]
+    return _state_md_corruption(data)
 
 
-_HEADER = re.compile(r"^# Workflow:", re.MULTILINE)
-_STATUS = re.compile(r"Wave\s+\d+/\d+")
-_SECTION = re.compile(r"^## ", re.MULTILINE)
-
-
-def validate_markdown(content: str) -> list[str]:
+def validate_markdown(content: str | bytes) -> list[str]:
     """The legacy warnings, in the legacy order and wording (an empty list for a valid file)."""
-    errors = []
-    if not _HEADER.search(content):
-        errors.append("Missing '# Workflow:' header")
-    if not _STATUS.search(content):
-        errors.append("Missing 'Wave X/Y' status line")
-    if not _SECTION.search(content):
-        errors.append("Missing sections (## Completed, ## In Progress, etc.)")
-    # ``re.findall(r'^- \[[^x~ ]\]', content, re.MULTILINE)``, counted in Rust: the one check that
-    # reads the whole file.
-    invalid = _state_md_bad_checkboxes(content)
-    if invalid:
-        errors.append(f"Invalid checkbox format in {invalid} lines")
-    if "Workflow ID:" not in content:
-        errors.append("Missing Workflow ID")
-    if "Started:" not in content:
-        errors.append("Missing Started timestamp")
-    if "Updated:" not in content:
-        errors.append("Missing Updated timestamp")
-    return errors
+    return _state_md_validate(content)

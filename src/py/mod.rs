@@ -53,9 +53,12 @@ fn ferrolock_native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(state_md::_parse_state_md, m)?)?;
     m.add_function(wrap_pyfunction!(state_md::_render_state_md, m)?)?;
     m.add_function(wrap_pyfunction!(state_md::_render_task, m)?)?;
-    m.add_function(wrap_pyfunction!(state_md::_state_md_corruption, m)?)?;
+    m.add_class::<state_md::PyRenderedStateMd>()?;
+    m.add_function(wrap_pyfunction!(state_md::_render_update, m)?)?;
     m.add_function(wrap_pyfunction!(state_md::_state_md_add_note, m)?)?;
-    m.add_function(wrap_pyfunction!(state_md::_state_md_bad_checkboxes, m)?)?;
+    m.add_function(wrap_pyfunction!(state_md::_state_md_corruption, m)?)?;
+    m.add_function(wrap_pyfunction!(state_md::_state_md_decode, m)?)?;
+    m.add_function(wrap_pyfunction!(state_md::_state_md_validate, m)?)?;
     // `ferrolock status` / `clean`.
     m.add_function(wrap_pyfunction!(inspect::_scan_locks, m)?)?;
     m.add_function(wrap_pyfunction!(inspect::_clean_locks, m)?)?;

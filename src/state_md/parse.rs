@@ -101,8 +101,9 @@ pub fn parse_with(content: &str, tasks: bool) -> ParsedWorkflow {
 }
 
 fn parse_tasks(all: &[&str], current_wave: i64) -> Vec<Task> {
-    let mut tasks: Vec<Task> = Vec::new();
-    let mut seen: HashSet<&str> = HashSet::new();
+    // A task takes a line or more: sized up front, neither grows while the file is read.
+    let mut tasks: Vec<Task> = Vec::with_capacity(all.len() / 2);
+    let mut seen: HashSet<&str> = HashSet::with_capacity(all.len() / 2);
     let mut section: Option<Section> = None;
     // The `### Wave N` header seen in the current section, if any.
     let mut section_wave: Option<i64> = None;
@@ -124,7 +125,7 @@ fn parse_tasks(all: &[&str], current_wave: i64) -> Vec<Task> {
             continue;
         }
         let stripped = py_strip(line);
-        if stripped.starts_with("- [") && line.contains("**") {
+        if stripped.starts_with("- [") && contains_double_star(line) {
             let Some((id, description)) = task_line(line) else {
                 continue;
             };
@@ -173,6 +174,11 @@ fn parse_tasks(all: &[&str], current_wave: i64) -> Vec<Task> {
         }
     }
     tasks
+}
+
+/// `"**" in line`, without setting up a substring searcher for every line.
+fn contains_double_star(line: &str) -> bool {
+    line.as_bytes().windows(2).any(|pair| pair == b"**")
 }
 
 /// `\*\*([^*]+)\*\*:\s*(.+)`, searched: the first bold run of non-`*` characters followed by `:` and

@@ -33,7 +33,7 @@ pub(crate) fn text(value: &Bound<'_, PyAny>) -> PyResult<String> {
 }
 
 /// `f"{value}"` if `value` is truthy (a detail line is written), else `None`.
-fn detail(value: &Bound<'_, PyAny>) -> PyResult<Option<String>> {
+pub(crate) fn detail(value: &Bound<'_, PyAny>) -> PyResult<Option<String>> {
     if value.is_none() || !value.is_truthy()? {
         return Ok(None);
     }
@@ -41,7 +41,7 @@ fn detail(value: &Bound<'_, PyAny>) -> PyResult<Option<String>> {
 }
 
 /// An exact `int` (not `bool`, whose text is `True`) that fits `i64`.
-fn exact_int(value: &Bound<'_, PyAny>) -> Option<i64> {
+pub(crate) fn exact_int(value: &Bound<'_, PyAny>) -> Option<i64> {
     if value.is_exact_instance_of::<PyInt>() && !value.is_instance_of::<PyBool>() {
         value.extract().ok()
     } else {
@@ -65,18 +65,20 @@ fn status(value: &Bound<'_, PyAny>) -> PyResult<Status> {
 
 /// `files[:3]` joined as `", ".join` joins (each entry must be a `str`; a subclass counts as its
 /// value, not its `format()`), padded with placeholders to `len(files)`.
-fn files(value: &Bound<'_, PyAny>) -> PyResult<Vec<String>> {
+pub(crate) fn files(value: &Bound<'_, PyAny>) -> PyResult<Vec<String>> {
     if value.is_none() || !value.is_truthy()? {
         return Ok(Vec::new());
     }
     let total = value.len()?;
-    let head = match value.cast_exact::<PyList>() {
-        Ok(list) => list.get_slice(0, 3).into_any(),
-        Err(_) => value.get_item(PySlice::new(value.py(), 0, 3, 1))?,
+    let head: Vec<Bound<'_, PyAny>> = match value.cast_exact::<PyList>() {
+        Ok(list) => list.iter().take(3).collect(),
+        Err(_) => value
+            .get_item(PySlice::new(value.py(), 0, 3, 1))?
+            .try_iter()?
+            .collect::<PyResult<_>>()?,
     };
     let mut out = Vec::with_capacity(total);
-    for (i, item) in head.try_iter()?.enumerate() {
-        let item = item?;
+    for (i, item) in head.into_iter().enumerate() {
         let Ok(s) = item.cast::<PyString>() else {
             let kind = item.get_type().name()?;
             return Err(PyTypeError::new_err(format!(
@@ -137,15 +139,21 @@ pub(crate) fn workflow(state: &Bound<'_, PyAny>, started: &str, updated: &str) -
         metadata: items(&state.getattr(intern!(py, "metadata"))?)?,
         ..Workflow::default()
     };
-    match (exact_int(&current), exact_int(&total)) {
+    set_waves(&mut w, &current, &total)?;
+    w.tasks = rank_waves(drafts)?;
+    Ok(w)
+}
+
+/// `Wave {current}/{total}`: exact small integers as they are, anything else as a [`StatusLine`].
+pub(crate) fn set_waves(w: &mut Workflow, current: &Bound<'_, PyAny>, total: &Bound<'_, PyAny>) -> PyResult<()> {
+    match (exact_int(current), exact_int(total)) {
         (Some(c), Some(t)) if c.abs() <= EXACT_FLOAT_INT && t.abs() <= EXACT_FLOAT_INT => {
             w.current_wave = c;
             w.total_waves = t;
         }
-        _ => w.status_line = Some(status_line(&current, &total)?),
+        _ => w.status_line = Some(status_line(current, total)?),
     }
-    w.tasks = rank_waves(drafts)?;
-    Ok(w)
+    Ok(())
 }
 
 /// `if values: [f"{v}" for v in values]`.

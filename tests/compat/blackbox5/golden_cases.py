@@ -18,7 +18,7 @@ import json
 import random
 import sys
 import tempfile
-from collections import OrderedDict
+from collections import OrderedDict, UserDict
 from collections.abc import Callable
 from datetime import datetime
 from decimal import Decimal
@@ -215,6 +215,16 @@ CALLS: list[tuple[str, dict[str, Any]]] = [
     ("update", {"workflow_id": "wf", "workflow_name": "Calls", "wave_id": 2, "total_waves": 3,
                 "completed_tasks": [], "current_wave_tasks": [], "pending_waves": [], "notes": ["n2", 5],
                 "metadata": {}}),
+    # Ids compare as dict keys: 1, 1.0 and True are one task (the last wins, in the first's place);
+    # 1 and "1" are two. Task records may be any mapping with `get`.
+    ("update", {"workflow_id": "wf", "workflow_name": "Keys", "wave_id": 1, "total_waves": 2,
+                "completed_tasks": [{"agent_id": 1, "description": "int"}, {"agent_id": "1", "description": "str"},
+                                    UserDict({"task_id": 1.0, "description": "float", "wave_id": 1}),
+                                    {"task_id": True, "description": "bool", "commit_hash": "b"}],
+                "current_wave_tasks": [UserDict({"task_id": "u", "prompt": "é" * 120,
+                                                 "result": UserDict({"success": 0, "error": "bad"})})],
+                "pending_waves": [[{"description": "x"}, {"task_id": None, "description": "none id"}]],
+                "commit_hash": "", "notes": None, "metadata": {"k": None}}),
 ]  # fmt: skip
 
 

@@ -5,12 +5,15 @@ test also checks that the golden file is still what the legacy module writes for
 from __future__ import annotations
 
 import json
+import random
+import re
 from decimal import Decimal
 from pathlib import Path
 
 import golden_cases
 import legacy_blackbox5 as legacy
 import pytest
+from ferrolock._state_md import decode_state, validate_markdown
 from ferrolock.compat import blackbox5
 from ferrolock.compat.blackbox5 import StateManager, TaskState, WorkflowState
 
@@ -70,3 +73,58 @@ def test_the_golden_file_is_what_the_legacy_module_writes(tmp_path: Path) -> Non
     assert golden_cases.render_cases(LEGACY) == {name: GOLDEN[name] for name in OURS}
     assert golden_cases.call_outputs(LEGACY) == {name: GOLDEN[name] for name in GOLDEN if name.startswith("call_")}
     assert StateManager is blackbox5.StateManager
+
+
+def _legacy_validate(content: str) -> list[str]:
+    """The legacy ``validate_markdown``, as the legacy module wrote it (regular expressions)."""
+    errors = []
+    if not re.search(r"^# Workflow:", content, re.MULTILINE):
+        errors.append("Missing '# Workflow:' header")
+    if not re.search(r"Wave\s+\d+/\d+", content):
+        errors.append("Missing 'Wave X/Y' status line")
+    if not re.search(r"^## ", content, re.MULTILINE):
+        errors.append("Missing sections (## Completed, ## In Progress, etc.)")
+    invalid = re.findall(r"^- \[[^x~ ]\]", content, re.MULTILINE)
+    if invalid:
+        errors.append(f"Invalid checkbox format in {len(invalid)} lines")
+    for needle, message in (
+        ("Workflow ID:", "Missing Workflow ID"),
+        ("Started:", "Missing Started timestamp"),
+        ("Updated:", "Missing Updated timestamp"),
+    ):
+        if needle not in content:
+            errors.append(message)
+    return errors
+
+
+def test_validation_gives_the_legacy_warnings_for_text_and_bytes() -> None:
+    pieces = ["# Workflow: x", "Wave", " ", "\u00a0", "\t", "1", "22", "/", "3", "\n", "\r", "## ", "- [", "z",
+              "x", "~", "]", "Workflow ID:", "Started:", "Updated:", "é", "🎉", "Wave 2/4", "  - [q] x"]  # fmt: skip
+    rnd = random.Random(7)
+    for _ in range(3000):
+        text = "".join(rnd.choice(pieces) for _ in range(rnd.randint(0, 25)))
+        assert validate_markdown(text) == _legacy_validate(text), repr(text)
+        assert validate_markdown(text.encode()) == _legacy_validate(text), repr(text)
+    assert StateManager().validate_markdown(GOLDEN["call_1_update"]) == []
+
+
+def test_undecodable_bytes_are_worded_as_pythons_decoder_words_them() -> None:
+    rnd = random.Random(11)
+    alphabet = [b"# Workflow: a\n", b"Wave 1/2", b"\xc3\xa9", b"\xe2\x9c\x85", b"\xff", b"\xc3", b"\xe2\x9c", b"\x80",
+                b"\xed\xa0\x80", b"\xf4\x90\x80\x80", b"\xc0\xaf", b"x"]  # fmt: skip
+    for _ in range(3000):
+        data = b"".join(rnd.choice(alphabet) for _ in range(rnd.randint(1, 8)))
+        text, reason = decode_state(data)
+        python_error = _decode_error(data)
+        if python_error is not None:
+            assert (text, reason) == (None, f"not valid UTF-8 ({python_error})"), data
+        else:
+            assert text == (data.decode() if reason is None else None), data
+
+
+def _decode_error(data: bytes) -> str | None:
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return f"{exc.reason} at byte {exc.start}"
+    return None
