@@ -33,6 +33,7 @@ pub mod names;
 pub mod scope;
 pub mod state_md;
 mod sys;
+pub mod tasks;
 
 #[cfg(feature = "python")]
 mod py;

@@ -27,5 +27,5 @@ pub use holder::{HOLDER_RECORD_VERSION, Holder, LockState, probe, read_holder};
 pub use protocol::{Removal, remove_if_unheld};
 pub use wait::{CancelToken, Wait, WaitControl};
 // The kernel wait itself, for other core modules that block on a lock file (scope waits).
-pub(crate) use holder::held_exclusively;
+pub(crate) use holder::{held_exclusively, hostname};
 pub(crate) use wait::{WaitEnd, block_until_locked};

@@ -16,4 +16,5 @@ mod scope;
 mod state_faults;
 mod state_file;
 mod state_md;
+mod tasks;
 mod write_faults;
