@@ -8,8 +8,10 @@ next poll.
 
 from ._ferrolock import (
     CancelToken,
+    ClaimResult,
     JobLock,
     StateFile,
+    TaskQueue,
     __version__,
     atomic_write,
     probe,
@@ -26,6 +28,7 @@ from .exceptions import Cancelled, CorruptFileError, InvalidName, LockError, Tim
 __all__ = (
     "CancelToken",
     "Cancelled",
+    "ClaimResult",
     "CorruptFileError",
     "FileLock",
     "InvalidName",
@@ -37,6 +40,7 @@ __all__ = (
     "StateFile",
     "StateLocked",
     "StateManager",
+    "TaskQueue",
     "TaskState",
     "Timeout",
     "WorkflowState",

@@ -3,6 +3,7 @@
 Import the public names from ``ferrolock``; this module is private.
 """
 
+import os
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from types import TracebackType
@@ -13,6 +14,7 @@ from typing_extensions import Self, disjoint_base
 __all__ = [
     "AcquireReturnProxy",
     "CancelToken",
+    "ClaimResult",
     "FileLock",
     "JobLock",
     "ParsedStateMd",
@@ -23,6 +25,7 @@ __all__ = [
     "StateEdit",
     "StateFile",
     "StateLock",
+    "TaskQueue",
     "__version__",
     "_clean_locks",
     "_parse_state_md",
@@ -734,6 +737,207 @@ def _state_md_decode(content: str | bytes) -> tuple[str | None, str | None]:
 
 def _state_md_corruption(content: str | bytes) -> str | None:
     """Why ``content`` cannot be a ``STATE.md`` at all, or ``None``."""
+
+# ---------------------------------------------------------------------------------------------------
+# Task claims: ``ferrolock.TaskQueue``.
+# ---------------------------------------------------------------------------------------------------
+
+@final
+class TaskQueue:
+    """A queue of tasks, each held by at most one claimant at a time, shared by every process on this
+    machine that opens the same file.
+
+    Every change is a locked read-modify-write of the queue file (atomic, durable, the previous
+    version kept as the backup), so claims are never lost or doubled, and readers that take no lock
+    never see a torn file. Claiming or releasing a task also holds the task's own lock file (in
+    ``locks_dir``), so a worker that holds a task's lock while it works on it is never disturbed.
+    Nothing waits while holding the queue's lock (a task's lock is waited for first), so no mix of
+    operations can deadlock; lock files of tasks that can no longer be claimed are removed as the
+    queue is used.
+
+    A claim is a record in the file: it stays until released, whatever happens to its claimant
+    (``release(force=True)`` returns a dead claimant's task to the queue). Every wait releases the
+    GIL and can be interrupted with Ctrl-C.
+
+    Example::
+
+        queue = TaskQueue("work/tasks.json")
+        queue.add("build", "test", "docs")
+        task = queue.claim_next(by="agent-7", timeout=60)   # waits for a task to appear
+        if task is not None:
+            ...                                              # do the work
+            queue.remove(task)                               # done (or queue.release(task, by=...))
+
+    Args:
+        path: The queue file (ferrolock's JSON: ``{"tasks": [{"id": ..., "claim": {...}}, ...]}``).
+            Its directory must exist.
+        locks_dir: The directory of the per-task lock files ``task_<id>.lock``; default
+            ``<path>.locks`` beside the file.
+        lock_path: The queue's lock file; default ``<path>.lock``.
+        backup_path: Where the previous version is kept; default ``<path>.bak``.
+        format: A format object for a file of another shape (``ferrolock.compat.todo2`` uses one for
+            todo2's ``state.todo2.json``). It has the methods ``decode(data: bytes) -> doc``,
+            ``encode(doc) -> bytes``, ``lookup(doc, task_id) -> (kind, claim)`` with kind
+            ``"missing"``, ``"free"`` or ``"claimed"``, ``unclaimed(doc) -> list[str] | None`` (ids in
+            queue order; ``None`` if it cannot tell), ``claim(doc, task_id, claimant)`` (changes
+            ``doc`` in place), ``release(doc, task_id, claimant, force) -> (kind, claim)`` with kind
+            ``"released"``, ``"not_claimed"``, ``"claimed_by_other"`` or ``"missing"`` (changes ``doc``
+            in place), and ``tasks(doc) -> list[(task_id, claim | None)]``. With a format, claimants
+            and claims are whatever it uses, and ``add``/``remove`` are not available.
+        timeout: Default timeout in seconds for every operation: negative waits forever, ``0`` is a
+            single attempt.
+        purpose: Names the locks in their holder records (``"<purpose> task <id>"``, ``"<purpose>
+            state file"``), as ``ferrolock status`` shows them.
+        task_lock_mode: Permission bits of new task lock files (the umask applies).
+        detect_deadlock: Fail at once with ``WouldDeadlock`` (instead of waiting) when this thread
+            already holds a task's lock through another lock object.
+
+    Raises:
+        InvalidName: ``path`` has no file name, or a lock or backup path is the queue file itself.
+    """
+
+    def __new__(
+        cls,
+        path: str | os.PathLike[str],
+        *,
+        locks_dir: str | os.PathLike[str] | None = None,
+        lock_path: str | os.PathLike[str] | None = None,
+        backup_path: str | os.PathLike[str] | None = None,
+        format: Any | None = None,
+        timeout: float = -1.0,
+        purpose: str | None = None,
+        task_lock_mode: int = 0o644,
+        detect_deadlock: bool = True,
+    ) -> Self: ...
+    @property
+    def path(self) -> str:
+        """The queue file."""
+
+    @property
+    def lock_path(self) -> str:
+        """The queue's lock file."""
+
+    @property
+    def backup_path(self) -> str | None:
+        """Where the previous version of the queue file is kept."""
+
+    @property
+    def locks_dir(self) -> str:
+        """The directory of the per-task lock files."""
+
+    @property
+    def timeout(self) -> float:
+        """The default timeout in seconds (settable)."""
+
+    @timeout.setter
+    def timeout(self, value: float) -> None: ...
+    def task_lock_path(self, task_id: str) -> str:
+        """The lock file of ``task_id`` (hold it with ``FileLock`` while working on the task to keep
+        ``claim_many`` and ``claim_next`` away from it).
+
+        Raises:
+            InvalidName: ``task_id`` cannot be part of a file name (``/``, NUL, ``.``, ``..``).
+        """
+
+    def add(self, *task_ids: str, timeout: float | None = None) -> int:
+        """Append the tasks not yet in the queue (creating the file if needed). Waiters in
+        ``claim_next`` wake up. Returns how many were added.
+
+        Raises:
+            Timeout: the queue's lock stayed busy.
+            CorruptFileError: the queue file is not a queue (it is left as it is).
+            TypeError: the queue has a ``format`` (which adds tasks its own way).
+        """
+
+    def remove(self, *task_ids: str, timeout: float | None = None) -> int:
+        """Remove the tasks (claimed or not): for work that is done. Returns how many were removed."""
+
+    def claim(self, task_id: str, *, by: Any, timeout: float | None = None) -> ClaimResult:
+        """Claim ``task_id`` for ``by`` (a name, for ferrolock's own format). Waits for the task's
+        lock, then for the queue's lock.
+
+        Returns:
+            The outcome: ``claimed``; ``taken`` (``owner`` says by whom); ``missing``; ``no_queue``
+            (there is no queue file).
+
+        Raises:
+            Timeout: the task's lock or the queue's lock stayed busy (``lock_file`` names which).
+            InvalidName: ``task_id`` cannot be part of a file name.
+            CorruptFileError: the queue file is not a queue (nothing is written).
+            KeyboardInterrupt: Ctrl-C during a wait; nothing was claimed.
+        """
+
+    def claim_many(self, task_ids: Sequence[str], *, by: Any, timeout: float | None = None) -> list[ClaimResult]:
+        """Claim every free task of ``task_ids`` in one change of the file. Not all-or-nothing: the
+        free ones are claimed. Waits only for the queue's lock; a task whose lock is held elsewhere
+        is ``busy``, one whose lock file cannot be used is ``failed`` (``reason`` says why).
+
+        Returns:
+            One result per id, in order.
+
+        Raises:
+            Timeout: the queue's lock stayed busy (nothing was claimed).
+            CorruptFileError: the queue file is not a queue.
+        """
+
+    def claim_next(self, *, by: Any, block: bool = True, timeout: float | None = None) -> str | None:
+        """Claim the first free task (in queue order) whose lock nobody holds, and return its id.
+
+        If there is none and ``block`` is true, sleep until the queue file changes (a task added or
+        released wakes the waiter at once) and look again, until ``timeout``.
+
+        Returns:
+            The claimed task's id, or ``None`` if none could be claimed in time.
+
+        Raises:
+            Timeout: the queue's lock stayed busy until ``timeout``.
+            KeyboardInterrupt: Ctrl-C during the wait; nothing was claimed.
+        """
+
+    def release(
+        self, task_id: str, *, by: Any, force: bool = False, timeout: float | None = None
+    ) -> Literal["released", "not_claimed", "claimed_by_other", "missing", "no_queue"]:
+        """Remove ``by``'s claim on ``task_id`` (anyone's with ``force``: for a claimant that died).
+        Waits for the task's lock, then the queue's lock. Waiters in ``claim_next`` wake up.
+
+        Raises:
+            Timeout: a lock stayed busy.
+        """
+
+    def owner(self, task_id: str) -> Any | None:
+        """The claim on ``task_id`` (for ferrolock's own format a dict with ``by``, ``host``, ``pid``
+        and ``since``), or ``None`` if it is free or not in the queue. Reads without a lock."""
+
+    def tasks(self) -> list[tuple[str, Any | None]]:
+        """Every task in queue order with its claim (``None`` if free). Reads without a lock."""
+
+@final
+class ClaimResult:
+    """What one claim found."""
+
+    @property
+    def task_id(self) -> str:
+        """The task."""
+
+    @property
+    def outcome(self) -> Literal["claimed", "taken", "missing", "busy", "failed", "no_queue"]:
+        """``claimed``: the claimant now holds it; ``taken``: someone else does (see ``owner``);
+        ``missing``: no such task; ``busy``: its lock was held elsewhere (``claim_many`` only);
+        ``failed``: its lock file could not be used (see ``reason``); ``no_queue``: no queue file."""
+
+    @property
+    def owner(self) -> Any | None:
+        """For ``taken``, the claim that holds the task."""
+
+    @property
+    def reason(self) -> str | None:
+        """For ``failed``, why."""
+
+    @property
+    def claimed(self) -> bool:
+        """Whether the claimant now holds the task (also the result's truth value)."""
+
+    def __bool__(self) -> bool: ...
 
 # ---------------------------------------------------------------------------------------------------
 # Scope claims (little-loops): the native half of ``ferrolock.LockManager``.

@@ -12,6 +12,8 @@ mod job;
 mod scope;
 mod state_file;
 mod state_md;
+mod tasks;
+mod tasks_format;
 mod wait;
 
 use pyo3::prelude::*;
@@ -59,6 +61,9 @@ fn ferrolock_native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(state_md::_state_md_corruption, m)?)?;
     m.add_function(wrap_pyfunction!(state_md::_state_md_decode, m)?)?;
     m.add_function(wrap_pyfunction!(state_md::_state_md_validate, m)?)?;
+    // Task claims.
+    m.add_class::<tasks::PyTaskQueue>()?;
+    m.add_class::<tasks::PyClaimResult>()?;
     // `ferrolock status` / `clean`.
     m.add_function(wrap_pyfunction!(inspect::_scan_locks, m)?)?;
     m.add_function(wrap_pyfunction!(inspect::_clean_locks, m)?)?;

@@ -369,7 +369,8 @@ impl Session<'_> {
     }
 
     /// Takes task `id`'s lock without waiting, if its file exists (see the module docs): `false` if
-    /// someone holds it.
+    /// someone holds it. Something other than a regular file at its path (a planted symlink, say) is
+    /// tried too, and refused with the lock's error.
     fn try_hold(&mut self, id: &str) -> Result<bool> {
         if !self.lock_files.contains(&task_lock_name(id)?) {
             return Ok(true);
@@ -389,9 +390,9 @@ impl Session<'_> {
     /// claimed (see the module docs).
     fn tidy<F: TaskFormat + ?Sized>(&mut self, format: &mut F, doc: &F::Doc, keep: &[&str]) -> Result<(), F::Error> {
         let dir = &self.queue.layout.task_locks;
-        self.lock_files = lock_files(dir);
-        let candidates: Vec<&str> = self
-            .lock_files
+        let (names, regular) = lock_files(dir);
+        self.lock_files = names;
+        let candidates: Vec<&str> = regular
             .iter()
             .map(|name| &name[5..name.len() - 5])
             .filter(|id| !keep.contains(id))
@@ -413,24 +414,31 @@ impl Session<'_> {
     }
 }
 
-/// The `task_*.lock` regular files in `dir`. A `dir` that is a symbolic link is not followed (one
-/// planted in a shared directory would point the tidy-up at someone else's files), and one that cannot
-/// be listed has none.
-fn lock_files(dir: &Path) -> HashSet<String> {
+/// The names of the `task_*.lock` entries in `dir`, and those of them that are regular files (the
+/// only ones the tidy-up may remove). A `dir` that is a symbolic link is not followed (one planted in a
+/// shared directory would point the tidy-up at someone else's files), and one that cannot be listed
+/// has none.
+fn lock_files(dir: &Path) -> (HashSet<String>, Vec<String>) {
+    let mut names = HashSet::new();
+    let mut regular = Vec::new();
     if !fs::symlink_metadata(dir).is_ok_and(|m| m.is_dir()) {
-        return HashSet::new();
+        return (names, regular);
     }
     let Ok(entries) = fs::read_dir(dir) else {
-        return HashSet::new();
+        return (names, regular);
     };
-    entries
-        .flatten()
-        .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
-        .filter_map(|e| e.file_name().into_string().ok())
-        .filter(|name| {
-            name.strip_prefix("task_")
-                .and_then(|n| n.strip_suffix(".lock"))
-                .is_some_and(|id| !id.is_empty())
-        })
-        .collect()
+    for entry in entries.flatten() {
+        let Ok(name) = entry.file_name().into_string() else {
+            continue;
+        };
+        let id = name.strip_prefix("task_").and_then(|n| n.strip_suffix(".lock"));
+        if id.is_none_or(str::is_empty) {
+            continue;
+        }
+        if entry.file_type().is_ok_and(|t| t.is_file()) {
+            regular.push(name.clone());
+        }
+        names.insert(name);
+    }
+    (names, regular)
 }

@@ -164,12 +164,22 @@ def task_lock_file(root: Path, task_id: object) -> Path:
         ferrolock.InvalidName: the id is empty, ``.``/``..``, or contains ``/`` or NUL.
     """
     name = validate_name("task id", str(task_id))
-    return root / ".todo2" / "locks" / f"task_{name}.lock"
+    return locks_dir(root) / f"task_{name}.lock"
+
+
+def state_path(root: Path) -> Path:
+    """``<root>/.todo2/state.todo2.json``: the tasks."""
+    return root / ".todo2" / "state.todo2.json"
 
 
 def state_lock_file(root: Path) -> Path:
     """``<root>/.todo2/state.todo2.json.lock``: the lock of the whole state file."""
-    return root / ".todo2" / "state.todo2.json.lock"
+    return state_path(root).with_name("state.todo2.json.lock")
+
+
+def locks_dir(root: Path) -> Path:
+    """``<root>/.todo2/locks``: the task lock files."""
+    return root / ".todo2" / "locks"
 
 
 def lock_for(root: Path, task_id: object, timeout: float) -> FileLock:
