@@ -770,7 +770,7 @@ class TaskQueue:
 
     Args:
         path: The queue file (ferrolock's JSON: ``{"tasks": [{"id": ..., "claim": {...}}, ...]}``).
-            Its directory must exist.
+            Missing directories are created on the first change.
         locks_dir: The directory of the per-task lock files ``task_<id>.lock``; default
             ``<path>.locks`` beside the file.
         lock_path: The queue's lock file; default ``<path>.lock``.

@@ -2,20 +2,18 @@
 //! Python. Every wait happens with the GIL released and can be interrupted (Ctrl-C); a Python format's
 //! methods run with the GIL taken back.
 
+use std::borrow::Borrow;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
-use pyo3::types::PyTuple;
 
-use super::tasks_format::{PyFormat, bridge_interrupted, claim_record_to_dict};
+use super::tasks_format::{Bridged, PyFormat};
 use super::wait::{interruptible, lock_interrupted};
 use crate::error::Error;
 use crate::lock::Wait;
-use crate::tasks::{
-    ClaimOutcome, ClaimRecord, LocalQueue, NativeFormat, QueueLayout, QueueOptions, ReleaseOutcome, TaskFormat,
-};
+use crate::tasks::{ClaimOutcome, LocalQueue, NativeFormat, QueueLayout, QueueOptions, ReleaseOutcome};
 
 /// A queue of tasks, each held by at most one claimant at a time.
 #[pyclass(name = "TaskQueue", module = "ferrolock._ferrolock", frozen)]
@@ -52,6 +50,22 @@ impl PyClaimResult {
     }
 }
 
+/// Runs `$body` once for this queue's format, bound to `$format` (ferrolock's own, or the Python one).
+macro_rules! with_format {
+    ($queue:expr, $py:expr, |$format:ident| $body:expr) => {
+        match &$queue.format {
+            None => {
+                let $format = NativeFormat;
+                $body
+            }
+            Some(object) => {
+                let $format = PyFormat(object.clone_ref($py));
+                $body
+            }
+        }
+    };
+}
+
 #[pymethods]
 impl PyTaskQueue {
     #[new]
@@ -60,7 +74,7 @@ impl PyTaskQueue {
         task_lock_mode=0o644, detect_deadlock=true
     ))]
     #[pyo3(
-        text_signature = "(path, *, locks_dir=None, lock_path=None, backup_path=None, format=None, timeout=-1.0, \
+        text_signature = "(path, *, locks_dir=None, lock_path=None, backup_path=None, format=None, timeout=-1.0, \\
         purpose=None, task_lock_mode=420, detect_deadlock=True)"
     )]
     #[allow(clippy::too_many_arguments)] // keyword-only options
@@ -134,7 +148,7 @@ impl PyTaskQueue {
     #[pyo3(signature = (*task_ids, timeout=None))]
     fn add(&self, py: Python<'_>, task_ids: Vec<String>, timeout: Option<f64>) -> PyResult<usize> {
         self.native_only("add")?;
-        let wait = self.wait(timeout);
+        let (wait, state) = (self.wait(timeout), &self.core.layout().state);
         interruptible(
             py,
             wait,
@@ -145,7 +159,8 @@ impl PyTaskQueue {
                 self.core.modify(&mut NativeFormat, wait, ctl, |_, doc| {
                     let mut doc = doc.unwrap_or_default();
                     let added = doc.add(task_ids.iter().map(String::as_str));
-                    Ok(((added > 0 || !self.core.layout().state.exists()).then_some(doc), added))
+                    // Written when something changed, and the first time (an empty queue is a queue).
+                    Ok(((added > 0 || !state.exists()).then_some(doc), added))
                 })
             },
         )
@@ -177,36 +192,11 @@ impl PyTaskQueue {
         &self,
         py: Python<'_>,
         task_id: &str,
-        by: Bound<'_, PyAny>,
+        by: &Bound<'_, PyAny>,
         timeout: Option<f64>,
     ) -> PyResult<PyClaimResult> {
         let wait = self.wait(timeout);
-        match &self.format {
-            None => {
-                let by: String = by.extract()?;
-                let outcome = interruptible(
-                    py,
-                    wait,
-                    None,
-                    lock_interrupted,
-                    |_| {},
-                    |ctl| self.core.claim(&mut NativeFormat, task_id, &by, wait, ctl),
-                )?;
-                claim_result(py, task_id, outcome, native_owner)
-            }
-            Some(format) => {
-                let (mut format, by) = (PyFormat(format.clone_ref(py)), by.unbind());
-                let outcome = interruptible(
-                    py,
-                    wait,
-                    None,
-                    bridge_interrupted,
-                    |_| {},
-                    |ctl| self.core.claim(&mut format, task_id, &by, wait, ctl),
-                )?;
-                claim_result(py, task_id, outcome, |_, owner| Ok(owner))
-            }
-        }
+        with_format!(self, py, |format| claim(&self.core, py, format, task_id, by, wait))
     }
 
     #[pyo3(signature = (task_ids, *, by, timeout=None))]
@@ -214,78 +204,24 @@ impl PyTaskQueue {
         &self,
         py: Python<'_>,
         task_ids: Vec<String>,
-        by: Bound<'_, PyAny>,
+        by: &Bound<'_, PyAny>,
         timeout: Option<f64>,
     ) -> PyResult<Vec<PyClaimResult>> {
         let wait = self.wait(timeout);
         let ids: Vec<&str> = task_ids.iter().map(String::as_str).collect();
-        match &self.format {
-            None => {
-                let by: String = by.extract()?;
-                let outcomes = interruptible(
-                    py,
-                    wait,
-                    None,
-                    lock_interrupted,
-                    |_| {},
-                    |ctl| self.core.claim_many(&mut NativeFormat, &ids, &by, wait, ctl),
-                )?;
-                ids.iter()
-                    .zip(outcomes)
-                    .map(|(id, o)| claim_result(py, id, o, native_owner))
-                    .collect()
-            }
-            Some(format) => {
-                let (mut format, by) = (PyFormat(format.clone_ref(py)), by.unbind());
-                let outcomes = interruptible(
-                    py,
-                    wait,
-                    None,
-                    bridge_interrupted,
-                    |_| {},
-                    |ctl| self.core.claim_many(&mut format, &ids, &by, wait, ctl),
-                )?;
-                ids.iter()
-                    .zip(outcomes)
-                    .map(|(id, o)| claim_result(py, id, o, |_, owner| Ok(owner)))
-                    .collect()
-            }
-        }
+        with_format!(self, py, |format| claim_many(&self.core, py, format, &ids, by, wait))
     }
 
     #[pyo3(signature = (*, by, block=true, timeout=None))]
     fn claim_next(
         &self,
         py: Python<'_>,
-        by: Bound<'_, PyAny>,
+        by: &Bound<'_, PyAny>,
         block: bool,
         timeout: Option<f64>,
     ) -> PyResult<Option<String>> {
         let wait = self.wait(timeout);
-        match &self.format {
-            None => {
-                let by: String = by.extract()?;
-                interruptible(
-                    py,
-                    wait,
-                    None,
-                    lock_interrupted,
-                    |_| {},
-                    |ctl| self.core.claim_next(&mut NativeFormat, &by, wait, block, ctl),
-                )
-            }
-            Some(format) => {
-                let (mut format, by) = (PyFormat(format.clone_ref(py)), by.unbind());
-                interruptible(
-                    py,
-                    wait,
-                    None,
-                    bridge_interrupted,
-                    |_| {},
-                    |ctl| self.core.claim_next(&mut format, &by, wait, block, ctl),
-                )
-            }
-        }
+        with_format!(self, py, |format| claim_next(&self.core, py, format, by, block, wait))
     }
 
     #[pyo3(signature = (task_id, *, by, force=false, timeout=None))]
@@ -293,59 +229,26 @@ impl PyTaskQueue {
         &self,
         py: Python<'_>,
         task_id: &str,
-        by: Bound<'_, PyAny>,
+        by: &Bound<'_, PyAny>,
         force: bool,
         timeout: Option<f64>,
     ) -> PyResult<&'static str> {
         let wait = self.wait(timeout);
-        let outcome = match &self.format {
-            None => {
-                let by: String = by.extract()?;
-                release_name(&interruptible(
-                    py,
-                    wait,
-                    None,
-                    lock_interrupted,
-                    |_| {},
-                    |ctl| self.core.release(&mut NativeFormat, task_id, &by, force, wait, ctl),
-                )?)
-            }
-            Some(format) => {
-                let (mut format, by) = (PyFormat(format.clone_ref(py)), by.unbind());
-                release_name(&interruptible(
-                    py,
-                    wait,
-                    None,
-                    bridge_interrupted,
-                    |_| {},
-                    |ctl| self.core.release(&mut format, task_id, &by, force, wait, ctl),
-                )?)
-            }
-        };
-        Ok(outcome)
+        with_format!(self, py, |format| release(
+            &self.core, py, format, task_id, by, force, wait
+        ))
     }
 
     fn owner(&self, py: Python<'_>, task_id: &str) -> PyResult<Option<Py<PyAny>>> {
         Ok(self
-            .entries(py)?
+            .tasks(py)?
             .into_iter()
-            .find_map(|(id, owner)| (id == task_id).then_some(owner))
-            .flatten())
+            .find(|(id, _)| id == task_id)
+            .and_then(|(_, owner)| owner))
     }
 
-    fn tasks<'py>(&self, py: Python<'py>) -> PyResult<Vec<Bound<'py, PyTuple>>> {
-        self.entries(py)?
-            .into_iter()
-            .map(|(id, owner)| {
-                PyTuple::new(
-                    py,
-                    [
-                        id.into_pyobject(py)?.into_any().unbind(),
-                        owner.into_pyobject(py)?.unbind(),
-                    ],
-                )
-            })
-            .collect()
+    fn tasks(&self, py: Python<'_>) -> PyResult<Vec<(String, Option<Py<PyAny>>)>> {
+        with_format!(self, py, |format| tasks(&self.core, py, format))
     }
 }
 
@@ -362,50 +265,137 @@ impl PyTaskQueue {
         }
         Ok(())
     }
-
-    /// Every task with its claim, read without a lock (each write is an atomic rename).
-    fn entries(&self, py: Python<'_>) -> PyResult<Vec<(String, Option<Py<PyAny>>)>> {
-        match &self.format {
-            None => {
-                let mut format = NativeFormat;
-                let entries = match py.detach(|| self.core.read(&mut format))? {
-                    Some(doc) => format.tasks(&doc)?,
-                    None => Vec::new(),
-                };
-                entries
-                    .into_iter()
-                    .map(|e| Ok((e.id, e.owner.map(|o| native_owner(py, o)).transpose()?)))
-                    .collect()
-            }
-            Some(format) => {
-                let mut format = PyFormat(format.clone_ref(py));
-                let doc = self.core.read(&mut format).map_err(PyErr::from)?;
-                let entries = match doc {
-                    Some(doc) => format.tasks(&doc).map_err(PyErr::from)?,
-                    None => Vec::new(),
-                };
-                Ok(entries.into_iter().map(|e| (e.id, e.owner)).collect())
-            }
-        }
-    }
 }
 
-fn native_owner(py: Python<'_>, owner: ClaimRecord) -> PyResult<Py<PyAny>> {
-    Ok(claim_record_to_dict(py, &owner)?.into_any().unbind())
-}
-
-fn claim_result<O>(
+fn claim<F: Bridged>(
+    queue: &LocalQueue,
     py: Python<'_>,
+    mut format: F,
     task_id: &str,
-    outcome: ClaimOutcome<O>,
-    to_python: fn(Python<'_>, O) -> PyResult<Py<PyAny>>,
-) -> PyResult<PyClaimResult> {
+    by: &Bound<'_, PyAny>,
+    wait: Wait,
+) -> PyResult<PyClaimResult>
+where
+    F::Error: Into<PyErr> + Send,
+    F::Owner: Send,
+{
+    let who = F::who(by)?;
+    let outcome = interruptible(
+        py,
+        wait,
+        None,
+        F::interrupted,
+        |_| {},
+        |ctl| queue.claim(&mut format, task_id, who.borrow(), wait, ctl),
+    )?;
+    claim_result::<F>(py, task_id, outcome)
+}
+
+fn claim_many<F: Bridged>(
+    queue: &LocalQueue,
+    py: Python<'_>,
+    mut format: F,
+    ids: &[&str],
+    by: &Bound<'_, PyAny>,
+    wait: Wait,
+) -> PyResult<Vec<PyClaimResult>>
+where
+    F::Error: Into<PyErr> + Send,
+    F::Owner: Send,
+{
+    let who = F::who(by)?;
+    let outcomes = interruptible(
+        py,
+        wait,
+        None,
+        F::interrupted,
+        |_| {},
+        |ctl| queue.claim_many(&mut format, ids, who.borrow(), wait, ctl),
+    )?;
+    ids.iter()
+        .zip(outcomes)
+        .map(|(id, o)| claim_result::<F>(py, id, o))
+        .collect()
+}
+
+fn claim_next<F: Bridged>(
+    queue: &LocalQueue,
+    py: Python<'_>,
+    mut format: F,
+    by: &Bound<'_, PyAny>,
+    block: bool,
+    wait: Wait,
+) -> PyResult<Option<String>>
+where
+    F::Error: Into<PyErr> + Send,
+{
+    let who = F::who(by)?;
+    interruptible(
+        py,
+        wait,
+        None,
+        F::interrupted,
+        |_| {},
+        |ctl| queue.claim_next(&mut format, who.borrow(), wait, block, ctl),
+    )
+}
+
+fn release<F: Bridged>(
+    queue: &LocalQueue,
+    py: Python<'_>,
+    mut format: F,
+    task_id: &str,
+    by: &Bound<'_, PyAny>,
+    force: bool,
+    wait: Wait,
+) -> PyResult<&'static str>
+where
+    F::Error: Into<PyErr> + Send,
+    F::Owner: Send,
+{
+    let who = F::who(by)?;
+    let outcome = interruptible(
+        py,
+        wait,
+        None,
+        F::interrupted,
+        |_| {},
+        |ctl| queue.release(&mut format, task_id, who.borrow(), force, wait, ctl),
+    )?;
+    Ok(match outcome {
+        ReleaseOutcome::Released => "released",
+        ReleaseOutcome::NotClaimed => "not_claimed",
+        ReleaseOutcome::ClaimedByOther(_) => "claimed_by_other",
+        ReleaseOutcome::Missing => "missing",
+        ReleaseOutcome::NoQueue => "no_queue",
+    })
+}
+
+/// Every task with its claim, read without a lock (each write is an atomic rename).
+fn tasks<F: Bridged>(queue: &LocalQueue, py: Python<'_>, mut format: F) -> PyResult<Vec<(String, Option<Py<PyAny>>)>>
+where
+    F::Error: Into<PyErr> + Send,
+{
+    let entries = match queue.read(&mut format).map_err(Into::into)? {
+        Some(doc) => format.tasks(&doc).map_err(Into::into)?,
+        None => Vec::new(),
+    };
+    entries
+        .into_iter()
+        .map(|e| Ok((e.id, e.owner.map(|o| F::owner(py, o)).transpose()?)))
+        .collect()
+}
+
+fn claim_result<F: Bridged>(py: Python<'_>, task_id: &str, outcome: ClaimOutcome<F::Owner>) -> PyResult<PyClaimResult>
+where
+    F::Error: Into<PyErr> + Send,
+{
     let (outcome, owner, reason) = match outcome {
         ClaimOutcome::Claimed => ("claimed", None, None),
-        ClaimOutcome::Taken(owner) => ("taken", Some(to_python(py, owner)?), None),
+        ClaimOutcome::Taken(owner) => ("taken", Some(F::owner(py, owner)?), None),
         ClaimOutcome::Missing => ("missing", None, None),
         ClaimOutcome::Busy => ("busy", None, None),
-        ClaimOutcome::Failed(e) => ("failed", None, Some(failure_text(e))),
+        ClaimOutcome::Failed(e) => ("failed", None, Some(failure_text(py, e))),
         ClaimOutcome::NoQueue => ("no_queue", None, None),
     };
     Ok(PyClaimResult {
@@ -416,20 +406,8 @@ fn claim_result<O>(
     })
 }
 
-/// The text Python shows for a per-task failure (as `str()` of the exception it maps to).
-fn failure_text(e: Error) -> String {
-    Python::attach(|py| {
-        let err = PyErr::from(e);
-        err.value(py).str().map_or_else(|_| err.to_string(), |s| s.to_string())
-    })
-}
-
-fn release_name<O>(outcome: &ReleaseOutcome<O>) -> &'static str {
-    match outcome {
-        ReleaseOutcome::Released => "released",
-        ReleaseOutcome::NotClaimed => "not_claimed",
-        ReleaseOutcome::ClaimedByOther(_) => "claimed_by_other",
-        ReleaseOutcome::Missing => "missing",
-        ReleaseOutcome::NoQueue => "no_queue",
-    }
+/// What `str()` of the exception a per-task failure maps to says.
+fn failure_text(py: Python<'_>, e: Error) -> String {
+    let err = PyErr::from(e);
+    err.value(py).str().map_or_else(|_| err.to_string(), |s| s.to_string())
 }

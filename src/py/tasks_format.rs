@@ -2,6 +2,7 @@
 //! `claim`, `release` and `tasks` methods; see `TaskQueue` in the stubs), for the core's queue. Its
 //! documents, claimants and claims stay Python objects.
 
+use std::borrow::Borrow;
 use std::path::Path;
 
 use pyo3::exceptions::PyValueError;
@@ -10,7 +11,7 @@ use pyo3::types::{PyBytes, PyDict};
 use pyo3::{Py, intern};
 
 use crate::error::Error;
-use crate::tasks::{ClaimRecord, Entry, Lookup, ReleaseOutcome, TaskFormat};
+use crate::tasks::{ClaimRecord, Entry, Lookup, NativeFormat, ReleaseOutcome, TaskFormat};
 
 /// A format's failure: the core's own error, or the exception a method of the Python format raised.
 pub(crate) enum BridgeError {
@@ -37,11 +38,6 @@ impl From<BridgeError> for PyErr {
             BridgeError::Py(e) => e,
         }
     }
-}
-
-/// `is_interrupt` for `interruptible`: the core's wait was stopped by a signal check.
-pub(crate) fn bridge_interrupted(e: &BridgeError) -> bool {
-    matches!(e, BridgeError::Core(Error::Interrupted { .. }))
 }
 
 /// The Python format object.
@@ -134,12 +130,56 @@ fn unknown(method: &str, kind: &str) -> PyErr {
     ))
 }
 
-/// A claim of ferrolock's own format as Python sees it: `{"by", "host", "pid", "since"}`.
-pub(crate) fn claim_record_to_dict<'py>(py: Python<'py>, record: &ClaimRecord) -> PyResult<Bound<'py, PyDict>> {
-    let d = PyDict::new(py);
-    d.set_item("by", &record.by)?;
-    d.set_item("host", &record.host)?;
-    d.set_item("pid", record.pid)?;
-    d.set_item("since", &record.since)?;
-    Ok(d)
+/// A format as the binding drives it: how Python's `by` becomes its claimant, how its claims reach
+/// Python, and which of its errors means "a signal check stopped the wait".
+pub(crate) trait Bridged: TaskFormat + Send
+where
+    Self::Error: Into<PyErr> + Send,
+{
+    /// The claimant, owned.
+    type Who: Borrow<Self::Claimant> + Send + Sync;
+
+    fn who(by: &Bound<'_, PyAny>) -> PyResult<Self::Who>;
+
+    fn owner(py: Python<'_>, owner: Self::Owner) -> PyResult<Py<PyAny>>;
+
+    fn interrupted(e: &Self::Error) -> bool;
+}
+
+impl Bridged for NativeFormat {
+    type Who = String;
+
+    fn who(by: &Bound<'_, PyAny>) -> PyResult<String> {
+        by.extract()
+    }
+
+    /// `{"by", "host", "pid", "since"}`.
+    fn owner(py: Python<'_>, record: ClaimRecord) -> PyResult<Py<PyAny>> {
+        let d = PyDict::new(py);
+        d.set_item("by", &record.by)?;
+        d.set_item("host", &record.host)?;
+        d.set_item("pid", record.pid)?;
+        d.set_item("since", &record.since)?;
+        Ok(d.into_any().unbind())
+    }
+
+    fn interrupted(e: &Error) -> bool {
+        matches!(e, Error::Interrupted { .. })
+    }
+}
+
+impl Bridged for PyFormat {
+    type Who = Py<PyAny>;
+
+    fn who(by: &Bound<'_, PyAny>) -> PyResult<Py<PyAny>> {
+        Ok(by.clone().unbind())
+    }
+
+    fn owner(_py: Python<'_>, owner: Py<PyAny>) -> PyResult<Py<PyAny>> {
+        Ok(owner)
+    }
+
+    fn interrupted(e: &BridgeError) -> bool {
+        matches!(e, BridgeError::Core(Error::Interrupted { .. }))
+    }
 }
