@@ -1,7 +1,8 @@
 """``ferrolock.compat.blackbox5``: the legacy surface, files and bytes.
 
 The byte-for-byte comparisons run against the legacy module when it is available (``FERROLOCK_MIRRORS``,
-see ``legacy_blackbox5.py``); a hand-written golden file from the spec runs always.
+see ``legacy_blackbox5.py``); a hand-written golden file from the spec runs always, and so do the golden
+files the legacy module wrote (``test_golden_render.py``).
 """
 
 from __future__ import annotations
