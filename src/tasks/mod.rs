@@ -13,7 +13,8 @@
 //! own is [`NativeFormat`]; `ferrolock.compat.todo2` supplies todo2's `state.todo2.json`.
 //!
 //! On one machine a claim is a record in the state file: it stays until it is released, whatever
-//! happens to the claimant (`release(force=True)` returns a dead claimant's task to the queue).
+//! happens to the claimant ([`release`](LocalQueue::release) with `force` returns a dead claimant's
+//! task to the queue).
 //!
 //! ```
 //! use ferrolock::tasks::{ClaimOutcome, LocalQueue, NativeFormat, QueueLayout, QueueOptions};
