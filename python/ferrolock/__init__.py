@@ -10,8 +10,10 @@ from ._async_lock import AsyncAcquireReturnProxy, AsyncFileLock
 from ._coord import Coordinator, CoordLock, connect
 from ._ferrolock import (
     CancelToken,
+    ClaimResult,
     JobLock,
     StateFile,
+    TaskQueue,
     __version__,
     atomic_write,
     probe,
@@ -22,8 +24,8 @@ from ._job import JobLockManager
 from ._lock import FileLock
 from ._scope import LockManager, ScopeLock
 from ._state_manager import StateLocked, StateManager
+from ._state_md import TaskState, WorkflowState
 from ._types import HolderRecord, LockProbe
-from ._workflow import TaskState, WorkflowState
 from .exceptions import (
     Cancelled,
     CoordinatorError,
@@ -42,6 +44,7 @@ __all__ = (
     "AsyncFileLock",
     "CancelToken",
     "Cancelled",
+    "ClaimResult",
     "CoordLock",
     "Coordinator",
     "CoordinatorError",
@@ -60,6 +63,7 @@ __all__ = (
     "StateFile",
     "StateLocked",
     "StateManager",
+    "TaskQueue",
     "TaskState",
     "Timeout",
     "UntrustedPathError",

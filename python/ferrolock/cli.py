@@ -173,7 +173,7 @@ def build_parser() -> argparse.ArgumentParser:
         "clean",
         help="remove lock files nobody uses and stale claim records (safe while the fleet runs)",
         description="Remove, under DIR... (default: .), lock files that nobody holds or has open and claim "
-        "records whose holder is dead. Every removal takes the file exclusively first (design protocol), so "
+        "records whose holder is dead. Every removal takes the file exclusively first (see the README's on-disk protocol), so "
         "it is safe while other processes hold and wait for locks.",
     )
     clean.add_argument("dirs", nargs="*", default=["."], metavar="DIR")

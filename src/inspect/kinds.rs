@@ -8,7 +8,7 @@ use std::path::Path;
 
 use crate::job::{JOB_LOCK_FILE, JOBS_INDEX_LOCK_FILE, WORKSPACE_DIR, WORKSPACE_SETUP_LOCK_FILE};
 use crate::scope::{RUNNING_DIR, SENTINEL_NAME};
-use crate::workflow::{STATE_FILE, STATE_LOCK_FILE};
+use crate::state_md::{STATE_FILE, STATE_LOCK_FILE};
 
 /// How every lock file's name ends (logist's job lock is exactly this).
 pub const LOCK_SUFFIX: &str = ".lock";

@@ -9,7 +9,7 @@ use pyo3::types::{PyDict, PyList};
 use super::convert::{PathArg, holder_to_dict, paths};
 use super::wait::{Gil, Pending, call};
 use crate::inspect::{self, Held, LockReport, Skipped, Step};
-use crate::{job, scope, workflow};
+use crate::{job, scope, state_md};
 
 /// The legacy layouts' file names, from the core modules that own them, for the Python code that
 /// builds those paths.
@@ -21,7 +21,7 @@ pub(crate) fn add_layout_names(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("WORKSPACE_SETUP_LOCK_FILE", job::WORKSPACE_SETUP_LOCK_FILE)?;
     m.add("SCOPE_RUNNING_DIR", scope::RUNNING_DIR)?;
     m.add("SCOPE_SENTINEL_FILE", scope::SENTINEL_NAME)?;
-    m.add("BLACKBOX5_STATE_LOCK_FILE", workflow::STATE_LOCK_FILE)?;
+    m.add("BLACKBOX5_STATE_LOCK_FILE", state_md::STATE_LOCK_FILE)?;
     m.add("TODO2_DIR", inspect::TODO2_DIR)?;
     m.add("TODO2_LOCKS_DIR", inspect::TODO2_LOCKS_DIR)?;
     m.add("TODO2_STATE_LOCK_FILE", inspect::TODO2_STATE_LOCK_FILE)?;

@@ -22,7 +22,8 @@ mod scope;
 #[cfg(feature = "failpoints")]
 mod state_faults;
 mod state_file;
+mod state_md;
+mod tasks;
 mod walk;
-mod workflow;
 #[cfg(feature = "failpoints")]
 mod write_faults;
