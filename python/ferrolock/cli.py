@@ -173,8 +173,8 @@ def build_parser() -> argparse.ArgumentParser:
         "clean",
         help="remove lock files nobody uses and stale claim records (safe while the fleet runs)",
         description="Remove, under DIR... (default: .), lock files that nobody holds or has open and claim "
-        "records whose holder is dead. Every removal takes the file exclusively first (see the README's on-disk protocol), so "
-        "it is safe while other processes hold and wait for locks.",
+        "records whose holder is dead. Every removal takes the file exclusively first (see the README's on-disk "
+        "protocol), so it is safe while other processes hold and wait for locks.",
     )
     clean.add_argument("dirs", nargs="*", default=["."], metavar="DIR")
     clean.add_argument("--dry-run", "-n", action="store_true", help="only say what would be removed")
