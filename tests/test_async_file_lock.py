@@ -203,25 +203,3 @@ def test_cancel_check_ends_an_async_wait_with_timeout(lock_path: Path) -> None:
         return calls
 
     assert asyncio.run(main()) >= 3
-
-
-@pytest.mark.timeout(60)
-def test_a_loop_that_closed_while_holding_leaves_no_owner_behind(tmp_path: Path) -> None:
-    """``FileLock``'s ``async with`` gives each event loop an owner id that is never reused: a new loop at
-    the dead loop's address (CPython reuses it at once) neither re-enters nor releases the old hold."""
-    lock = ferrolock.FileLock(tmp_path / "a.lock")
-    dead = asyncio.new_event_loop()
-    dead.run_until_complete(lock.acquire_async())
-    dead.close()
-    del dead
-
-    async def as_a_new_loop() -> bool:
-        await lock.release_async()  # not this loop's: nothing to release
-        try:
-            await lock.acquire_async(timeout=0)
-        except ferrolock.Timeout:
-            return False
-        return True
-
-    assert asyncio.run(as_a_new_loop()) is False
-    assert lock.is_locked
