@@ -157,10 +157,10 @@ def test_a_dead_parents_scope_claim_is_free_while_its_forked_child_lives(tmp_pat
 _POOL_LOCK: ferrolock.FileLock | None = None
 
 
-def _pool_worker_tries(_: int) -> str:
+def _pool_worker_tries(timeout: float) -> str:
     assert _POOL_LOCK is not None
     try:
-        with _POOL_LOCK.acquire(timeout=0):
+        with _POOL_LOCK.acquire(timeout=timeout):
             return "got"
     except ferrolock.Timeout:
         return "busy"
@@ -175,9 +175,10 @@ def test_fork_pool_workers_using_an_inherited_lock_object_get_locks_of_their_own
     _POOL_LOCK.acquire()
     try:
         with multiprocessing.get_context("fork").Pool(2) as pool:
-            while_held = pool.map(_pool_worker_tries, range(4), chunksize=1)
+            while_held = pool.map(_pool_worker_tries, [0] * 4, chunksize=1)
             _POOL_LOCK.release()
-            after_release = pool.map(_pool_worker_tries, range(4), chunksize=1)
+            # Workers now contend with each other: each waits its turn (a one-shot try could meet a sibling).
+            after_release = pool.map(_pool_worker_tries, [START_DEADLINE] * 4, chunksize=1)
     finally:
         _POOL_LOCK.release(force=True)
         _POOL_LOCK = None
