@@ -45,7 +45,7 @@ pub(crate) use process::fork_generation;
 pub(crate) use signal::{
     AllSignalsBlocked, UnblockedWakeSignal, deliveries as wake_signal_deliveries, usable_wake_signal,
 };
-pub(crate) use timer::WakeTimer;
+pub(crate) use timer::{WakeTimer, thread_timer};
 pub(crate) use wakeup::{Wakeup, share_description};
 
 /// The flock(2) operations the core uses.
