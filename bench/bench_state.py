@@ -1,19 +1,27 @@
 """Benchmark: BlackBox5 ``StateManager.update`` / ``add_note`` / ``load_state`` on STATE.md files of 100,
-1,000 and 10,000 tasks, ferrolock against the legacy module.
+1,000 and 10,000 tasks, against the floor (one read + parse + write of the same file) and the legacy module.
+
+The floor is what any implementation that keeps the file must do: read the bytes, parse every line
+(ferrolock's native parser, building no Python objects), and write the file back the way ferrolock
+writes ``STATE.md`` (atomically, keeping the previous version as ``STATE.backup`` by hard link, with
+``fsync`` of the file and the directory). ``no fsync`` shows the floor without
+the two ``fsync`` calls, to show how much of it the disk takes.
+
+Rounds are interleaved (floor, then each operation, once per round) and the ratio to the floor is taken
+within each round, so a machine shared with other work moves both sides of a ratio together; the table
+shows medians over the rounds.
 
 The legacy module is not part of this repository: it is extracted at run time from a bare git mirror of
 ``Lordsisodia/blackbox5`` under ``--mirrors`` (or ``$FERROLOCK_MIRRORS``, the folder holding
 ``<owner>+<repo>/repo``) into a temporary directory. Without it, only the ferrolock rows are printed.
 
-    python bench/bench_state.py [--mirrors DIR] [--sizes 100,1000,10000] [--budget 1.0]
-
-Prints a markdown table of the median wall time per call (ferrolock fsyncs the file and the directory
-on every write; the legacy module does not).
+    python bench/bench_state.py [--mirrors DIR] [--sizes 100,1000,10000] [--rounds 15] [--json FILE]
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import statistics
@@ -30,6 +38,8 @@ from legacy_source import BLACKBOX5, extract_legacy_module
 
 WAVES = 10
 CURRENT = 5
+OPERATIONS = ("update", "add_note", "load")
+LABELS = {"update": "`update`", "add_note": "`add_note`", "load": "`load_state`"}
 
 
 def load_legacy(mirrors: str | None, scratch: Path) -> ModuleType | None:
@@ -66,48 +76,103 @@ def workload(n: int) -> dict[str, Any]:
     }
 
 
-def median_ms(fn: Callable[[], object], budget: float) -> float:
-    """Median wall time of ``fn`` in ms, over at least 3 runs and at most ``budget`` seconds (or 50 runs)."""
-    fn()  # warm-up: imports, page cache, first-write paths
-    times: list[float] = []
-    deadline = time.perf_counter() + budget
-    while len(times) < 3 or (time.perf_counter() < deadline and len(times) < 50):
-        started = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - started)
-    return statistics.median(times) * 1000
+def timed(fn: Callable[[], object]) -> float:
+    started = time.perf_counter()
+    fn()
+    return time.perf_counter() - started
 
 
-def measure(manager_cls: Any, n: int, directory: Path, budget: float) -> dict[str, float]:
-    path = directory / "STATE.md"
-    manager = manager_cls(state_path=path)
-    args = workload(n)
-    manager.update(**args)
-    size = path.stat().st_size
-    read_ms = median_ms(path.read_bytes, budget / 4)
-    update_ms = median_ms(lambda: manager.update(**args), budget)
-    counter = iter(range(10**9))
-    # add_note grows the file by a line per call; reset it so every size measures what it says.
-    manager.update(**args)
-    note_ms = median_ms(lambda: manager.add_note(f"note {next(counter)}"), budget)
-    manager.update(**args)
-    load_ms = median_ms(manager.load_state, budget)
-    return {"size": size, "read": read_ms, "update": update_ms, "add_note": note_ms, "load": load_ms}
+class Subject:
+    """One ``StateManager`` on its own file, with a callable per operation."""
+
+    def __init__(self, manager_cls: Any, n: int, directory: Path) -> None:
+        directory.mkdir()
+        self.path = directory / "STATE.md"
+        self.manager = manager_cls(state_path=self.path)
+        self.args = workload(n)
+        self.manager.update(**self.args)
+        self.notes = iter(range(10**9))
+
+    def run(self, op: str) -> float:
+        if op == "update":
+            return timed(lambda: self.manager.update(**self.args))
+        if op == "add_note":
+            # add_note grows the file by a line per call: each sample starts from the same file.
+            self.manager.update(**self.args)
+            return timed(lambda: self.manager.add_note(f"note {next(self.notes)}"))
+        return timed(self.manager.load_state)
+
+
+def floor(source: Path, copy: Path, durable: bool) -> float:
+    """Read ``source``, parse every line natively (no Python objects), write it to ``copy`` as
+    ferrolock writes a ``STATE.md`` (atomically, the previous version kept as the backup by hard link;
+    ``durable``: with the ``fsync`` calls)."""
+    from ferrolock import _ferrolock, atomic_write
+
+    def once() -> None:
+        data = source.read_bytes()
+        _ferrolock._parse_state_md(data)
+        atomic_write(copy, data, durable=durable, backup=copy.with_suffix(".backup"))
+
+    return timed(once)
+
+
+def measure(impls: list[tuple[str, Any]], n: int, scratch: Path, rounds: int) -> dict[str, Any]:
+    subjects = {name: Subject(cls, n, scratch / f"{name}-{n}") for name, cls in impls}
+    ours = subjects["ferrolock"]
+    copy = scratch / f"floor-{n}.md"
+    for subject in subjects.values():  # warm-up: imports, page cache, first-write paths
+        for op in OPERATIONS:
+            subject.run(op)
+    samples: dict[str, list[float]] = {"floor": [], "floor_nosync": []}
+    ratios: dict[str, list[float]] = {}
+    for _ in range(rounds):
+        f = floor(ours.path, copy, durable=True)
+        samples["floor"].append(f)
+        samples["floor_nosync"].append(floor(ours.path, copy, durable=False))
+        for name, subject in subjects.items():
+            for op in OPERATIONS:
+                took = subject.run(op)
+                samples.setdefault(f"{name}:{op}", []).append(took)
+                ratios.setdefault(f"{name}:{op}", []).append(took / f)
+    return {
+        "tasks": n,
+        "bytes": ours.path.stat().st_size,
+        "ms": {key: statistics.median(v) * 1000 for key, v in samples.items()},
+        "x_floor": {key: statistics.median(v) for key, v in ratios.items()},
+    }
+
+
+def print_table(results: list[dict[str, Any]], legacy: bool) -> None:
+    print("| tasks | STATE.md | floor: read + parse + write (no fsync) | operation | ferrolock | x floor |", end="")
+    print(" legacy | legacy x floor |" if legacy else "")
+    print("|---:|---:|---:|---|---:|---:|" + ("---:|---:|" if legacy else ""))
+    for r in results:
+        ms, x = r["ms"], r["x_floor"]
+        for op in OPERATIONS:
+            row = (
+                f"| {r['tasks']:,} | {r['bytes'] / 1024:.0f} KiB | {ms['floor']:.2f} ms ({ms['floor_nosync']:.2f} ms) "
+                f"| {LABELS[op]} | {ms['ferrolock:' + op]:.2f} ms | {x['ferrolock:' + op]:.2f}x |"
+            )
+            if legacy:
+                row += f" {ms['legacy:' + op]:.2f} ms | {x['legacy:' + op]:.1f}x |"
+            print(row)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--mirrors", default=os.environ.get("FERROLOCK_MIRRORS"), help="folder of bare mirrors")
     parser.add_argument("--sizes", default="100,1000,10000", help="comma-separated task counts")
-    parser.add_argument("--budget", type=float, default=1.0, help="seconds per measurement")
-    parser.add_argument("--quick", action="store_true", help="a smoke run: small files, short measurements")
+    parser.add_argument("--rounds", type=int, default=15, help="interleaved rounds per size")
+    parser.add_argument("--quick", action="store_true", help="a smoke run: small files, few rounds")
+    parser.add_argument("--json", metavar="FILE", help="also write the raw results as JSON")
     args = parser.parse_args(argv)
     logging.disable(logging.WARNING)  # both modules log at INFO/WARNING on every call
 
     from ferrolock.compat import blackbox5
 
     if args.quick:
-        args.sizes, args.budget = "100,1000", 0.1
+        args.sizes, args.rounds = "100,1000", 3
     sizes = [int(s) for s in args.sizes.split(",")]
     with tempfile.TemporaryDirectory(prefix="ferrolock-bench-state-") as scratch:
         legacy = load_legacy(args.mirrors, Path(scratch))
@@ -116,27 +181,13 @@ def main(argv: list[str] | None = None) -> int:
             impls.append(("legacy", legacy.StateManager))
         else:
             print("(legacy module not found: pass --mirrors or set FERROLOCK_MIRRORS)", file=sys.stderr)
-        results: dict[tuple[str, int], dict[str, float]] = {}
+        results = []
         for n in sizes:
-            for name, cls in impls:
-                directory = Path(scratch) / f"{name}-{n}"
-                directory.mkdir()
-                results[name, n] = measure(cls, n, directory, args.budget)
-                print(f"measured {name} with {n} tasks", file=sys.stderr)
-
-    print("| tasks | STATE.md | read file | operation | ferrolock | legacy | speed-up |")
-    print("|---:|---:|---:|---|---:|---:|---:|")
-    for n in sizes:
-        ours = results["ferrolock", n]
-        theirs = results.get(("legacy", n))
-        for op in ("update", "add_note", "load"):
-            label = {"update": "`update`", "add_note": "`add_note`", "load": "`load_state`"}[op]
-            legacy_cell = f"{theirs[op]:.2f} ms" if theirs else "n/a"
-            speedup = f"{theirs[op] / ours[op]:.1f}x" if theirs else "n/a"
-            print(
-                f"| {n:,} | {ours['size'] / 1024:.0f} KiB | {ours['read']:.3f} ms | {label} "
-                f"| {ours[op]:.2f} ms | {legacy_cell} | {speedup} |"
-            )
+            results.append(measure(impls, n, Path(scratch), args.rounds))
+            print(f"measured {n} tasks", file=sys.stderr)
+    print_table(results, legacy is not None)
+    if args.json:
+        Path(args.json).write_text(json.dumps(results, indent=2))
     return 0
 
 

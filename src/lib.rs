@@ -34,8 +34,9 @@ pub mod lock;
 pub mod mode;
 pub mod names;
 pub mod scope;
+pub mod state_md;
 mod sys;
-pub mod workflow;
+pub mod tasks;
 
 #[cfg(feature = "python")]
 mod py;

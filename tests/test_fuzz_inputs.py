@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import fuzz_properties as fp
 import pytest
-from ferrolock._workflow import WorkflowState
+from ferrolock._state_md import WorkflowState
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 

@@ -154,7 +154,7 @@ def test_ctrl_c_in_a_log_call_during_stale_lock_cleanup(tmp_path: Path) -> None:
     """The clean-up logs each entry it skips; a Ctrl-C there was reported as a SystemError."""
     (tmp_path / "j").mkdir()
     (tmp_path / "j" / ".lock").symlink_to(tmp_path / "elsewhere")
-    with ctrl_c_in_log_call("not a regular file") as handler, pytest.raises(KeyboardInterrupt):
+    with ctrl_c_in_log_call("is a symbolic link") as handler, pytest.raises(KeyboardInterrupt):
         ferrolock.JobLockManager(tmp_path).cleanup_stale_locks(max_age_seconds=-1)
     assert handler.fired
 

@@ -85,8 +85,9 @@ def test_status_json_reports_every_kind_with_its_holder(tree: dict[str, Path], t
     out = cli("status", "--json", str(tmp_path))
     assert out.returncode == 0, out.stderr
     doc = json.loads(out.stdout)
-    assert set(doc) == {"version", "roots", "summary", "locks"}
+    assert set(doc) == {"version", "roots", "summary", "locks", "skipped"}
     assert doc["version"] == 1
+    assert doc["skipped"] == []
     locks = {lock["path"]: lock for lock in doc["locks"]}
     keys = {"path", "kind", "guards", "state", "mode", "pids", "waiters", "holder", "claim", "stale", "stale_reason"}
     assert all(set(lock) == keys for lock in locks.values())

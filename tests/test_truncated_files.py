@@ -13,7 +13,7 @@ from datetime import datetime
 
 import fuzz_properties as fp
 import pytest
-from ferrolock._workflow import TaskState, WorkflowState
+from ferrolock._state_md import TaskState, WorkflowState
 
 pytestmark = pytest.mark.timeout(120)
 

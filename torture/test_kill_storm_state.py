@@ -17,7 +17,7 @@ from pathlib import Path
 
 import ferrolock
 from conftest import storm_seconds
-from ferrolock._workflow import decode_state, parse_workflow, validate_markdown
+from ferrolock._state_md import decode_state, parse_workflow, validate_markdown
 from ferrolock.compat.blackbox5 import StateManager
 from process_helpers import SPAWN
 from storm import StopFlag, journal, leftovers, read_journal, run_storm

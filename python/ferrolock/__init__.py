@@ -9,8 +9,10 @@ next poll.
 from ._coord import Coordinator, CoordLock, connect
 from ._ferrolock import (
     CancelToken,
+    ClaimResult,
     JobLock,
     StateFile,
+    TaskQueue,
     __version__,
     atomic_write,
     probe,
@@ -21,8 +23,8 @@ from ._job import JobLockManager
 from ._lock import FileLock
 from ._scope import LockManager, ScopeLock
 from ._state_manager import StateLocked, StateManager
+from ._state_md import TaskState, WorkflowState
 from ._types import HolderRecord, LockProbe
-from ._workflow import TaskState, WorkflowState
 from .exceptions import (
     Cancelled,
     CoordinatorError,
@@ -39,6 +41,7 @@ from .exceptions import (
 __all__ = (
     "CancelToken",
     "Cancelled",
+    "ClaimResult",
     "CoordLock",
     "Coordinator",
     "CoordinatorError",
@@ -57,6 +60,7 @@ __all__ = (
     "StateFile",
     "StateLocked",
     "StateManager",
+    "TaskQueue",
     "TaskState",
     "Timeout",
     "UntrustedPathError",

@@ -4,10 +4,10 @@ Import the public names from ``ferrolock``; this module is private.
 """
 
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Literal, TypeAlias, final
+from typing import Any, Final, Literal, TypeAlias, final
 
 from typing_extensions import Self, disjoint_base
 
@@ -17,35 +17,54 @@ from ferrolock._types import HolderRecord, LockProbe, RemovalName
 _StrPath: TypeAlias = str | os.PathLike[str]
 
 __all__ = [
+    "BLACKBOX5_STATE_LOCK_FILE",
+    "JOBS_INDEX_LOCK_FILE",
+    "JOB_LOCK_FILE",
+    "LOCK_SUFFIX",
+    "SCOPE_RUNNING_DIR",
+    "SCOPE_SENTINEL_FILE",
+    "TODO2_DIR",
+    "TODO2_LOCKS_DIR",
+    "TODO2_STATE_LOCK_FILE",
+    "TODO2_TASK_LOCK_PREFIX",
+    "WORKSPACE_DIR",
+    "WORKSPACE_SETUP_LOCK_FILE",
     "AcquireReturnProxy",
     "CancelToken",
+    "ClaimResult",
     "CoordAcquired",
     "CoordCancel",
     "CoordLock",
     "Coordinator",
     "FileLock",
     "JobLock",
+    "ParsedStateMd",
+    "RenderedStateMd",
     "ScopeDir",
     "ScopeEntry",
     "StateDraft",
     "StateEdit",
     "StateFile",
     "StateLock",
+    "TaskQueue",
     "_RawAdvisory",
     "__version__",
     "_check_timeout",
     "_clean_locks",
     "_coord_schema_sql",
     "_failpoints",
-    "_parse_workflow",
-    "_render_workflow",
+    "_parse_state_md",
+    "_render_state_md",
+    "_render_task",
+    "_render_update",
     "_reset_logging_cache",
     "_scan_locks",
     "_set_failpoint",
+    "_state_md_add_note",
+    "_state_md_corruption",
+    "_state_md_decode",
+    "_state_md_validate",
     "_thread_owner",
-    "_workflow_add_note",
-    "_workflow_bad_checkboxes",
-    "_workflow_corruption",
     "atomic_write",
     "cleanup_stale_job_locks",
     "job_lock_path",
@@ -662,38 +681,327 @@ class StateLock:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> bool: ...
 
-# BlackBox5's STATE.md format (private: used by ferrolock._workflow and ferrolock._state_manager).
+# BlackBox5's STATE.md format (private: used by ferrolock._state_md and ferrolock._state_manager).
+# Content is text or the file's bytes (UTF-8; other bytes raise ValueError naming the bad byte).
 
-def _render_workflow(state: Any, started: str, updated: str) -> str | None:
-    """Render a ``WorkflowState`` (timestamps already formatted) to ``STATE.md`` text, or ``None`` if a
-    field holds a type only the Python renderer handles."""
+@final
+class ParsedStateMd:
+    """``STATE.md`` content as ``_parse_state_md`` found it."""
 
-def _parse_workflow(
-    content: str, *, tasks: bool = True
-) -> tuple[
-    str,
-    str,
-    int,
-    int,
-    str | None,
-    str | None,
-    list[tuple[str, str, str, int, list[str], str | None, str | None]],
-    list[str],
-    dict[str, str],
-]:
-    """Parse ``STATE.md`` text: ``(name, id, current_wave, total_waves, started, updated, tasks, notes,
-    metadata)``; each task is ``(id, description, status, wave, files, commit, error)`` and the
-    timestamps are ``YYYY-MM-DD HH:MM:SS`` text or ``None``. ``tasks=False`` leaves the task list empty."""
+    @property
+    def workflow_id(self) -> str:
+        """The backticked ``Workflow ID`` (``"unknown"`` if there is none)."""
 
-def _workflow_corruption(content: str) -> str | None:
-    """Why ``content`` cannot be a ``STATE.md`` at all (empty, or nothing to recover), or ``None``."""
+    @property
+    def workflow_name(self) -> str:
+        """The name after ``# Workflow:`` (else after the first ``# ``; ``"Unknown"`` if neither)."""
 
-def _workflow_add_note(content: str, note: str, updated: str, now: str) -> str | None:
-    """Parse, append ``note``, set the updated time (and ``now`` as the start time if none is recorded)
-    and render; ``None`` if the result needs the Python renderer."""
+    @property
+    def current_wave(self) -> int:
+        """From ``Wave N/M`` (``0`` if there is none)."""
 
-def _workflow_bad_checkboxes(content: str) -> int:
-    """``len(re.findall(r'^- \\[[^x~ ]\\]', content, re.MULTILINE))``, counted natively."""
+    @property
+    def total_waves(self) -> int:
+        """From ``Wave N/M`` (``0`` if there is none)."""
+
+    @property
+    def started(self) -> str | None:
+        """The ``Started:`` time as ``YYYY-MM-DD HH:MM:SS``, or ``None`` if there is no valid one."""
+
+    @property
+    def updated(self) -> str | None:
+        """The ``Updated:`` time, likewise."""
+
+    @property
+    def task_count(self) -> int:
+        """How many tasks the file lists (``0`` if tasks were not parsed)."""
+
+    @property
+    def tasks(self) -> dict[str, Any]:
+        """Task id -> an instance of the ``task_class`` given to ``_parse_state_md`` (empty without one)."""
+
+    @property
+    def notes(self) -> list[str]:
+        """The ``- `` lines of ``## Notes``."""
+
+    @property
+    def metadata(self) -> dict[str, str]:
+        """The ``- **key:** value`` lines of ``## Metadata``."""
+
+@final
+class RenderedStateMd:
+    """A rendered ``STATE.md``, ready to write."""
+
+    @property
+    def data(self) -> bytes:
+        """The file's content (UTF-8)."""
+
+    @property
+    def task_count(self) -> int:
+        """How many tasks it lists (after repeated ids replaced earlier tasks)."""
+
+    @property
+    def duplicates(self) -> list[str]:
+        """Ids that appeared more than once (the later task replaced the earlier), as written."""
+
+    @property
+    def warnings(self) -> list[str]:
+        """What the legacy ``validate_markdown`` says about it (the legacy writer logged these)."""
+
+def _parse_state_md(content: str | bytes, *, tasks: bool = True, task_class: type[Any] | None = None) -> ParsedStateMd:
+    """Parse ``STATE.md`` content (its task lines only if ``tasks``). With ``task_class`` (a dataclass
+    with the legacy ``TaskState`` fields, or any class taking them as keyword arguments), the tasks are
+    built as its instances, each field given by name."""
+
+def _render_state_md(state: Any, started: str, updated: str) -> str:
+    """Render a ``WorkflowState`` (timestamps already formatted) to ``STATE.md`` text; every field is
+    shown as ``format(value)``, as the legacy f-strings did.
+
+    Raises:
+        TypeError: ``files_modified`` holds a non-``str`` among its first three entries, or wave numbers
+            cannot be compared or divided (as in the legacy code).
+        ValueError: the progress bar would be longer than a million cells.
+    """
+
+def _render_task(task: Any) -> str:
+    """Render one ``TaskState``'s lines (``TaskState.to_markdown``)."""
+
+def _render_update(
+    *,
+    workflow_id: object,
+    workflow_name: object,
+    current_wave: object,
+    total_waves: object,
+    completed: Iterable[Any],
+    current: Iterable[Any],
+    pending: Iterable[Iterable[Any]],
+    first_pending_wave: int,
+    commit_hash: object,
+    started: str,
+    updated: str,
+    notes: Iterable[Any],
+    metadata: Any,
+) -> RenderedStateMd:
+    """Render what ``StateManager.update`` (or ``initialize``) writes, straight from its task dicts by
+    BlackBox5's conventions (id from ``task_id``/``agent_id``, description from ``description``/``task``/
+    ``prompt[:100]``, a current task's status from its ``result``, the wave's commit for completed tasks
+    without one), without building ``TaskState`` objects. Pending waves are numbered from
+    ``first_pending_wave``."""
+
+def _state_md_add_note(content: str | bytes, note: object, updated: str, now: str) -> RenderedStateMd:
+    """Parse, append ``note`` (as ``format(note)``), set the updated time (and ``now`` as the start time if
+    none is recorded) and render."""
+
+def _state_md_validate(content: str | bytes) -> list[str]:
+    """The legacy ``validate_markdown`` warnings, in the legacy order and wording (``[]``: valid)."""
+
+def _state_md_decode(content: str | bytes) -> tuple[str | None, str | None]:
+    """``(text, None)`` if ``content`` can be a ``STATE.md``; ``(None, reason)`` if not (not UTF-8, worded
+    as Python's decoder words it; empty; neither a title nor a status line)."""
+
+def _state_md_corruption(content: str | bytes) -> str | None:
+    """Why ``content`` cannot be a ``STATE.md`` at all, or ``None``."""
+
+# ---------------------------------------------------------------------------------------------------
+# Task claims: ``ferrolock.TaskQueue``.
+# ---------------------------------------------------------------------------------------------------
+
+@final
+class TaskQueue:
+    """A queue of tasks, each held by at most one claimant at a time, shared by every process on this
+    machine that opens the same file.
+
+    Every change is a locked read-modify-write of the queue file (atomic, durable, the previous
+    version kept as the backup), so claims are never lost or doubled, and readers that take no lock
+    never see a torn file. Claiming or releasing a task also holds the task's own lock file (in
+    ``locks_dir``), so a worker that holds a task's lock while it works on it is never disturbed.
+    Nothing waits while holding the queue's lock (a task's lock is waited for first), so no mix of
+    operations can deadlock; lock files of tasks that can no longer be claimed are removed as the
+    queue is used.
+
+    A claim is a record in the file: it stays until released, whatever happens to its claimant
+    (``release(force=True)`` returns a dead claimant's task to the queue). Every wait releases the
+    GIL and can be interrupted with Ctrl-C.
+
+    Example::
+
+        queue = TaskQueue("work/tasks.json")
+        queue.add("build", "test", "docs")
+        task = queue.claim_next(by="agent-7", timeout=60)   # waits for a task to appear
+        if task is not None:
+            ...                                              # do the work
+            queue.remove(task)                               # done (or queue.release(task, by=...))
+
+    Args:
+        path: The queue file (ferrolock's JSON: ``{"tasks": [{"id": ..., "claim": {...}}, ...]}``).
+            Missing directories are created on the first change.
+        locks_dir: The directory of the per-task lock files ``task_<id>.lock``; default
+            ``<path>.locks`` beside the file.
+        lock_path: The queue's lock file; default ``<path>.lock``.
+        backup_path: Where the previous version is kept; default ``<path>.bak``.
+        format: A format object for a file of another shape (``ferrolock.compat.todo2`` uses one for
+            todo2's ``state.todo2.json``). It has the methods ``decode(data: bytes) -> doc``,
+            ``encode(doc) -> bytes``, ``lookup(doc, task_id) -> (kind, claim)`` with kind
+            ``"missing"``, ``"free"`` or ``"claimed"``, ``unclaimed(doc) -> list[str] | None`` (ids in
+            queue order; ``None`` if it cannot tell), ``claim(doc, task_id, claimant)`` (changes
+            ``doc`` in place), ``release(doc, task_id, claimant, force) -> (kind, claim)`` with kind
+            ``"released"``, ``"not_claimed"``, ``"claimed_by_other"`` or ``"missing"`` (changes ``doc``
+            in place), and ``tasks(doc) -> list[(task_id, claim | None)]``. With a format, claimants
+            and claims are whatever it uses, and ``add``/``remove`` are not available.
+        timeout: Default timeout in seconds for every operation: negative waits forever, ``0`` is a
+            single attempt.
+        purpose: Names the locks in their holder records (``"<purpose> task <id>"``, ``"<purpose>
+            state file"``), as ``ferrolock status`` shows them.
+        task_lock_mode: Permission bits of new task lock files (the umask applies).
+        detect_deadlock: Fail at once with ``WouldDeadlock`` (instead of waiting) when this thread
+            already holds a task's lock through another lock object.
+
+    Raises:
+        InvalidName: ``path`` has no file name, or a lock or backup path is the queue file itself.
+    """
+
+    def __new__(
+        cls,
+        path: str | os.PathLike[str],
+        *,
+        locks_dir: str | os.PathLike[str] | None = None,
+        lock_path: str | os.PathLike[str] | None = None,
+        backup_path: str | os.PathLike[str] | None = None,
+        format: Any | None = None,
+        timeout: float = -1.0,
+        purpose: str | None = None,
+        task_lock_mode: int = 0o644,
+        detect_deadlock: bool = True,
+    ) -> Self: ...
+    @property
+    def path(self) -> str:
+        """The queue file."""
+
+    @property
+    def lock_path(self) -> str:
+        """The queue's lock file."""
+
+    @property
+    def backup_path(self) -> str | None:
+        """Where the previous version of the queue file is kept."""
+
+    @property
+    def locks_dir(self) -> str:
+        """The directory of the per-task lock files."""
+
+    @property
+    def timeout(self) -> float:
+        """The default timeout in seconds (settable)."""
+
+    @timeout.setter
+    def timeout(self, value: float) -> None: ...
+    def task_lock_path(self, task_id: str) -> str:
+        """The lock file of ``task_id`` (hold it with ``FileLock`` while working on the task to keep
+        ``claim_many`` and ``claim_next`` away from it).
+
+        Raises:
+            InvalidName: ``task_id`` cannot be part of a file name (``/``, NUL, ``.``, ``..``).
+        """
+
+    def add(self, *task_ids: str, timeout: float | None = None) -> int:
+        """Append the tasks not yet in the queue (creating the file if needed). Waiters in
+        ``claim_next`` wake up. Returns how many were added.
+
+        Raises:
+            Timeout: the queue's lock stayed busy.
+            CorruptFileError: the queue file is not a queue (it is left as it is).
+            TypeError: the queue has a ``format`` (which adds tasks its own way).
+        """
+
+    def remove(self, *task_ids: str, timeout: float | None = None) -> int:
+        """Remove the tasks (claimed or not): for work that is done. Returns how many were removed."""
+
+    def claim(self, task_id: str, *, by: Any, timeout: float | None = None) -> ClaimResult:
+        """Claim ``task_id`` for ``by`` (a name, for ferrolock's own format). Waits for the task's
+        lock, then for the queue's lock.
+
+        Returns:
+            The outcome: ``claimed``; ``taken`` (``owner`` says by whom); ``missing``; ``no_queue``
+            (there is no queue file).
+
+        Raises:
+            Timeout: the task's lock or the queue's lock stayed busy (``lock_file`` names which).
+            InvalidName: ``task_id`` cannot be part of a file name.
+            CorruptFileError: the queue file is not a queue (nothing is written).
+            KeyboardInterrupt: Ctrl-C during a wait; nothing was claimed.
+        """
+
+    def claim_many(self, task_ids: Sequence[str], *, by: Any, timeout: float | None = None) -> list[ClaimResult]:
+        """Claim every free task of ``task_ids`` in one change of the file. Not all-or-nothing: the
+        free ones are claimed. Waits only for the queue's lock; a task whose lock is held elsewhere
+        is ``busy``, one whose lock file cannot be used is ``failed`` (``reason`` says why).
+
+        Returns:
+            One result per id, in order.
+
+        Raises:
+            Timeout: the queue's lock stayed busy (nothing was claimed).
+            CorruptFileError: the queue file is not a queue.
+        """
+
+    def claim_next(self, *, by: Any, block: bool = True, timeout: float | None = None) -> str | None:
+        """Claim the first free task (in queue order) whose lock nobody holds, and return its id.
+
+        If there is none and ``block`` is true, sleep until the queue file changes (a task added or
+        released wakes the waiter at once) and look again, until ``timeout``.
+
+        Returns:
+            The claimed task's id, or ``None`` if none could be claimed in time.
+
+        Raises:
+            Timeout: the queue's lock stayed busy until ``timeout``.
+            KeyboardInterrupt: Ctrl-C during the wait; nothing was claimed.
+        """
+
+    def release(
+        self, task_id: str, *, by: Any, force: bool = False, timeout: float | None = None
+    ) -> Literal["released", "not_claimed", "claimed_by_other", "missing", "no_queue"]:
+        """Remove ``by``'s claim on ``task_id`` (anyone's with ``force``: for a claimant that died).
+        Waits for the task's lock, then the queue's lock. Waiters in ``claim_next`` wake up.
+
+        Raises:
+            Timeout: a lock stayed busy.
+        """
+
+    def owner(self, task_id: str) -> Any | None:
+        """The claim on ``task_id`` (for ferrolock's own format a dict with ``by``, ``host``, ``pid``
+        and ``since``), or ``None`` if it is free or not in the queue. Reads without a lock."""
+
+    def tasks(self) -> list[tuple[str, Any | None]]:
+        """Every task in queue order with its claim (``None`` if free). Reads without a lock."""
+
+@final
+class ClaimResult:
+    """What one claim found."""
+
+    @property
+    def task_id(self) -> str:
+        """The task."""
+
+    @property
+    def outcome(self) -> Literal["claimed", "taken", "missing", "busy", "failed", "no_queue"]:
+        """``claimed``: the claimant now holds it; ``taken``: someone else does (see ``owner``);
+        ``missing``: no such task; ``busy``: its lock was held elsewhere (``claim_many`` only);
+        ``failed``: its lock file could not be used (see ``reason``); ``no_queue``: no queue file."""
+
+    @property
+    def owner(self) -> Any | None:
+        """For ``taken``, the claim that holds the task."""
+
+    @property
+    def reason(self) -> str | None:
+        """For ``failed``, why."""
+
+    @property
+    def claimed(self) -> bool:
+        """Whether the claimant now holds the task (also the result's truth value)."""
+
+    def __bool__(self) -> bool: ...
 
 # ---------------------------------------------------------------------------------------------------
 # Scope claims (little-loops): the native half of ``ferrolock.LockManager``.
@@ -846,17 +1154,20 @@ def process_ancestry(pid: int) -> list[int]:
 
 # --- `ferrolock status` / `ferrolock clean` ---
 
-def _scan_locks(roots: Sequence[_StrPath], progress: Callable[[int], object] | None = None) -> list[dict[str, Any]]:
-    """Every lock under ``roots`` (the dicts of ``ferrolock status --json``; see
-    ``ferrolock._status``). ``progress`` is called with the number of files looked at so far; an
-    exception it raises (a Ctrl-C) is raised once the walk has ended."""
+def _scan_locks(roots: Sequence[_StrPath], progress: Callable[[int], object] | None = None) -> dict[str, Any]:
+    """Every lock under ``roots``: ``{"locks": [...], "skipped": [{"path", "reason"}]}`` (the lock dicts
+    of ``ferrolock status --json``; see ``ferrolock._status``). The walk is descriptor-relative and
+    follows no symlink below a root; what could not be looked at is in ``skipped``. ``progress`` is
+    called with the number of files looked at so far, every 256 files and once when the scan is done.
+    Paths are ``os.fsdecode``-d (``os.fsencode`` gives the bytes on disk back)."""
 
 def _clean_locks(
     roots: Sequence[_StrPath], dry_run: bool = False, progress: Callable[[int], object] | None = None
-) -> list[tuple[str, str, str]]:
-    """Remove lock files nobody holds or has open and stale claim records under ``roots``; returns
-    ``(path, kind, reason)`` for each removal (or, with ``dry_run``, each that would be made). An
-    exception ``progress`` raises (a Ctrl-C) is raised once the walk has ended."""
+) -> dict[str, Any]:
+    """Remove lock files nobody holds or has open and stale claim records under ``roots``:
+    ``{"removed": [{"path", "kind", "reason"}], "skipped": [{"path", "reason"}]}`` (with ``dry_run``,
+    what would be removed). ``progress`` as for ``_scan_locks``; its last call comes after the scan
+    and before the first removal."""
 
 # --- the coordinator (file:// and postgresql://) ---
 
@@ -1110,3 +1421,17 @@ class _RawAdvisory:
 
     def unlock(self, key: int) -> None:
         """``pg_advisory_unlock(key)``."""
+
+# The legacy layouts' file names (from the core modules that own each layout).
+LOCK_SUFFIX: Final = ".lock"
+JOB_LOCK_FILE: Final = ".lock"
+JOBS_INDEX_LOCK_FILE: Final = ".jobs_index.lock"
+WORKSPACE_DIR: Final = "workspace"
+WORKSPACE_SETUP_LOCK_FILE: Final = ".workspace_setup.lock"
+SCOPE_RUNNING_DIR: Final = ".running"
+SCOPE_SENTINEL_FILE: Final = ".acquire.lock"
+BLACKBOX5_STATE_LOCK_FILE: Final = "STATE.lock"
+TODO2_DIR: Final = ".todo2"
+TODO2_LOCKS_DIR: Final = "locks"
+TODO2_STATE_LOCK_FILE: Final = "state.todo2.json.lock"
+TODO2_TASK_LOCK_PREFIX: Final = "task_"

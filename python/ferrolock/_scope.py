@@ -25,13 +25,13 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from ._ferrolock import ScopeDir, ScopeEntry, _check_timeout, process_ancestry
+from ._ferrolock import SCOPE_RUNNING_DIR, ScopeDir, ScopeEntry, _check_timeout, process_ancestry
 
 __all__ = ["RUNNING_DIR", "LockManager", "ScopeLock", "resolve_scope"]
 
 logger = logging.getLogger("ferrolock.scope")
 
-RUNNING_DIR = ".running"
+RUNNING_DIR = SCOPE_RUNNING_DIR
 
 _CONTEXT_VAR_RE = re.compile(r"\$\{context\.([^}]+)\}")
 

@@ -12,23 +12,21 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import ExitStack, contextmanager
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from ._ferrolock import StateFile, _workflow_add_note
-from ._state_tasks import TaskList
-from ._types import HolderRecord
-from ._workflow import (
+from ._ferrolock import RenderedStateMd, StateFile, _render_update, _state_md_add_note
+from ._state_md import (
     TIMESTAMP_FORMAT,
     WorkflowState,
     corruption,
-    decode_state,
     parse_workflow,
     validate_markdown,
 )
+from ._types import HolderRecord
 from .exceptions import CorruptFileError, Timeout, WouldDeadlock
 
 __all__ = ["StateLocked", "StateManager"]
@@ -186,6 +184,8 @@ class StateManager:
         if errors:
             self._log.warning("STATE.md validation errors: %s", errors)
         try:
+            if not isinstance(content, str):  # the legacy parser split it as text
+                raise TypeError(f"STATE.md content must be str, not {type(content).__name__}")
             return parse_workflow(content, self._now)
         except Exception as exc:  # the legacy contract: log and return None
             self._log.error("Failed to parse STATE.md: %s", exc, exc_info=True)
@@ -202,26 +202,38 @@ class StateManager:
         data = state_file.read()
         if data is None:
             return None
-        return self.parse_state(self._usable_text(data, state_file)[0])
+        return self._parse_data(self._usable(data, state_file)[0])
 
-    def _usable_text(self, data: bytes, state_file: StateFile) -> tuple[str, str | None]:
-        """``(text of data, None)``; or, if ``data`` is corrupt, ``(text of the backup, why data is
-        corrupt)``, with a warning.
+    def _parse_data(self, data: bytes) -> WorkflowState | None:
+        """``parse_state`` for the file's bytes, which are parsed without first becoming a Python
+        ``str``."""
+        errors = validate_markdown(data)
+        if errors:
+            self._log.warning("STATE.md validation errors: %s", errors)
+        try:
+            return parse_workflow(data, self._now)
+        except Exception as exc:  # the legacy contract: log and return None
+            self._log.error("Failed to parse STATE.md: %s", exc, exc_info=True)
+            return None
+
+    def _usable(self, data: bytes, state_file: StateFile) -> tuple[bytes, str | None]:
+        """``(data, None)``; or, if ``data`` is corrupt, ``(the backup's content, why data is corrupt)``,
+        with a warning.
 
         Raises:
             CorruptFileError: ``data`` is corrupt and the backup is missing or corrupt too.
         """
-        text, reason = decode_state(data)
-        if text is not None:
-            return text, None
+        reason = corruption(data)
+        if reason is None:
+            return data, None
         backup = state_file.read_backup()
-        backup_text, backup_reason = decode_state(backup) if backup is not None else (None, "there is no backup")
-        if backup_text is None:
+        backup_reason = corruption(backup) if backup is not None else "there is no backup"
+        if backup is None or backup_reason is not None:
             raise CorruptFileError(
                 str(self.state_path), f"{reason}; and {self._backup_path} is unusable: {backup_reason}"
             )
         self._log.warning("%s is corrupt (%s); using %s instead", self.state_path, reason, self._backup_path)
-        return backup_text, reason
+        return backup, reason
 
     def get_resume_info(self) -> dict[str, Any] | None:
         """Where to resume: the wave after the current one, or the current one if a task failed."""
@@ -248,14 +260,15 @@ class StateManager:
     def _write_state_atomic(self, workflow_state: WorkflowState) -> None:
         """Render, validate (warnings are only logged) and write atomically under the lock, keeping the
         previous ``STATE.md`` as ``STATE.backup`` (a hard link)."""
-        self._write_text(workflow_state.to_markdown())
+        content = workflow_state.to_markdown()
+        self._write(content, self.validate_markdown(content))
 
-    def _write_text(self, content: str, corrupt: str | _Unchecked | None = _UNCHECKED) -> None:
-        """Validate (warnings are only logged) and write under the lock. ``corrupt`` is why the current
-        ``STATE.md`` is corrupt (``None``: it is fine), when the caller checked it under the lock."""
-        errors = self.validate_markdown(content)
-        if errors:
-            self._log.warning("Markdown validation warnings: %s", errors)
+    def _write(self, content: str | bytes, warnings: list[str], corrupt: str | _Unchecked | None = _UNCHECKED) -> None:
+        """Log the validation ``warnings`` (the legacy writer only logged them too) and write under the
+        lock. ``corrupt`` is why the current ``STATE.md`` is corrupt (``None``: it is fine), when the
+        caller checked it under the lock."""
+        if warnings:
+            self._log.warning("Markdown validation warnings: %s", warnings)
         with self._writer_lock() as state_file:
             if isinstance(corrupt, _Unchecked):
                 current = state_file.read()
@@ -293,25 +306,24 @@ class StateManager:
         """
         with self._writer_lock() as state_file:
             existing, corrupt = self._existing_header(state_file.read(), state_file)
-            task_list = self._task_list()
-            task_list.add_completed(completed_tasks)
-            task_list.add_current(current_wave_tasks, wave_id, commit_hash)
-            task_list.add_pending(pending_waves, first_wave=wave_id + 1)
-            tasks = task_list.tasks
             now = self._now()
-            workflow_state = WorkflowState(
-                workflow_id=workflow_id,
-                workflow_name=workflow_name,
-                current_wave=wave_id,
-                total_waves=total_waves,
-                tasks=tasks,
-                started_at=existing.started_at if existing else now,
-                updated_at=now,
+            rendered = self._render(
+                workflow_id,
+                workflow_name,
+                wave_id,
+                total_waves,
+                completed=completed_tasks,
+                current=current_wave_tasks,
+                pending=pending_waves,
+                first_pending_wave=wave_id + 1,
+                commit_hash=commit_hash,
+                started=existing.started_at if existing else now,
+                updated=now,
                 notes=[*(existing.notes if existing else []), *(notes or [])],
                 metadata=metadata if metadata is not None else (existing.metadata if existing else {}),
             )
-            self._write_text(workflow_state.to_markdown(), corrupt)
-        self._log.info("Updated STATE.md: Wave %s/%s, %d tasks total", wave_id, total_waves, len(tasks))
+            self._write(rendered.data, rendered.warnings, corrupt)
+        self._log.info("Updated STATE.md: Wave %s/%s, %d tasks total", wave_id, total_waves, rendered.task_count)
 
     def initialize(
         self,
@@ -328,25 +340,23 @@ class StateManager:
             StateLocked: the lock stayed busy for the whole retry budget.
         """
         with self._writer_lock():
-            task_list = self._task_list()
-            task_list.add_pending(all_waves, first_wave=1)
-            tasks = task_list.tasks
             now = self._now()
-            workflow_state = WorkflowState(
-                workflow_id=workflow_id,
-                workflow_name=workflow_name,
-                current_wave=0,
-                total_waves=total_waves,
-                tasks=tasks,
-                started_at=now,
-                updated_at=now,
+            rendered = self._render(
+                workflow_id,
+                workflow_name,
+                0,
+                total_waves,
+                pending=all_waves,
+                first_pending_wave=1,
+                started=now,
+                updated=now,
                 metadata=metadata or {},
             )
-            self._write_state_atomic(workflow_state)
+            self._write(rendered.data, rendered.warnings)
         self._log.info(
             "Initialized STATE.md for workflow '%s' with %d tasks across %s waves",
             workflow_name,
-            len(tasks),
+            rendered.task_count,
             total_waves,
         )
 
@@ -363,16 +373,10 @@ class StateManager:
             if current is None:
                 self._log.warning("No existing state to add note to")
                 return
-            text, corrupt = self._usable_text(current, state_file)
-            now = self._now()
-            stamp = now.strftime(TIMESTAMP_FORMAT)
-            content = _workflow_add_note(text, note, stamp, stamp) if isinstance(note, str) else None
-            if content is None:  # a value only the Python renderer handles
-                state = parse_workflow(text, self._now)
-                state.notes.append(note)
-                state.updated_at = now
-                content = state.to_markdown()
-            self._write_text(content, corrupt)
+            data, corrupt = self._usable(current, state_file)
+            stamp = self._now().strftime(TIMESTAMP_FORMAT)
+            rendered = _state_md_add_note(data, note, stamp, stamp)
+            self._write(rendered.data, rendered.warnings, corrupt)
 
     def clear(self) -> None:
         """Remove ``STATE.md`` under the lock. Its content becomes ``STATE.backup`` (a corrupt one is kept
@@ -401,14 +405,46 @@ class StateManager:
         if current is None:
             return None, None
         try:
-            text, corrupt = self._usable_text(current, state_file)
+            data, corrupt = self._usable(current, state_file)
         except CorruptFileError as exc:
             self._log.warning("%s; writing a fresh STATE.md", exc)
             return None, corruption(current)
-        return parse_workflow(text, self._now, tasks=False), corrupt
+        return parse_workflow(data, self._now, tasks=False), corrupt
 
-    def _task_list(self) -> TaskList:
-        def duplicate(task_id: Any) -> None:
+    def _render(
+        self,
+        workflow_id: Any,
+        workflow_name: Any,
+        current_wave: Any,
+        total_waves: Any,
+        *,
+        completed: Iterable[Any] = (),
+        current: Iterable[Any] = (),
+        pending: Iterable[Iterable[Any]] = (),
+        first_pending_wave: int,
+        commit_hash: Any = None,
+        started: datetime,
+        updated: datetime,
+        notes: Iterable[Any] = (),
+        metadata: Any = None,
+    ) -> RenderedStateMd:
+        """The file ``update``/``initialize`` write, rendered natively from their task dicts (no
+        ``TaskState`` objects are built); a repeated task id is logged."""
+        rendered = _render_update(
+            workflow_id=workflow_id,
+            workflow_name=workflow_name,
+            current_wave=current_wave,
+            total_waves=total_waves,
+            completed=completed,
+            current=current,
+            pending=pending,
+            first_pending_wave=first_pending_wave,
+            commit_hash=commit_hash,
+            started=started.strftime(TIMESTAMP_FORMAT),
+            updated=updated.strftime(TIMESTAMP_FORMAT),
+            notes=notes,
+            metadata=metadata,
+        )
+        for task_id in rendered.duplicates:
             self._log.warning("Task id %r appears twice; the later entry replaces the earlier one", task_id)
-
-        return TaskList(duplicate)
+        return rendered

@@ -1,7 +1,29 @@
 //! What a lock file guards, judged from where it lives. The legacy layouts are fixed by the modules
-//! ferrolock replaces (see `spec/compat/`), so their files can be recognised by name.
+//! ferrolock replaces, so their files can be recognised by name; each name comes from the module that
+//! owns its layout. Names are compared as bytes: a name that is not UTF-8 is classified like any other.
 
+use std::ffi::{OsStr, OsString};
+use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
+
+use crate::job::{JOB_LOCK_FILE, JOBS_INDEX_LOCK_FILE, WORKSPACE_DIR, WORKSPACE_SETUP_LOCK_FILE};
+use crate::scope::{RUNNING_DIR, SENTINEL_NAME};
+use crate::state_md::{STATE_FILE, STATE_LOCK_FILE};
+
+/// How every lock file's name ends (logist's job lock is exactly this).
+pub const LOCK_SUFFIX: &str = ".lock";
+
+// todo2's layout (`<root>/.todo2/state.todo2.json.lock`, `<root>/.todo2/locks/task_<id>.lock`). The
+// core has no todo2 module yet to own these names; they live here, where they are recognised, until it
+// does.
+/// todo2's directory in a project root.
+pub const TODO2_DIR: &str = ".todo2";
+/// The lock of todo2's whole state file, in [`TODO2_DIR`].
+pub const TODO2_STATE_LOCK_FILE: &str = "state.todo2.json.lock";
+/// The directory of todo2's task locks, in [`TODO2_DIR`].
+pub const TODO2_LOCKS_DIR: &str = "locks";
+/// A todo2 task lock is `<prefix><task id>.lock` in [`TODO2_LOCKS_DIR`].
+pub const TODO2_TASK_LOCK_PREFIX: &str = "task_";
 
 /// The kinds of lock `ferrolock status` knows. The names are the `kind` field of `--json` output.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -52,66 +74,66 @@ impl LockKind {
     }
 }
 
-/// `*.lock`, including logist's bare `.lock` (which has no extension as far as `Path` is concerned).
-/// Case-sensitive, as the legacy layouts are.
-pub(crate) fn has_lock_name(path: &Path) -> bool {
-    path.extension().is_some_and(|e| e == "lock") || path.file_name().is_some_and(|n| n == ".lock")
+/// `*.lock`, including logist's bare `.lock`. Case-sensitive, as the legacy layouts are.
+pub(crate) fn has_lock_name(name: &OsStr) -> bool {
+    name.as_bytes().ends_with(LOCK_SUFFIX.as_bytes())
 }
 
 /// Classifies `path` (a `*.lock` file) and says what it guards, or `None` if it is not a lock file.
-pub fn classify(path: &Path) -> Option<(LockKind, String)> {
-    if !has_lock_name(path) {
+pub fn classify(path: &Path) -> Option<(LockKind, OsString)> {
+    let name = path.file_name()?;
+    if !has_lock_name(name) {
         return None;
     }
-    let name = path.file_name()?.to_str()?;
     let parent = path.parent().unwrap_or(Path::new(""));
-    let parent_name = parent.file_name().and_then(|n| n.to_str()).unwrap_or("");
-    let in_running = path
+    let parent_name = parent.file_name().unwrap_or_default();
+    let running = path
         .ancestors()
         .skip(1)
-        .any(|a| a.file_name().is_some_and(|n| n == ".running"));
-    let kind = if in_running && name == ".acquire.lock" && parent_name == ".running" {
-        (LockKind::ScopeSentinel, format!("claims in {}", parent.display()))
-    } else if in_running {
-        let running = path
-            .ancestors()
-            .find(|a| a.file_name().is_some_and(|n| n == ".running"))?;
-        let record = path
-            .strip_prefix(running)
-            .ok()?
-            .to_str()?
-            .strip_suffix(".lock")?
-            .to_owned();
-        (LockKind::ScopeClaim, format!("scope claim {record}"))
-    } else if name == ".jobs_index.lock" {
-        (LockKind::LogistIndex, format!("jobs index of {}", parent.display()))
-    } else if name == ".lock" {
-        (LockKind::LogistJob, format!("job {parent_name}"))
-    } else if name == ".workspace_setup.lock" {
-        let job = if parent_name == "workspace" {
+        .find(|a| a.file_name() == Some(OsStr::new(RUNNING_DIR)));
+    let classified = if let Some(running) = running {
+        if name == SENTINEL_NAME && parent == running {
+            (LockKind::ScopeSentinel, words("claims in ", parent.as_os_str()))
+        } else {
+            let record = path.strip_prefix(running).ok()?.as_os_str().as_bytes();
+            let record = OsStr::from_bytes(record.strip_suffix(LOCK_SUFFIX.as_bytes())?);
+            (LockKind::ScopeClaim, words("scope claim ", record))
+        }
+    } else if name == JOBS_INDEX_LOCK_FILE {
+        (LockKind::LogistIndex, words("jobs index of ", parent.as_os_str()))
+    } else if name == JOB_LOCK_FILE {
+        (LockKind::LogistJob, words("job ", parent_name))
+    } else if name == WORKSPACE_SETUP_LOCK_FILE {
+        let job = if parent_name == WORKSPACE_DIR {
             parent.parent().unwrap_or(parent)
         } else {
             parent
         };
         (
             LockKind::WorkspaceSetup,
-            format!("workspace setup of job {}", job.file_name()?.to_str()?),
+            words("workspace setup of job ", job.file_name()?),
         )
-    } else if name == "state.todo2.json.lock" && parent_name == ".todo2" {
-        (LockKind::Todo2State, "todo2 state file".to_owned())
-    } else if parent_name == "locks" && parent.parent().and_then(Path::file_name).is_some_and(|n| n == ".todo2") {
-        let task = name.strip_prefix("task_")?.strip_suffix(".lock")?;
-        (LockKind::Todo2Task, format!("todo2 task {task}"))
-    } else if name == "STATE.lock" {
-        (
-            LockKind::BlackBox5State,
-            format!("{}", parent.join("STATE.md").display()),
-        )
+    } else if name == TODO2_STATE_LOCK_FILE && parent_name == TODO2_DIR {
+        (LockKind::Todo2State, "todo2 state file".into())
+    } else if parent_name == TODO2_LOCKS_DIR && parent.parent().and_then(Path::file_name) == Some(OsStr::new(TODO2_DIR))
+    {
+        let task = name.as_bytes().strip_prefix(TODO2_TASK_LOCK_PREFIX.as_bytes())?;
+        let task = OsStr::from_bytes(task.strip_suffix(LOCK_SUFFIX.as_bytes())?);
+        (LockKind::Todo2Task, words("todo2 task ", task))
+    } else if name == STATE_LOCK_FILE {
+        (LockKind::BlackBox5State, parent.join(STATE_FILE).into_os_string())
     } else {
-        let guarded = name.strip_suffix(".lock").filter(|s| !s.is_empty()).unwrap_or(name);
+        let stem = &name.as_bytes()[..name.len() - LOCK_SUFFIX.len()];
+        let guarded = if stem.is_empty() { name } else { OsStr::from_bytes(stem) };
         (LockKind::LockFile, guarded.to_owned())
     };
-    Some(kind)
+    Some(classified)
+}
+
+fn words(prefix: &str, name: &OsStr) -> OsString {
+    let mut out = OsString::from(prefix);
+    out.push(name);
+    out
 }
 
 #[cfg(test)]
@@ -144,5 +166,14 @@ mod tests {
             "scope claim group/loop"
         );
         assert_eq!(classify(Path::new("/r/notes.txt")), None);
+    }
+
+    #[test]
+    fn names_that_are_not_utf8_are_classified_too() {
+        use std::os::unix::ffi::OsStrExt;
+        let path = Path::new(OsStr::from_bytes(b"/r/.todo2/locks/task_\xff.lock"));
+        let (kind, guards) = classify(path).unwrap();
+        assert_eq!(kind, LockKind::Todo2Task);
+        assert_eq!(guards.as_bytes(), b"todo2 task \xff");
     }
 }

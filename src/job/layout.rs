@@ -16,6 +16,13 @@ pub const JOB_LOCK_FILE: &str = ".lock";
 /// Name of the lock file guarding the jobs index, directly in the jobs directory.
 pub const JOBS_INDEX_LOCK_FILE: &str = ".jobs_index.lock";
 
+/// Name of a job's workspace folder (logist's `<job_dir>/workspace`).
+pub const WORKSPACE_DIR: &str = "workspace";
+
+/// Name of the workspace-setup lock: logist's `workspace/.workspace_setup.lock`, and ferrolock's mutex
+/// of the same name beside the workspace (`<job_dir>/.workspace_setup.lock`).
+pub const WORKSPACE_SETUP_LOCK_FILE: &str = ".workspace_setup.lock";
+
 /// The locks of one jobs directory: `<base>/<job_id>/.lock` per job and `<base>/.jobs_index.lock`.
 ///
 /// Job ids are validated before they become paths, so `..`, `a/b`, an absolute path or a NUL byte can

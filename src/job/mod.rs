@@ -15,5 +15,5 @@ mod run_once;
 
 pub use cleanup::cleanup_stale;
 pub use job_lock::JobLock;
-pub use layout::{JOB_LOCK_FILE, JOBS_INDEX_LOCK_FILE, JobLocks};
+pub use layout::{JOB_LOCK_FILE, JOBS_INDEX_LOCK_FILE, JobLocks, WORKSPACE_DIR, WORKSPACE_SETUP_LOCK_FILE};
 pub use run_once::{RunOnce, RunOnceError, RunOnceOutcome, default_marker_text, run_once};

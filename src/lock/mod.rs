@@ -29,7 +29,7 @@ pub use idle::bound as idle_descriptor_bound;
 pub use protocol::{Removal, remove_if_unheld};
 pub use wait::{CancelToken, Seconds, Wait, WaitControl, WakeMechanism, set_wake_mechanism, wake_mechanism};
 // The kernel wait itself, for other core modules that block on a lock file (scope waits).
-pub(crate) use holder::held_exclusively;
+pub(crate) use holder::{held_exclusively, hostname};
 #[cfg_attr(not(feature = "python"), allow(unused_imports))]
 pub(crate) use protocol::held_error;
 pub(crate) use wait::{WaitEnd, block_until_locked};

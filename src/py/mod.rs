@@ -14,8 +14,10 @@ mod inspect;
 mod job;
 mod scope;
 mod state_file;
+mod state_md;
+mod tasks;
+mod tasks_format;
 mod wait;
-mod workflow;
 
 use pyo3::prelude::*;
 
@@ -58,14 +60,23 @@ fn ferrolock_native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<state_file::PyStateEdit>()?;
     m.add_class::<state_file::PyStateDraft>()?;
     m.add_class::<state_file::PyStateLock>()?;
-    m.add_function(wrap_pyfunction!(workflow::_render_workflow, m)?)?;
-    m.add_function(wrap_pyfunction!(workflow::_parse_workflow, m)?)?;
-    m.add_function(wrap_pyfunction!(workflow::_workflow_corruption, m)?)?;
-    m.add_function(wrap_pyfunction!(workflow::_workflow_add_note, m)?)?;
-    m.add_function(wrap_pyfunction!(workflow::_workflow_bad_checkboxes, m)?)?;
+    m.add_class::<state_md::PyParsedStateMd>()?;
+    m.add_function(wrap_pyfunction!(state_md::_parse_state_md, m)?)?;
+    m.add_function(wrap_pyfunction!(state_md::_render_state_md, m)?)?;
+    m.add_function(wrap_pyfunction!(state_md::_render_task, m)?)?;
+    m.add_class::<state_md::PyRenderedStateMd>()?;
+    m.add_function(wrap_pyfunction!(state_md::_render_update, m)?)?;
+    m.add_function(wrap_pyfunction!(state_md::_state_md_add_note, m)?)?;
+    m.add_function(wrap_pyfunction!(state_md::_state_md_corruption, m)?)?;
+    m.add_function(wrap_pyfunction!(state_md::_state_md_decode, m)?)?;
+    m.add_function(wrap_pyfunction!(state_md::_state_md_validate, m)?)?;
+    // Task claims.
+    m.add_class::<tasks::PyTaskQueue>()?;
+    m.add_class::<tasks::PyClaimResult>()?;
     // `ferrolock status` / `clean`.
     m.add_function(wrap_pyfunction!(inspect::_scan_locks, m)?)?;
     m.add_function(wrap_pyfunction!(inspect::_clean_locks, m)?)?;
+    inspect::add_layout_names(m)?;
     // Scope claims (little-loops).
     m.add_class::<scope::PyScopeDir>()?;
     m.add_class::<scope::PyScopeEntry>()?;

@@ -40,4 +40,9 @@ pub use judge::{Judge, JudgeAborted, SystemJudge, pid_alive, process_ancestry};
 pub use manager::{ClaimRequest, Query, ScopeDir};
 pub use paths::{is_normalized, paths_overlap, resolve_lenient, scopes_overlap};
 pub use record::{MARKER_KEY, PROTOCOL_VERSION, ScopeRecord, iso_now};
+pub use scan::SENTINEL_NAME;
 pub use waiting::FALLBACK_RECHECK;
+
+/// Name of little-loops' running directory (`.loops/.running`), which holds the claim records and the
+/// sentinel.
+pub const RUNNING_DIR: &str = ".running";

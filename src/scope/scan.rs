@@ -19,7 +19,7 @@ use crate::sys::fs::open_untrusted;
 
 /// The sentinel every acquirer (legacy or ferrolock) locks around its check-and-write. It is a
 /// dotfile ending in `.lock`, so it is skipped by name.
-pub(crate) const SENTINEL_NAME: &str = ".acquire.lock";
+pub const SENTINEL_NAME: &str = ".acquire.lock";
 
 /// Records larger than this are not claim records.
 const MAX_RECORD_LEN: u64 = 1 << 20;

@@ -19,8 +19,11 @@
 //! * [`flock_table`] / [`flock_info`]: the kernel's table of flock locks (`/proc/locks`).
 //! * [`fs`]: paths another user may control: file kinds, opening without following links, and
 //!   reaching a path under the kernel's link-protection rules ([`locate`], [`Dir`]).
+//! * [`getdents64`]: listing an open directory through its descriptor (the descriptor-relative walk of
+//!   `ferrolock status` and `clean`).
 #![allow(unsafe_code)]
 
+mod dirents;
 mod events;
 pub(crate) mod fs;
 mod locks;
@@ -34,6 +37,7 @@ use std::os::fd::{AsRawFd, BorrowedFd};
 
 use nix::libc;
 
+pub(crate) use dirents::getdents64;
 pub(crate) use events::{DirWatch, pidfd_open, poll_readable};
 pub(crate) use fs::{Dir, FileKind, FinalLink, Located, euid, locate};
 pub(crate) use locks::{FileKey, FlockInfo, flock_info, flock_table, key_of};

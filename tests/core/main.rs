@@ -22,6 +22,8 @@ mod scope;
 #[cfg(feature = "failpoints")]
 mod state_faults;
 mod state_file;
-mod workflow;
+mod state_md;
+mod tasks;
+mod walk;
 #[cfg(feature = "failpoints")]
 mod write_faults;

@@ -49,6 +49,9 @@ Differences from BlackBox5 ``state_manager`` (each fixes a legacy bug):
     found forged tasks, statuses (``  - Error:`` marks a task failed), sections and metadata.
 12. A task's status comes from its own checkbox at the start of its line; the legacy parser took
     ``- [x]`` anywhere in the line, so a description mentioning it marked the task completed.
+13. A progress bar too long to draw (``Wave 10**9/1``: a billion cells) raises ``ValueError`` instead of
+    exhausting memory, and a detail (commit, error) whose value is truthy but formats to an empty text is
+    not written (the legacy code wrote an empty ``Commit:`` line).
 """
 
 from __future__ import annotations
@@ -69,7 +72,7 @@ from typing import Any, Dict, List, Optional, Tuple  # noqa: F401, UP035
 
 from .._state_manager import StateLocked
 from .._state_manager import StateManager as _StateManager
-from .._workflow import TaskState, WorkflowState
+from .._state_md import TaskState, WorkflowState
 
 __all__ = ["StateLocked", "StateManager", "TaskState", "WorkflowState"]
 

@@ -29,8 +29,11 @@ Differences from logist (each one a fix, or a consequence of one):
   ``get_lock_status()`` lists only locks this process still holds.
 * ``cleanup_stale_locks`` never removes a lock file somebody holds, however old (logist deleted it, and
   the next locker got a second "exclusive" lock on a new file). Unheld ones older than ``max_age_seconds``
-  are still removed (safely, while holding them) and their job names returned, sorted. Symlinks and
-  non-regular files are left alone.
+  are still removed (safely, while holding them, relative to the job directory's descriptor) and their
+  job names returned, sorted. Left alone: a ``.lock`` that holds anything but nothing or a holder record
+  (it is not a lock), symlinks, non-regular files, and files with several hard links. A job directory
+  that is a symlink is followed only if the symlink belongs to the calling user: logist followed any,
+  so in a shared jobs directory another user's symlink could make it delete files elsewhere.
 * A job id that would escape the jobs directory (``..``, ``/``, an absolute path, NUL, empty) raises
   ``LockError`` (also a ``ferrolock.InvalidName``/``ValueError``); ``try_lock_job_directory`` raises it
   instead of returning None.
@@ -60,7 +63,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .._ferrolock import JobLock, run_once
+from .._ferrolock import WORKSPACE_DIR, WORKSPACE_SETUP_LOCK_FILE, JobLock, run_once
 from .._job import JobLockManager as _NativeJobLockManager
 from ..exceptions import InvalidName, Timeout, WouldDeadlock
 from ..exceptions import LockError as _FerrolockLockError
@@ -74,12 +77,11 @@ __all__ = [
     "try_lock_job_directory",
 ]
 
-#: logist's file names inside ``<job_dir>/workspace``.
-WORKSPACE_DIR = "workspace"
+#: logist's file names inside ``<job_dir>/workspace`` (the folder and its setup lock's names come from
+#: the core's job layout, which ``ferrolock status`` recognises them by).
 WORKSPACE_READY_FILE = ".workspace_ready"
-WORKSPACE_SETUP_LOCK_FILE = ".workspace_setup.lock"
 #: The real mutex of the workspace setup, beside (not inside) the folder the setup may replace.
-WORKSPACE_SETUP_MUTEX_FILE = ".workspace_setup.lock"
+WORKSPACE_SETUP_MUTEX_FILE = WORKSPACE_SETUP_LOCK_FILE
 
 
 def _host_job_state_error() -> type[Exception]:

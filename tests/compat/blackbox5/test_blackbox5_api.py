@@ -1,7 +1,8 @@
 """``ferrolock.compat.blackbox5``: the legacy surface, files and bytes.
 
 The byte-for-byte comparisons run against the legacy module when it is available (``FERROLOCK_MIRRORS``,
-see ``legacy_blackbox5.py``); a hand-written golden file from the spec runs always.
+see ``legacy_blackbox5.py``); a hand-written golden file from the spec runs always, and so do the golden
+files the legacy module wrote (``test_golden_render.py``).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import Any
 from unittest import mock
 
 import ferrolock
+import golden_cases
 import legacy_blackbox5 as legacy
 import pytest
 from ferrolock.compat import blackbox5
@@ -239,33 +241,11 @@ def test_parse_state_keeps_the_legacy_defaults_and_never_raises() -> None:
     assert m.parse_state("# Minimal Workflow\n**Status:** Wave 1/2\n").workflow_name == "Minimal Workflow"
 
 
-def random_state(rnd: random.Random, cls: Any, task_cls: Any) -> Any:
-    """States with the values update() produces and a few odd ones (ints as ids, None as metadata)."""
-    words = ["fix", "the", "bug", "Ünïcode", "🎉", "日本", "a-b", "x*y", "`t`", "(IN PROGRESS)", "## Completed"]
-
-    def phrase() -> str:
-        return " ".join(rnd.choice(words) for _ in range(rnd.randint(0, 4)))
-
-    current, total = rnd.randint(0, 6), rnd.randint(-1, 6)
-    tasks = {}
-    for i in range(rnd.randint(0, 10)):
-        status = rnd.choice(["completed", "in_progress", "pending", "failed", "blocked"])
-        wave = current + 1 + rnd.randint(0, 2) if status == "pending" else rnd.randint(0, 5)
-        task_id: Any = rnd.choice([f"t{i}", i, f"t {i} {phrase()}"])
-        files = [f"{phrase()}.py" for _ in range(rnd.randint(0, 5))]
-        tasks[task_id] = task_cls(
-            task_id, phrase(), status, wave, files, rnd.choice([None, "", "abc"]), rnd.choice([None, "", phrase()])
-        )
-    notes = [phrase() for _ in range(rnd.randint(0, 3))]
-    metadata = {phrase(): rnd.choice([phrase(), 3, None, 2.5]) for _ in range(rnd.randint(0, 3))}
-    return cls(phrase(), phrase(), current, total, tasks, T0, T1, notes, metadata)
-
-
 @needs_legacy
 def test_rendering_is_byte_identical_to_the_legacy_module() -> None:
     rnd = random.Random(5)
     for _ in range(500):
-        ours = random_state(rnd, WorkflowState, TaskState)
+        ours = golden_cases.random_state(rnd, blackbox5)
         theirs = LEGACY.WorkflowState(  # type: ignore[union-attr]
             **{
                 **vars(ours),

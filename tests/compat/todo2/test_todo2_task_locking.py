@@ -480,3 +480,16 @@ def test_patching_find_project_root_moves_the_lock_files_too(
     assert _task(other, "T-1")["assignee"]["name"] == "a"
     assert (other / LOCKS / "task_T-1.lock").exists()
     assert not (root / LOCKS).exists(), "no lock files in the project that was not touched"
+
+
+def test_a_symlinked_locks_directory_does_not_point_the_tidy_up_elsewhere(
+    root: Path, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """Someone who can write ``.todo2/`` plants ``locks`` as a link to another directory: the tidy-up
+    (which removes unheld lock files of assigned tasks) must not remove that directory's files. (The
+    previous adapter listed the directory through the link and removed them.)"""
+    victim = tmp_path_factory.mktemp("victim")
+    (victim / "task_T-3.lock").write_text("someone else's file")
+    (root / LOCKS).symlink_to(victim, target_is_directory=True)
+    task_locking.atomic_batch_assign(["T-2"], "bot")
+    assert (victim / "task_T-3.lock").read_text() == "someone else's file"

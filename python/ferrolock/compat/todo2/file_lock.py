@@ -45,8 +45,16 @@ from pathlib import Path
 from types import TracebackType
 from typing import Literal
 
+from ..._ferrolock import (
+    LOCK_SUFFIX,
+    TODO2_DIR,
+    TODO2_LOCKS_DIR,
+    TODO2_STATE_LOCK_FILE,
+    TODO2_TASK_LOCK_PREFIX,
+    _check_timeout,
+    validate_name,
+)
 from ..._ferrolock import FileLock as _NativeLock
-from ..._ferrolock import _check_timeout, validate_name
 from ...exceptions import Timeout
 
 __all__ = [
@@ -165,12 +173,22 @@ def task_lock_file(root: Path, task_id: object) -> Path:
         ferrolock.InvalidName: the id is empty, ``.``/``..``, or contains ``/`` or NUL.
     """
     name = validate_name("task id", str(task_id))
-    return root / ".todo2" / "locks" / f"task_{name}.lock"
+    return locks_dir(root) / f"{TODO2_TASK_LOCK_PREFIX}{name}{LOCK_SUFFIX}"
+
+
+def state_path(root: Path) -> Path:
+    """``<root>/.todo2/state.todo2.json``: the tasks (its lock is the same name plus ``.lock``)."""
+    return root / TODO2_DIR / TODO2_STATE_LOCK_FILE.removesuffix(LOCK_SUFFIX)
 
 
 def state_lock_file(root: Path) -> Path:
     """``<root>/.todo2/state.todo2.json.lock``: the lock of the whole state file."""
-    return root / ".todo2" / "state.todo2.json.lock"
+    return root / TODO2_DIR / TODO2_STATE_LOCK_FILE
+
+
+def locks_dir(root: Path) -> Path:
+    """``<root>/.todo2/locks``: the task lock files."""
+    return root / TODO2_DIR / TODO2_LOCKS_DIR
 
 
 def lock_for(root: Path, task_id: object, timeout: float) -> FileLock:

@@ -10,6 +10,10 @@ tools keep reading it. ``find_project_root`` is looked up here at call time, so 
 
 Differences from the legacy module (each fixes a lost update, a torn file or a misleading result):
 
+The claims are ferrolock's ``TaskQueue`` (the lock order, waiting, tidy-up and atomic writes are the
+core's, see ``src/tasks/``); this module supplies todo2's file shape (``_format``) and the legacy
+results and messages.
+
 * **Every read-modify-write holds the state-file lock** (``.todo2/state.todo2.json.lock``) as well as the
   lock of each task it assigns. The legacy single-task functions held only the task's lock while
   rewriting the whole file, so concurrent assignments of *different* tasks overwrote each other (12
@@ -45,10 +49,13 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import Any
 
-from . import _claims
-from .file_lock import state_file_lock, task_lock
+from ..._ferrolock import ClaimResult, TaskQueue
+from ...exceptions import Timeout
+from ._format import Assignee, Todo2Format
+from .file_lock import locks_dir, state_file_lock, state_path, task_lock
 from .project_root import find_project_root
 
 __all__ = [
@@ -61,6 +68,9 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
+
+#: rw for everyone, minus the umask: the legacy task lock files' mode (see ``file_lock``).
+_TASK_LOCK_MODE = 0o666
 
 
 def atomic_assign_task(  # noqa: PLR0917 (the legacy signature)
@@ -79,23 +89,16 @@ def atomic_assign_task(  # noqa: PLR0917 (the legacy signature)
         ``"Failed to acquire lock for task <id>"`` / ``"... task state file"`` (timeout), or the error.
     """
     try:
-        with _claims.locked_state(find_project_root(), timeout, task_id) as session:
-            state = session.load([task_id])
-            if state is None:
-                return (False, "State file not found")
-            task = _find_task(state, task_id)
-            if task is None:
-                return (False, f"Task {task_id} not found")
-            existing = task.get("assignee")
-            if existing:
-                return (False, f"Task already assigned to {_describe(existing)}")
-            _assign(task, assignee_name, assignee_type, hostname, assigned_by)
-            session.save(state)
-        logger.info(f"Atomically assigned task {task_id} to {assignee_type}:{assignee_name}")
-        return (True, None)
+        result, _ = _claim(task_id, Assignee(assignee_name, assignee_type, hostname, assigned_by), timeout)
     except Exception as e:
         logger.error(f"Error in atomic_assign_task: {e}", exc_info=True)
         return (False, str(e))
+    if result.outcome == "claimed":
+        logger.info(f"Atomically assigned task {task_id} to {assignee_type}:{assignee_name}")
+        return (True, None)
+    if result.outcome == "taken":
+        return (False, f"Task already assigned to {_describe(result.owner)}")
+    return (False, _failure(task_id, result, not_found=f"Task {task_id} not found"))
 
 
 def atomic_check_and_assign(
@@ -111,33 +114,28 @@ def atomic_check_and_assign(
         ``{"success", "assigned", "reason"}`` plus ``"assignee"`` (assigned now) or
         ``"existing_assignee"`` (already assigned: ``success`` is still ``True``).
     """
+    who = Assignee(assignee_name, assignee_type, hostname, "atomic_check_and_assign")
     try:
-        with _claims.locked_state(find_project_root(), timeout, task_id) as session:
-            state = session.load([task_id])
-            if state is None:
-                return {"success": False, "assigned": False, "reason": "State file not found"}
-            task = _find_task(state, task_id)
-            if task is None:
-                return {"success": False, "assigned": False, "reason": f"Task {task_id} not found"}
-            existing = task.get("assignee")
-            if existing:
-                return {
-                    "success": True,
-                    "assigned": False,
-                    "reason": "Task already assigned",
-                    "existing_assignee": existing,
-                }
-            _assign(task, assignee_name, assignee_type, hostname, "atomic_check_and_assign")
-            session.save(state)
+        result, fmt = _claim(task_id, who, timeout)
+    except Exception as e:
+        logger.error(f"Error in atomic_check_and_assign: {e}", exc_info=True)
+        return {"success": False, "assigned": False, "reason": str(e)}
+    if result.outcome == "claimed":
         return {
             "success": True,
             "assigned": True,
             "reason": "Task assigned successfully",
-            "assignee": task["assignee"],
+            "assignee": fmt.written[str(task_id)],
         }
-    except Exception as e:
-        logger.error(f"Error in atomic_check_and_assign: {e}", exc_info=True)
-        return {"success": False, "assigned": False, "reason": str(e)}
+    if result.outcome == "taken":
+        return {
+            "success": True,
+            "assigned": False,
+            "reason": "Task already assigned",
+            "existing_assignee": result.owner,
+        }
+    reason = _failure(task_id, result, not_found=f"Task {task_id} not found")
+    return {"success": False, "assigned": False, "reason": reason}
 
 
 def atomic_batch_assign(
@@ -153,35 +151,82 @@ def atomic_batch_assign(
     Returns:
         ``{"success": no failures, "assigned": [ids], "failed": [{"task_id", "reason"}], "total"}``.
     """
+    who = Assignee(assignee_name, assignee_type, hostname, "atomic_batch_assign")
+    queue = None
     try:
-        with _claims.locked_state(find_project_root(), timeout) as session:
-            state = session.load(task_ids)
-            if state is None:
-                return _batch_failure(task_ids, "State file not found")
-            by_id = _index(state)
-            assigned: list[str] = []
-            failed: list[dict[str, Any]] = []
-            for task_id in task_ids:
-                task = _lookup(by_id, task_id)
-                if task is None:
-                    failed.append({"task_id": task_id, "reason": "Task not found"})
-                    continue
-                existing = task.get("assignee")
-                if existing:
-                    failed.append({"task_id": task_id, "reason": f"Already assigned to {_name(existing)}"})
-                    continue
-                busy = session.claim_task(task_id)
-                if busy is not None:
-                    failed.append({"task_id": task_id, "reason": busy})
-                    continue
-                _assign(task, assignee_name, assignee_type, hostname, "atomic_batch_assign")
-                assigned.append(task_id)
-            if assigned:
-                session.save(state)
-        return {"success": len(failed) == 0, "assigned": assigned, "failed": failed, "total": len(task_ids)}
+        root = find_project_root()
+        queue = _queue(root, Todo2Format(state_path(root), _utc_stamp, {str(t): t for t in task_ids}))
+        results = queue.claim_many([str(t) for t in task_ids], by=who, timeout=max(timeout, 0.0))
     except Exception as e:
         logger.error(f"Error in atomic_batch_assign: {e}", exc_info=True)
-        return _batch_failure(task_ids, str(e))
+        return _batch_failure(task_ids, _lock_message(e, queue, None))
+    if not results and not Path(queue.path).exists():
+        return _batch_failure(task_ids, "State file not found")
+    assigned: list[str] = []
+    failed: list[dict[str, Any]] = []
+    for task_id, result in zip(task_ids, results, strict=True):
+        if result.outcome == "claimed":
+            assigned.append(task_id)
+        elif result.outcome == "no_queue":
+            return _batch_failure(task_ids, "State file not found")
+        elif result.outcome == "taken":
+            failed.append({"task_id": task_id, "reason": f"Already assigned to {_name(result.owner)}"})
+        else:
+            failed.append({"task_id": task_id, "reason": _failure(task_id, result, not_found="Task not found")})
+    return {"success": len(failed) == 0, "assigned": assigned, "failed": failed, "total": len(task_ids)}
+
+
+def _queue(root: Path, fmt: Todo2Format) -> TaskQueue:
+    """The project's todo2 queue: ``state.todo2.json`` with its ``.lock`` and ``.bak``, and
+    ``.todo2/locks/task_<id>.lock``, the lock files legacy processes use."""
+    return TaskQueue(
+        state_path(root),
+        locks_dir=locks_dir(root),
+        format=fmt,
+        purpose="todo2",
+        task_lock_mode=_TASK_LOCK_MODE,
+        # The legacy contract: a thread that holds a task's lock (task_lock) and assigns it waits for
+        # the timeout, then fails with the lock message; it does not fail at once.
+        detect_deadlock=False,
+    )
+
+
+def _claim(task_id: object, who: Assignee, timeout: float) -> tuple[ClaimResult, Todo2Format]:
+    """Claim one task. A falsy id takes only the state-file lock, as the legacy ``task_lock(None)``.
+
+    Raises:
+        RuntimeError: ``Failed to acquire lock for task <id>`` or ``... task state file``.
+    """
+    root = find_project_root()
+    key = str(task_id)
+    fmt = Todo2Format(state_path(root), _utc_stamp, {key: task_id})
+    queue = _queue(root, fmt)
+    wait = max(timeout, 0.0)  # the legacy lock made one attempt for a timeout of zero or less
+    try:
+        if task_id:
+            return queue.claim(key, by=who, timeout=wait), fmt
+        return queue.claim_many([key], by=who, timeout=wait)[0], fmt
+    except Timeout as e:
+        raise RuntimeError(_lock_message(e, queue, task_id)) from None
+
+
+def _lock_message(error: Exception, queue: TaskQueue | None, task_id: object) -> str:
+    """The legacy text for a lock that stayed busy: it names the task, or the state file."""
+    if not isinstance(error, Timeout) or queue is None:
+        return str(error)
+    if error.lock_file == queue.lock_path or not task_id:
+        return "Failed to acquire lock for task state file"
+    return f"Failed to acquire lock for task {task_id}"
+
+
+def _failure(task_id: object, result: ClaimResult, not_found: str) -> str:
+    if result.outcome == "no_queue":
+        return "State file not found"
+    if result.outcome == "missing":
+        return not_found
+    if result.outcome == "busy":
+        return f"Failed to acquire lock for task {task_id}"
+    return result.reason or result.outcome
 
 
 def _batch_failure(task_ids: list[str], reason: str) -> dict[str, Any]:
@@ -197,46 +242,6 @@ def _utc_stamp() -> str:
     """``datetime.utcnow().isoformat() + "Z"`` (microseconds, or none when they are 0), without the
     call deprecated since Python 3.12."""
     return datetime.now(timezone.utc).replace(tzinfo=None).isoformat() + "Z"
-
-
-def _assign(task: dict[str, Any], name: str, kind: str, hostname: str | None, assigned_by: str) -> None:
-    task["assignee"] = {
-        "type": kind,
-        "name": name,
-        "hostname": hostname,
-        "assigned_at": _utc_stamp(),
-        "assigned_by": assigned_by,
-    }
-    task["lastModified"] = _utc_stamp()
-
-
-def _todos(state: dict[str, Any]) -> list[dict[str, Any]]:
-    """The task objects of ``state["todos"]`` (entries that are not objects cannot be a task)."""
-    todos = state.get("todos", [])
-    return [t for t in todos if isinstance(t, dict)] if isinstance(todos, list) else []
-
-
-def _find_task(state: dict[str, Any], task_id: object) -> dict[str, Any] | None:
-    """The first task whose ``id`` equals ``task_id``."""
-    return next((t for t in _todos(state) if t.get("id") == task_id), None)
-
-
-def _index(state: dict[str, Any]) -> dict[Any, dict[str, Any]]:
-    """Tasks by id, first occurrence winning (as a linear search finds it)."""
-    by_id: dict[Any, dict[str, Any]] = {}
-    for task in _todos(state):
-        try:
-            by_id.setdefault(task.get("id"), task)
-        except TypeError:
-            continue  # an unhashable id: no string task id can equal it
-    return by_id
-
-
-def _lookup(by_id: dict[Any, dict[str, Any]], task_id: object) -> dict[str, Any] | None:
-    try:
-        return by_id.get(task_id)
-    except TypeError:
-        return None
 
 
 def _name(assignee: object) -> object:

@@ -4,21 +4,21 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
-use super::model::{Task, Workflow};
+use super::model::{Progress, Status, StatusLine, Task, Workflow};
 use super::text::one_line;
 
 /// The legacy progress bar is not clamped: `Wave 30/1` draws 600 cells. Beyond this many the input is
 /// refused instead of allocating an absurd line.
-const MAX_BAR_CELLS: f64 = 1_000_000.0;
+const MAX_BAR_CELLS: i64 = 1_000_000;
 
-/// [`render`] refuses a workflow whose progress bar would be absurdly long.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+/// [`render`] refuses a workflow whose progress bar would be absurdly long (or cannot be computed).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("the progress bar for wave {current}/{total} would be longer than a million characters")]
 pub struct RenderError {
-    /// The current wave.
-    pub current: i64,
-    /// The number of waves.
-    pub total: i64,
+    /// The current wave, as the file would show it.
+    pub current: String,
+    /// The number of waves, likewise.
+    pub total: String,
 }
 
 /// The file content for `w` (it ends with `\n`).
@@ -27,42 +27,36 @@ pub struct RenderError {
 /// [`RenderError`] for a progress bar longer than a million cells.
 pub fn render(w: &Workflow) -> Result<String, RenderError> {
     let mut out = String::with_capacity(512 + w.tasks.len() * 64);
+    let StatusLine {
+        current,
+        total,
+        progress,
+    } = status_line(w)?;
     let _ = write!(
         out,
         "# Workflow: {}\n\n**Workflow ID:** `{}`\n**Status:** Wave {}/{}\n**Started:** {}\n**Updated:** {}\n\n---\n\n",
         one_line(&w.name),
         one_line(&w.id),
-        w.current_wave,
-        w.total_waves,
+        one_line(&current),
+        one_line(&total),
         one_line(&w.started),
         one_line(&w.updated)
     );
-    if w.total_waves > 0 {
-        // Python: progress = current / total; int(progress * 20); int(progress * 100).
-        let progress = w.current_wave as f64 / w.total_waves as f64;
-        let filled = (progress * 20.0).trunc();
-        if filled.abs() > MAX_BAR_CELLS {
-            return Err(RenderError {
-                current: w.current_wave,
-                total: w.total_waves,
-            });
-        }
-        let filled = filled as i64;
-        let pct = (progress * 100.0).trunc() as i64;
+    if let Some(Progress { filled, percent }) = progress {
         out.push_str("**Progress:** `");
         out.push_str(&"█".repeat(filled.max(0) as usize));
-        out.push_str(&"░".repeat((20 - filled).max(0) as usize));
-        let _ = write!(out, "` {pct}%\n\n");
+        out.push_str(&"░".repeat((Progress::CELLS - filled).max(0) as usize));
+        let _ = write!(out, "` {percent}%\n\n");
     }
-    let by_status = |status: &str| -> Vec<&Task> { w.tasks.iter().filter(|t| t.status == status).collect() };
+    let by_status = |status: Status| -> Vec<&Task> { w.tasks.iter().filter(|t| t.status == status).collect() };
 
-    let completed = by_status("completed");
+    let completed = by_status(Status::Completed);
     if !completed.is_empty() {
         let _ = write!(out, "## ✅ Completed ({} tasks)\n\n", completed.len());
         let waves = group_by_wave(&completed);
-        for (wave, tasks) in &waves {
+        for tasks in waves.values() {
             if waves.len() > 1 {
-                let _ = writeln!(out, "### Wave {wave}");
+                push_wave_header(&mut out, tasks[0]);
             }
             for task in tasks {
                 push_task(&mut out, task);
@@ -70,14 +64,14 @@ pub fn render(w: &Workflow) -> Result<String, RenderError> {
         }
         out.push('\n');
     }
-    push_flat_section(&mut out, &by_status("in_progress"), "## 🔄 In Progress");
-    let pending = by_status("pending");
+    push_flat_section(&mut out, &by_status(Status::InProgress), "## 🔄 In Progress");
+    let pending = by_status(Status::Pending);
     if !pending.is_empty() {
         let _ = write!(out, "## 📋 Pending ({} tasks)\n\n", pending.len());
         // The legacy renderer skipped waves up to the current one here, losing those tasks on the
         // next write; they are kept (the legacy parser reads them back as pending).
-        for (wave, tasks) in group_by_wave(&pending) {
-            let _ = writeln!(out, "### Wave {wave}");
+        for tasks in group_by_wave(&pending).values() {
+            push_wave_header(&mut out, tasks[0]);
             for task in tasks {
                 let _ = writeln!(out, "- [ ] **{}**: {}", one_line(&task.id), one_line(&task.description));
             }
@@ -85,7 +79,7 @@ pub fn render(w: &Workflow) -> Result<String, RenderError> {
         }
         out.push('\n');
     }
-    push_flat_section(&mut out, &by_status("failed"), "## ❌ Failed");
+    push_flat_section(&mut out, &by_status(Status::Failed), "## ❌ Failed");
     if !w.notes.is_empty() {
         out.push_str("## Notes\n\n");
         for note in &w.notes {
@@ -118,9 +112,9 @@ pub fn render_task(task: &Task) -> String {
 
 /// The task's lines, then the blank line the section puts after each task.
 fn push_task(out: &mut String, task: &Task) {
-    let checkbox = match task.status.as_str() {
-        "completed" => "[x]",
-        "in_progress" => "[~]",
+    let checkbox = match task.status {
+        Status::Completed => "[x]",
+        Status::InProgress => "[~]",
         _ => "[ ]",
     };
     let _ = write!(
@@ -159,6 +153,48 @@ fn push_flat_section(out: &mut String, tasks: &[&Task], header: &str) {
         push_task(out, task);
     }
     out.push('\n');
+}
+
+/// The status line: the caller's own (see [`StatusLine`]), or computed from the integers as the legacy
+/// code did. A bar longer than [`MAX_BAR_CELLS`] (or one that cannot be computed) is refused.
+fn status_line(w: &Workflow) -> Result<StatusLine, RenderError> {
+    let line = if let Some(line) = &w.status_line {
+        line.clone()
+    } else {
+        // Python: progress = current / total, a float; exact here for integers up to 2^53.
+        let fraction = w.current_wave as f64 / w.total_waves as f64;
+        let progress = (w.total_waves > 0).then(|| Progress::from_fraction(fraction));
+        StatusLine {
+            current: w.current_wave.to_string(),
+            total: w.total_waves.to_string(),
+            // An unrepresentable bar is marked as one too long to draw.
+            progress: progress.map(|p| {
+                p.unwrap_or(Progress {
+                    filled: i64::MAX,
+                    percent: i64::MAX,
+                })
+            }),
+        }
+    };
+    if line.progress.is_some_and(|p| p.filled.abs() > MAX_BAR_CELLS) {
+        return Err(RenderError {
+            current: line.current,
+            total: line.total,
+        });
+    }
+    Ok(line)
+}
+
+/// `### Wave N` for the wave of `first`, the first task of its group.
+fn push_wave_header(out: &mut String, first: &Task) {
+    match &first.wave_label {
+        Some(label) => {
+            let _ = writeln!(out, "### Wave {}", one_line(label));
+        }
+        None => {
+            let _ = writeln!(out, "### Wave {}", first.wave);
+        }
+    }
 }
 
 /// Tasks grouped by wave, waves ascending, tasks in their original order.

@@ -3,7 +3,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use super::model::{FILE_PLACEHOLDER, ParsedWorkflow, Task, Workflow};
+use super::model::{FILE_PLACEHOLDER, ParsedWorkflow, Status, Task, Workflow};
 use super::text::{first_backticked, leading_number, lines, py_strip, remove_dash_label, skip_chars};
 
 /// More placeholders than this means the count is not a real one; the line is then kept as one entry.
@@ -20,12 +20,12 @@ enum Section {
 }
 
 impl Section {
-    fn status(self) -> &'static str {
+    fn status(self) -> Status {
         match self {
-            Self::Completed => "completed",
-            Self::InProgress => "in_progress",
-            Self::Failed => "failed",
-            Self::Pending | Self::Prose => "pending",
+            Self::Completed => Status::Completed,
+            Self::InProgress => Status::InProgress,
+            Self::Failed => Status::Failed,
+            Self::Pending | Self::Prose => Status::Pending,
         }
     }
 
@@ -101,8 +101,9 @@ pub fn parse_with(content: &str, tasks: bool) -> ParsedWorkflow {
 }
 
 fn parse_tasks(all: &[&str], current_wave: i64) -> Vec<Task> {
-    let mut tasks: Vec<Task> = Vec::new();
-    let mut seen: HashSet<&str> = HashSet::new();
+    // A task takes a line or more: sized up front, neither grows while the file is read.
+    let mut tasks: Vec<Task> = Vec::with_capacity(all.len() / 2);
+    let mut seen: HashSet<&str> = HashSet::with_capacity(all.len() / 2);
     let mut section: Option<Section> = None;
     // The `### Wave N` header seen in the current section, if any.
     let mut section_wave: Option<i64> = None;
@@ -124,7 +125,7 @@ fn parse_tasks(all: &[&str], current_wave: i64) -> Vec<Task> {
             continue;
         }
         let stripped = py_strip(line);
-        if stripped.starts_with("- [") && line.contains("**") {
+        if stripped.starts_with("- [") && contains_double_star(line) {
             let Some((id, description)) = task_line(line) else {
                 continue;
             };
@@ -134,11 +135,11 @@ fn parse_tasks(all: &[&str], current_wave: i64) -> Vec<Task> {
             // The task's own checkbox, where the renderer writes it. (The legacy parser searched the
             // whole line, so a description mentioning "- [x]" marked its task completed.)
             let status = if stripped.starts_with("- [x]") {
-                "completed"
+                Status::Completed
             } else if stripped.starts_with("- [~]") {
-                "in_progress"
+                Status::InProgress
             } else {
-                section.map_or("pending", Section::status)
+                section.map_or(Status::Pending, Section::status)
             };
             let wave = section_wave.unwrap_or(match section {
                 // Written without wave headers, always for the current wave.
@@ -148,7 +149,7 @@ fn parse_tasks(all: &[&str], current_wave: i64) -> Vec<Task> {
             tasks.push(Task {
                 id: id.to_owned(),
                 description: strip_in_progress(description).to_owned(),
-                status: status.to_owned(),
+                status,
                 wave,
                 ..Task::default()
             });
@@ -169,10 +170,15 @@ fn parse_tasks(all: &[&str], current_wave: i64) -> Vec<Task> {
         } else if stripped.starts_with("- Error:") {
             let error = remove_dash_label(line, "Error:");
             last.error = Some(py_strip(&error).to_owned());
-            "failed".clone_into(&mut last.status);
+            last.status = Status::Failed;
         }
     }
     tasks
+}
+
+/// `"**" in line`, without setting up a substring searcher for every line.
+fn contains_double_star(line: &str) -> bool {
+    line.as_bytes().windows(2).any(|pair| pair == b"**")
 }
 
 /// `\*\*([^*]+)\*\*:\s*(.+)`, searched: the first bold run of non-`*` characters followed by `:` and

@@ -1,13 +1,15 @@
 //! The `STATE.md` format from Rust: the rendering the spec gives character by character, parsing it
 //! back, and the legacy quirks that are kept (unclamped progress bars) or fixed (lost tasks).
 
-use ferrolock::workflow::{FILE_PLACEHOLDER, Task, Workflow, corruption, parse, render, render_task};
+use ferrolock::state_md::{
+    FILE_PLACEHOLDER, Progress, Status, StatusLine, Task, Workflow, corruption, parse, render, render_task,
+};
 
 fn task(id: &str, description: &str, status: &str, wave: i64) -> Task {
     Task {
         id: id.into(),
         description: description.into(),
-        status: status.into(),
+        status: Status::from_name(status),
         wave,
         ..Task::default()
     }
@@ -127,7 +129,7 @@ fn parses_hand_written_files_like_the_legacy_parser() {
     assert_eq!(w.tasks.len(), 2);
     assert_eq!(w.tasks[0].description, "Done");
     assert_eq!(w.tasks[0].commit.as_deref(), Some("abc"));
-    assert_eq!((w.tasks[1].status.as_str(), w.tasks[1].wave), ("failed", 1));
+    assert_eq!((&w.tasks[1].status, w.tasks[1].wave), (&Status::Failed, 1));
     assert_eq!(w.tasks[1].error.as_deref(), Some("Database down"));
     assert_eq!(w.notes, ["[x] **t3**: a note, not a task", "plain"]);
     assert_eq!(parsed.started, None);
@@ -141,4 +143,43 @@ fn garbage_parses_to_defaults_and_is_flagged() {
     assert!(corruption("CORRUPTED DATA!!!").is_some());
     assert!(corruption("").is_some());
     assert!(corruption(&render(&workflow(0, 0, Vec::new())).unwrap()).is_none());
+}
+
+#[test]
+fn a_callers_own_wave_values_are_shown_as_given() {
+    let mut first = task("a", "A", "completed", 0);
+    first.wave_label = Some("1.5".into());
+    let mut second = task("b", "B", "completed", 1);
+    second.wave_label = Some("w10".into());
+    let mut w = workflow(0, 0, vec![second, first]);
+    w.status_line = Some(StatusLine {
+        current: "1.5".into(),
+        total: "4.0".into(),
+        progress: Progress::from_fraction(0.375),
+    });
+    let text = render(&w).unwrap();
+    assert!(text.contains("**Status:** Wave 1.5/4.0\n"), "{text}");
+    assert!(text.contains("`███████░░░░░░░░░░░░░` 37%"), "{text}");
+    // Ordered by rank (`wave`), named by label.
+    assert!(
+        text.contains("### Wave 1.5\n- [x] **a**: A\n\n### Wave w10\n- [x] **b**: B\n"),
+        "{text}"
+    );
+}
+
+#[test]
+fn a_bar_that_cannot_be_drawn_is_refused() {
+    assert_eq!(Progress::from_fraction(f64::INFINITY), None);
+    assert_eq!(Progress::from_fraction(f64::NAN), None);
+    let mut w = workflow(0, 0, Vec::new());
+    w.status_line = Some(StatusLine {
+        current: "1e300".into(),
+        total: "1".into(),
+        progress: Some(Progress {
+            filled: i64::MAX,
+            percent: i64::MAX,
+        }),
+    });
+    let err = render(&w).unwrap_err();
+    assert!(err.to_string().contains("wave 1e300/1"), "{err}");
 }

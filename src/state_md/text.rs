@@ -8,9 +8,18 @@ pub(crate) fn is_py_space(c: char) -> bool {
     c.is_whitespace() || ('\u{1c}'..='\u{1f}').contains(&c)
 }
 
-/// `str.strip()` without arguments.
+/// `str.strip()` without arguments. ASCII bytes are judged without decoding (most lines are ASCII at
+/// both ends).
 pub(crate) fn py_strip(s: &str) -> &str {
-    s.trim_matches(is_py_space)
+    let ascii_space = |b: u8| b == b' ' || (0x09..=0x0d).contains(&b) || (0x1c..=0x1f).contains(&b);
+    let bytes = s.as_bytes();
+    let start = bytes.iter().position(|&b| !ascii_space(b)).unwrap_or(bytes.len());
+    let end = bytes.iter().rposition(|&b| !ascii_space(b)).map_or(start, |i| i + 1);
+    let rest = &s[start..end.max(start)];
+    if rest.as_bytes().first().is_some_and(u8::is_ascii) && rest.as_bytes().last().is_some_and(u8::is_ascii) {
+        return rest;
+    }
+    rest.trim_matches(is_py_space)
 }
 
 /// `str.splitlines()`: breaks at `\n`, `\r`, `\r\n`, `\v`, `\f`, `\x1c`-`\x1e`, `\x85`, U+2028 and
@@ -59,7 +68,7 @@ fn next_line_break(bytes: &[u8]) -> Option<(usize, usize)> {
         table
     };
     let mut from = 0;
-    while let Some(offset) = bytes[from..].iter().position(|&b| MAY_BREAK[usize::from(b)]) {
+    while let Some(offset) = find_candidate(&bytes[from..], &MAY_BREAK) {
         let i = from + offset;
         match bytes[i] {
             0xC2 if bytes.get(i + 1) == Some(&0x85) => return Some((i, 2)),
@@ -73,6 +82,31 @@ fn next_line_break(bytes: &[u8]) -> Option<(usize, usize)> {
     None
 }
 
+/// The first byte of `bytes` that `table` marks. Eight bytes at a time are skipped when none of them
+/// is a control byte or 0xC2/0xE2 (a word-at-a-time test; the table decides for the others).
+fn find_candidate(bytes: &[u8], table: &[bool; 256]) -> Option<usize> {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGHS: u64 = 0x8080_8080_8080_8080;
+    // Nonzero if some byte of `x` is below 0x20, or equals 0xC2 or 0xE2 (may err towards nonzero).
+    let maybe = |x: u64| {
+        let below_space = x.wrapping_sub(ONES * 0x20) & !x & HIGHS;
+        let is = |b: u64| {
+            let y = x ^ (ONES * b);
+            y.wrapping_sub(ONES) & !y & HIGHS
+        };
+        below_space | is(0xC2) | is(0xE2)
+    };
+    let mut i = 0;
+    while i + 8 <= bytes.len() {
+        let word = u64::from_le_bytes(bytes[i..i + 8].try_into().unwrap_or([0; 8]));
+        if maybe(word) != 0 {
+            break;
+        }
+        i += 8;
+    }
+    bytes[i..].iter().position(|&b| table[usize::from(b)]).map(|p| i + p)
+}
+
 /// `s[n:]` counted in characters, as Python slices strings.
 pub(crate) fn skip_chars(s: &str, n: usize) -> &str {
     s.char_indices().nth(n).map_or("", |(i, _)| &s[i..])
@@ -81,11 +115,14 @@ pub(crate) fn skip_chars(s: &str, n: usize) -> &str {
 /// The first match of `` `([^`]+)` ``: the text between the first two adjacent backticks that enclose
 /// at least one character.
 pub(crate) fn first_backticked(line: &str) -> Option<&str> {
-    let ticks: Vec<usize> = line.match_indices('`').map(|(i, _)| i).collect();
-    ticks
-        .windows(2)
-        .find(|w| w[1] > w[0] + 1)
-        .map(|w| &line[w[0] + 1..w[1]])
+    let mut open = line.find('`')?;
+    loop {
+        let close = open + 1 + line[open + 1..].find('`')?;
+        if close > open + 1 {
+            return Some(&line[open + 1..close]);
+        }
+        open = close;
+    }
 }
 
 /// A run of ASCII digits at the start of `s`, as a number, and the rest. `None` if there is no digit

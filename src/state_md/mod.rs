@@ -1,4 +1,5 @@
-//! `BlackBox5`'s `STATE.md`: a human-readable workflow progress file (`spec/compat/blackbox5.md`).
+//! `BlackBox5`'s `STATE.md`: a human-readable workflow progress file, the format of its `state_manager`
+//! module (which `ferrolock.compat.blackbox5` replaces).
 //!
 //! [`render`] produces the legacy `WorkflowState.to_markdown()` bytes, character for character, with two
 //! deliberate differences: pending tasks of the current or an earlier wave are written (under their
@@ -23,15 +24,26 @@
 //!
 //! Both are linear in the size of the file; the legacy Python code was quadratic in the number of tasks
 //! with commit, file or error lines.
+//!
+//! This is the only renderer: the Python dataclasses hand their values over converted to text (with
+//! Python's `format()`), and wave numbers that are not integers arrive as a [`StatusLine`] and as
+//! per-task [`wave_label`](Task::wave_label)s with ranks, so every value reaches the file through here.
 
 mod model;
 mod parse;
 mod render;
 mod text;
+mod validate;
 
-pub use model::{FILE_PLACEHOLDER, ParsedWorkflow, Task, Workflow};
+pub use model::{FILE_PLACEHOLDER, ParsedWorkflow, Progress, Status, StatusLine, Task, Workflow};
 pub use parse::{parse, parse_with};
 pub use render::{RenderError, render, render_task};
+pub use validate::{bad_checkbox_lines, validate};
+
+/// `BlackBox5`'s state file, and the lock beside it (`STATE.md`'s name with `.lock` for `.md`).
+pub const STATE_FILE: &str = "STATE.md";
+/// See [`STATE_FILE`].
+pub const STATE_LOCK_FILE: &str = "STATE.lock";
 
 /// Why a file cannot be a `STATE.md` at all (as opposed to one with odd content, which parses to
 /// defaults as the legacy parser did): `None` if it can be.
@@ -51,34 +63,30 @@ pub fn corruption(text: &str) -> Option<&'static str> {
     None
 }
 
-/// How many matches `re.findall(r'^- \[[^x~ ]\]', text, re.MULTILINE)` finds: lines (after a `\n`)
-/// starting with a checkbox whose mark is not `x`, `~` or a space (the mark may even be a `\n`, as
-/// the legacy pattern allows). The legacy validation's only check that reads the whole file.
-#[must_use]
-pub fn bad_checkbox_lines(text: &str) -> usize {
-    std::iter::once(0)
-        .chain(text.match_indices('\n').map(|(i, _)| i + 1))
-        .filter(|&start| {
-            let Some(after) = text[start..].strip_prefix("- [") else {
-                return false;
-            };
-            let mut chars = after.chars();
-            matches!((chars.next(), chars.next()), (Some(mark), Some(']')) if !matches!(mark, 'x' | '~' | ' '))
-        })
-        .count()
+/// `data` as `STATE.md` text, or why it cannot be one: not UTF-8 (worded as Python's decoder words
+/// it: `not valid UTF-8 (invalid start byte at byte 7)`), or [`corruption`].
+///
+/// # Errors
+/// The reason, as text.
+pub fn decode(data: &[u8]) -> Result<&str, String> {
+    let text = std::str::from_utf8(data).map_err(|e| {
+        let start = e.valid_up_to();
+        let reason = match (e.error_len(), data[start]) {
+            (None, _) => "unexpected end of data",
+            (Some(_), 0xC2..=0xF4) => "invalid continuation byte",
+            (Some(_), _) => "invalid start byte",
+        };
+        format!("not valid UTF-8 ({reason} at byte {start})")
+    })?;
+    match corruption(text) {
+        Some(reason) => Err(reason.to_owned()),
+        None => Ok(text),
+    }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::{bad_checkbox_lines, corruption};
-
-    #[test]
-    fn counts_bad_checkboxes_like_the_legacy_pattern() {
-        assert_eq!(bad_checkbox_lines("- [x] a\n- [ ] b\n- [~] c"), 0);
-        assert_eq!(bad_checkbox_lines("- [z] a\n  - [z] indented\n- [é] b\n- [\n]"), 3);
-        assert_eq!(bad_checkbox_lines("x- [z]\r- [z]"), 0, "only \\n starts a line");
-        assert_eq!(bad_checkbox_lines("- [zz]"), 0);
-    }
+    use super::{corruption, decode};
 
     #[test]
     fn detects_empty_and_foreign_content() {
@@ -87,5 +95,24 @@ mod tests {
         assert!(corruption("CORRUPTED DATA!!!").is_some());
         assert!(corruption("# Workflow: x\n").is_none());
         assert!(corruption("**Status:** Wave 1/2\n").is_none());
+    }
+
+    #[test]
+    fn decoding_words_bad_bytes_as_python_does() {
+        let reason = |data: &[u8]| decode(data).unwrap_err();
+        assert_eq!(
+            reason(b"# Workflow: \xff"),
+            "not valid UTF-8 (invalid start byte at byte 12)"
+        );
+        assert_eq!(
+            reason(b"# W \xc3("),
+            "not valid UTF-8 (invalid continuation byte at byte 4)"
+        );
+        assert_eq!(
+            reason(b"# W \xe2\x9c"),
+            "not valid UTF-8 (unexpected end of data at byte 4)"
+        );
+        assert_eq!(reason(b" \n"), "the file is empty");
+        assert_eq!(decode("# Workflow: ✅".as_bytes()), Ok("# Workflow: ✅"));
     }
 }
