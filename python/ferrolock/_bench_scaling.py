@@ -145,7 +145,7 @@ def handoff(key: str, n: int, work: Path, samples: int) -> float:
             proc.join(30)
             if proc.is_alive():
                 proc.kill()
-    return statistics.median(latencies)
+    return float(statistics.median(latencies))
 
 
 def _next_report(conns: list[Connection]) -> tuple[Connection, float]:
