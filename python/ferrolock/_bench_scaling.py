@@ -390,21 +390,41 @@ def plot(results: Curves, path: str) -> None:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import ScalarFormatter
 
-    fig, axes = plt.subplots(1, len(results), figsize=(4.2 * len(results), 3.8), squeeze=False)
-    for ax, (curve, impls) in zip(axes[0], results.items(), strict=True):
+    columns = min(3, len(results))
+    rows = -(-len(results) // columns)
+    fig, axes = plt.subplots(rows, columns, figsize=(5.0 * columns, 3.9 * rows), squeeze=False)
+    flat = [ax for row in axes for ax in row]
+    for ax, (curve, impls) in zip(flat, results.items(), strict=False):
         for name, points in impls.items():
             xs, ys = zip(*points, strict=True)
             ax.plot(xs, [y * 1e6 for y in ys], marker="o", label=name)
-        ax.set_xscale("log")
+        ax.set_xscale("log", base=2 if curve == "handoff" else 10)
+        if curve == "handoff":
+            ax.xaxis.set_major_formatter(ScalarFormatter())
         ax.set_yscale("log")
         ax.set_title(TITLES[curve])
         ax.set_xlabel(UNITS[curve])
         ax.set_ylabel("us per call")
         ax.grid(True, which="both", alpha=0.3)
         ax.legend(fontsize=7)
+    for ax in flat[len(results) :]:
+        ax.set_visible(False)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
+
+
+def replot(json_path: str, plot_path: str) -> None:
+    """Draws a PNG from a ``--json`` file of an earlier run."""
+    raw = json.loads(Path(json_path).read_text())
+    plot(
+        {
+            curve: {name: [(int(n), float(t)) for n, t in pts] for name, pts in impls.items()}
+            for curve, impls in raw.items()
+        },
+        plot_path,
+    )
 
 
 def main(
