@@ -45,8 +45,12 @@ lint-python: build-dev
 	$(PY) -m mypy.stubtest ferrolock._ferrolock --allowlist .mypy-stubtest-allowlist
 	$(PY) -m mypy python/ferrolock
 
-.PHONY: lint  ## all linters
-lint: lint-rust lint-python
+.PHONY: doc  ## the Rust API docs; warnings (a broken link, an undocumented public item) are errors
+doc:
+	RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --features failpoints
+
+.PHONY: lint  ## all linters, and the docs build
+lint: lint-rust lint-python doc
 
 .PHONY: test-rust  ## Rust unit and integration tests of the pure core
 test-rust:

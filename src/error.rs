@@ -14,8 +14,11 @@ pub enum Error {
     /// A system call failed. `op` says what ferrolock was doing, `path` on which file.
     #[error("{op} {path}: {source}", path = path.display())]
     Io {
+        /// What ferrolock was doing (`"open lock file"`, `"rename"`).
         op: &'static str,
+        /// The file it was doing it to.
         path: PathBuf,
+        /// The system call's error.
         #[source]
         source: io::Error,
     },
@@ -25,8 +28,11 @@ pub enum Error {
     /// wrote it; `held_by` is the pid the kernel names as the exclusive holder, where it can be read.
     #[error("{path} is locked{}", holder_suffix(holder.as_deref(), *held_by), path = path.display())]
     WouldBlock {
+        /// The lock file.
         path: PathBuf,
+        /// The holder's record, when the kernel confirms its writer holds the lock.
         holder: Option<Box<Holder>>,
+        /// The pid the kernel names as the exclusive holder (`/proc/locks`), where readable.
         held_by: Option<u32>,
     },
 
@@ -38,20 +44,30 @@ pub enum Error {
         secs = waited.as_secs_f64()
     )]
     Timeout {
+        /// The lock file.
         path: PathBuf,
+        /// How long the wait lasted.
         waited: Duration,
+        /// The holder's record, when the kernel confirms its writer holds the lock.
         holder: Option<Box<Holder>>,
+        /// The pid the kernel names as the exclusive holder (`/proc/locks`), where readable.
         held_by: Option<u32>,
     },
 
     /// Another thread cancelled the wait through its [`CancelToken`](crate::CancelToken).
     #[error("the wait for {path} was cancelled", path = path.display())]
-    Cancelled { path: PathBuf },
+    Cancelled {
+        /// The lock file waited for.
+        path: PathBuf,
+    },
 
     /// The caller's interrupt check asked the wait to stop (in Python: a signal handler raised, e.g.
     /// `KeyboardInterrupt`). Nothing is held.
     #[error("the wait for {path} was interrupted", path = path.display())]
-    Interrupted { path: PathBuf },
+    Interrupted {
+        /// The lock file waited for.
+        path: PathBuf,
+    },
 
     /// The caller already holds this lock file through another lock object, so waiting would block on
     /// itself forever.
@@ -59,12 +75,18 @@ pub enum Error {
         "{path}: this thread already holds the lock through another lock object; waiting would deadlock",
         path = path.display()
     )]
-    WouldDeadlock { path: PathBuf },
+    WouldDeadlock {
+        /// The lock file.
+        path: PathBuf,
+    },
 
     /// The lock path is a symbolic link. Lock files are never followed through symlinks, so a link
     /// planted in a shared directory cannot make ferrolock open (or write) its target.
     #[error("{path} is a symbolic link; ferrolock does not follow symlinks for lock files", path = path.display())]
-    Symlink { path: PathBuf },
+    Symlink {
+        /// The lock path that is a symlink.
+        path: PathBuf,
+    },
 
     /// A symbolic link on the way to `path` sits in a shared directory (one that users other than its
     /// owner may write: world-writable, or sticky and group-writable) and belongs to neither the
@@ -78,9 +100,13 @@ pub enum Error {
         link = link.display()
     )]
     UntrustedLink {
+        /// The path being reached.
         path: PathBuf,
+        /// The symlink not followed.
         link: PathBuf,
+        /// The uid owning the symlink.
         owner: u32,
+        /// The uid owning the shared directory the symlink sits in.
         dir_owner: u32,
     },
 
@@ -93,9 +119,13 @@ pub enum Error {
         path = path.display()
     )]
     UntrustedFile {
+        /// The file refused.
         path: PathBuf,
+        /// The uid owning it.
         owner: u32,
+        /// The uid owning the shared directory it sits in.
         dir_owner: u32,
+        /// What trusting it would break.
         why: &'static str,
     },
 
@@ -106,51 +136,90 @@ pub enum Error {
          by the outer one. Finish the outer edit first.",
         path = path.display()
     )]
-    NestedEdit { path: PathBuf },
+    NestedEdit {
+        /// The state file.
+        path: PathBuf,
+    },
 
     /// The lock path exists but is not a regular file (a directory, FIFO, socket or device).
     #[error("{path} is a {kind}, not a regular file", path = path.display())]
-    NotRegularFile { path: PathBuf, kind: &'static str },
+    NotRegularFile {
+        /// The path.
+        path: PathBuf,
+        /// What it is instead (`"directory"`, `"FIFO"`, ...).
+        kind: &'static str,
+    },
 
     /// An identifier that becomes a path component would escape its directory or is unusable.
     #[error("invalid {what} {name:?}: {reason}")]
     InvalidName {
+        /// What kind of identifier (`"job id"`, `"task id"`).
         what: &'static str,
+        /// The identifier as given.
         name: String,
+        /// Why it is refused.
         reason: &'static str,
     },
 
     /// A file that must hold a known format does not parse. Nothing was overwritten.
     #[error("{path} is corrupt: {reason}", path = path.display())]
-    Corrupt { path: PathBuf, reason: String },
+    Corrupt {
+        /// The file.
+        path: PathBuf,
+        /// What does not parse.
+        reason: String,
+    },
 
     /// An argument has no meaning (a NaN timeout, a file mode with bits beyond `0o777`). Refused
     /// before anything was touched.
     #[error("invalid {what} {value}: {reason}")]
     InvalidArgument {
+        /// Which argument (`"timeout"`, `"mode"`).
         what: &'static str,
+        /// The value as given.
         value: String,
+        /// Why it has no meaning.
         reason: &'static str,
     },
 
     /// One owner re-entered a lock `u32::MAX` times without releasing it; one more would wrap the
     /// count, and the release that brings it back to zero would come far too early.
     #[error("{path}: re-entered {} times without a release; the re-entry count would overflow", u32::MAX, path = path.display())]
-    ReentryOverflow { path: PathBuf },
+    ReentryOverflow {
+        /// The lock file.
+        path: PathBuf,
+    },
 
     /// A coordinator lock is no longer held: its session ended (lease expired, server restart,
     /// network failure) or it was never held by the caller. Whatever it protected may have a new owner.
     #[error("the lock {name:?} is lost: {reason}")]
-    LockLost { name: String, reason: String },
+    LockLost {
+        /// The coordinator lock's name.
+        name: String,
+        /// How it was lost.
+        reason: String,
+    },
 
     /// A write fenced by `token` was refused: the lock `name` has since been granted to a newer holder.
     #[error("stale fencing token {token} for {name:?}: the lock has since been granted with token {current}")]
-    StaleToken { name: String, token: u64, current: u64 },
+    StaleToken {
+        /// The coordinator lock's name.
+        name: String,
+        /// The token the refused write carried.
+        token: u64,
+        /// The newest token drawn for the name.
+        current: u64,
+    },
 
     /// The coordinator's backend failed or refused: a bad URL, a connection or server error, a missing
     /// schema the role may not create, a connection pooler that would break session locks.
     #[error("{op}: {message}")]
-    Coordinator { op: &'static str, message: String },
+    Coordinator {
+        /// What the coordinator was doing.
+        op: &'static str,
+        /// The backend's error.
+        message: String,
+    },
 }
 
 /// `Result` with the core's [`Error`].

@@ -4,11 +4,11 @@
 //! Every point is a variant of [`Failpoint`] with a stable name (`atomic_write:rename`), so the list
 //! is closed: an unknown name is an error, and tests read the list instead of retyping it. The
 //! arming half exists only with the cargo feature `failpoints`, which `make build-dev` and `make test`
-//! turn on and a release build leaves off: there, [`hit`] is an empty inline function and the Python
+//! turn on and a release build leaves off: there, `hit` is an empty inline function and the Python
 //! extension has no `_set_failpoint` (a shipped library must not be able to `SIGKILL` its caller).
 //!
-//! A test arms one point, for the whole process ([`arm`]: a child that must crash at a step, whichever
-//! thread reaches it) or for the calling thread only ([`arm_on_this_thread`]: Rust tests running in
+//! A test arms one point, for the whole process (`arm`: a child that must crash at a step, whichever
+//! thread reaches it) or for the calling thread only (`arm_on_this_thread`: Rust tests running in
 //! parallel threads of one binary).
 
 macro_rules! failpoints {

@@ -42,7 +42,7 @@ pub mod tasks;
 mod py;
 
 pub use durable::{TempName, WriteOptions, atomic_write};
-// Durable state files (issue 5).
+// Durable state files: locked read-modify-write with a backup of the previous version.
 pub use durable::{StateEdit, StateFile, StateFileOptions};
 pub use error::{Error, Result};
 pub use lock::{
@@ -51,5 +51,5 @@ pub use lock::{
 };
 pub use lock::{WakeMechanism, set_wake_mechanism, wake_mechanism};
 
-// Job-directory locks and run-once setup (issue #3, logist drop-in).
+// Job-directory locks and run-once setup (the shapes logist's module needs).
 pub use job::{JobLock, JobLocks, RunOnce, RunOnceError, RunOnceOutcome, cleanup_stale, run_once};

@@ -14,11 +14,12 @@ import time
 import weakref
 from collections.abc import Callable
 from contextlib import ContextDecorator
-from typing import Any, cast
+from typing import cast
 
 from ._ferrolock import CoordCancel, _thread_owner
 from ._ferrolock import Coordinator as _NativeCoordinator
 from ._ferrolock import CoordLock as _NativeCoordLock
+from ._types import HolderRecord
 from .exceptions import CoordinatorError, Timeout
 
 __all__ = ["CoordLock", "Coordinator", "connect"]
@@ -112,14 +113,14 @@ class CoordLock(_NativeCoordLock, ContextDecorator):
     ) -> None:
         self._coordinator = coordinator
 
-    def holder(self) -> dict[str, Any] | None:
-        """The record of whoever holds the lock exclusively right now (a dict with ``pid``, ``host``,
-        ``since``, ``purpose``, ``version``), or ``None``: as ``FileLock.holder()``, from ``status()``."""
+    def holder(self) -> HolderRecord | None:
+        """The record of whoever holds the lock exclusively right now (``pid``, ``host``, ``since``,
+        ``purpose``, ``version``), or ``None``: as ``FileLock.holder()``, from ``status()``."""
         for entry in self._coordinator.status():
             if entry["name"] == self.name:
                 for held in entry["holders"]:
                     if held["mode"] == "exclusive":
-                        return cast("dict[str, Any] | None", held["holder"])
+                        return cast("HolderRecord | None", held["holder"])
         return None
 
     @property

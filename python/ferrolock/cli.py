@@ -173,8 +173,8 @@ def build_parser() -> argparse.ArgumentParser:
         "clean",
         help="remove lock files nobody uses and stale claim records (safe while the fleet runs)",
         description="Remove, under DIR... (default: .), lock files that nobody holds or has open and claim "
-        "records whose holder is dead. Every removal takes the file exclusively first (design protocol), so "
-        "it is safe while other processes hold and wait for locks.",
+        "records whose holder is dead. Every removal takes the file exclusively first (see the README's on-disk "
+        "protocol), so it is safe while other processes hold and wait for locks.",
     )
     clean.add_argument("dirs", nargs="*", default=["."], metavar="DIR")
     clean.add_argument("--dry-run", "-n", action="store_true", help="only say what would be removed")
@@ -187,6 +187,11 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--plot", metavar="PNG", help="also draw the comparison (needs ferrolock[plot])")
     bench.add_argument(
         "--scaling", action="store_true", help="cost against size for each hot path (curves, not the table)"
+    )
+    bench.add_argument(
+        "--url",
+        help="measure the coordinator on this postgresql:// server instead: against the server's own advisory "
+        "lock, a pg_try_advisory_lock poll loop and tooz (if installed)",
     )
     bench.set_defaults(handler=_bench)
     return parser
@@ -227,6 +232,8 @@ def _clean(args: argparse.Namespace) -> int:
 
 
 def _bench(args: argparse.Namespace) -> int:
+    if args.url is not None:
+        return _bench_coord(args)
     if args.scaling:
         from ._bench_scaling import main as scaling_main
 
@@ -234,6 +241,25 @@ def _bench(args: argparse.Namespace) -> int:
     from .benchmark import main as bench_main
 
     return bench_main(quick=args.quick, json_path=args.json, plot_path=args.plot)
+
+
+def _bench_coord(args: argparse.Namespace) -> int:
+    import json
+
+    from ._bench_coord import lease_of, run, table
+
+    if args.plot:
+        print("ferrolock: --plot is not available with --url", file=sys.stderr)
+        return 2
+    if not args.url.startswith(("postgresql://", "postgres://")):
+        print("ferrolock: bench --url measures a PostgreSQL coordinator (postgresql://...)", file=sys.stderr)
+        return 2
+    results = run(args.url, args.quick)
+    print(table(results, lease_of(args.url)))
+    if args.json:
+        with open(args.json, "w", encoding="utf-8") as fh:
+            json.dump(results, fh, indent=2)
+    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:

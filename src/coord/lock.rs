@@ -2,7 +2,7 @@
 
 use std::fmt;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, MutexGuard};
 
 use super::backend::{Backend, Grant, LockRequest, LockStatus, LostCallback};
 use super::cancel::Cancel;
@@ -11,7 +11,7 @@ use super::names::validate_name;
 use super::url::CoordUrl;
 use crate::error::{Error, Result};
 use crate::lock::{Acquired, LockMode, Owner, Wait, WaitControl};
-use crate::sys;
+use crate::sys::ForkLocal;
 
 /// A connection to a coordination service: the factory of [`CoordLock`]s. Cheap to share (`Clone`).
 #[derive(Clone, Debug)]
@@ -22,13 +22,13 @@ pub struct Coordinator {
 #[derive(Debug)]
 struct Shared {
     backend: Box<dyn Backend>,
-    /// Which names each owner holds through which lock object, to refuse a wait on oneself.
-    held: Mutex<Registry>,
+    /// Which names each owner holds through which lock object, to refuse a wait on oneself (a forked
+    /// child starts with none).
+    held: ForkLocal<Registry>,
 }
 
 #[derive(Debug, Default)]
 struct Registry {
-    generation: u64,
     entries: Vec<(String, Owner, usize, LockMode)>,
 }
 
@@ -59,7 +59,7 @@ impl Coordinator {
         Self {
             shared: Arc::new(Shared {
                 backend,
-                held: Mutex::new(Registry::default()),
+                held: ForkLocal::new(Registry::default(), Registry::default),
             }),
         }
     }
@@ -77,10 +77,9 @@ impl Coordinator {
             shared: Arc::clone(&self.shared),
             spec,
             object: NEXT_OBJECT.fetch_add(1, Ordering::Relaxed),
-            state: Mutex::new(State {
-                generation: sys::fork_generation(),
-                holds: Vec::new(),
-            }),
+            // Grants inherited through fork belong to the parent (its sessions, its descriptors): the
+            // child must neither use nor release them, so they are leaked, not dropped.
+            state: ForkLocal::forgetting(State::default(), State::default),
         }
     }
 
@@ -149,11 +148,11 @@ pub struct CoordLock {
     shared: Arc<Shared>,
     spec: LockSpec,
     object: usize,
-    state: Mutex<State>,
+    state: ForkLocal<State>,
 }
 
+#[derive(Default)]
 struct State {
-    generation: u64,
     holds: Vec<Hold>,
 }
 
@@ -364,27 +363,11 @@ impl CoordLock {
     }
 
     fn registry(&self) -> MutexGuard<'_, Registry> {
-        let mut reg = self.shared.held.lock().unwrap_or_else(PoisonError::into_inner);
-        let generation = sys::fork_generation();
-        if reg.generation != generation {
-            reg.generation = generation;
-            reg.entries.clear();
-        }
-        reg
+        self.shared.held.lock()
     }
 
-    /// The state, after forgetting grants inherited through fork: they belong to the parent (its
-    /// sessions, its descriptors), and the child must neither use nor release them.
     fn state(&self) -> MutexGuard<'_, State> {
-        let mut st = self.state.lock().unwrap_or_else(PoisonError::into_inner);
-        let generation = sys::fork_generation();
-        if st.generation != generation {
-            for hold in st.holds.drain(..) {
-                std::mem::forget(hold.grant);
-            }
-            st.generation = generation;
-        }
-        st
+        self.state.lock()
     }
 }
 

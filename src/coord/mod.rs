@@ -19,7 +19,7 @@
 //! * A [`Backend`] is what differs between the two: how a named lock is granted and waited for, how
 //!   fencing tokens are drawn and checked, where run-once markers live, what `status` sees. The file
 //!   backend is the flock core rooted at a directory ([`file`]); the PostgreSQL backend uses session
-//!   advisory locks ([`pg`], behind the `postgres` cargo feature).
+//!   advisory locks (`pg`, behind the `postgres` cargo feature).
 //! * Everything above a backend is written once: [`CoordLock`] (re-entry per owner, exclusion between
 //!   lock objects of one process, deadlock detection, fork safety) and [`run_once`].
 //! * Fencing tokens are drawn lazily: the first [`CoordLock::token`] (or fenced write) of a grant

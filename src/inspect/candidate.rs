@@ -15,13 +15,13 @@ use std::io::Read;
 use std::os::fd::{AsFd, BorrowedFd};
 
 use nix::errno::Errno;
-use nix::fcntl::{AtFlags, OFlag, openat};
-use nix::sys::stat::{FileStat, Mode, SFlag, fstat, fstatat};
+use nix::fcntl::AtFlags;
+use nix::sys::stat::{FileStat, SFlag, fstat, fstatat};
 use nix::unistd::{UnlinkatFlags, unlinkat};
 
 use super::tree::FileId;
 use crate::lock::Holder;
-use crate::sys::fs::FileKind;
+use crate::sys::fs::{FileKind, open_untrusted_at};
 use crate::sys::{self, FlockOp};
 
 /// The most a lock file may hold to count as one: empty, a holder record, or a claim record.
@@ -47,8 +47,7 @@ impl Judged {
 /// Opens `name` in `dir` for reading: never through a symlink, never blocking on a FIFO, never
 /// becoming a controlling terminal.
 pub(crate) fn open_at(dir: BorrowedFd<'_>, name: &OsStr) -> nix::Result<(File, FileStat)> {
-    let flags = OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_NONBLOCK | OFlag::O_NOCTTY | OFlag::O_CLOEXEC;
-    let file = File::from(openat(dir, name, flags, Mode::empty())?);
+    let file = open_untrusted_at(dir, name).map_err(|e| Errno::from_raw(e.raw_os_error().unwrap_or(0)))?;
     let st = fstat(&file)?;
     Ok((file, st))
 }

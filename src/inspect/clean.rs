@@ -41,7 +41,7 @@ pub struct CleanReport {
 /// be the same directory) after re-checking the file. With `dry_run`, only says what it would remove.
 ///
 /// # Errors
-/// As [`scan`].
+/// As [`scan`](super::scan).
 pub fn clean(roots: &[PathBuf], dry_run: bool, on_step: &mut dyn FnMut(Step<'_>)) -> Result<CleanReport> {
     let (mut trees, scan) = scan_trees(roots, on_step)?;
     let (open, complete) = proc::open_files();

@@ -79,7 +79,7 @@ impl JobLocks {
 
     /// Removes the job lock files (and the index lock file) that nobody holds and that were last
     /// touched more than `max_age` ago; returns the names of the jobs whose lock file was removed.
-    /// See [`cleanup_stale`].
+    /// See [`cleanup_stale`](super::cleanup_stale).
     ///
     /// # Errors
     /// Only if the jobs directory exists but cannot be listed; problems with single lock files are

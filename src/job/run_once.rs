@@ -107,7 +107,7 @@ impl<E: std::error::Error + 'static> std::error::Error for RunOnceError<E> {
 /// The marker is first checked without locking (it is written only after the setup, so seeing it means
 /// the setup is done). Otherwise the caller takes [`RunOnce::lock`] (waiting in the kernel, up to
 /// `spec.wait`), checks again, takes [`RunOnce::also_lock`], runs `setup`, writes the marker with
-/// [`atomic_write`], and releases.
+/// [`atomic_write`](crate::atomic_write), and releases.
 ///
 /// # Errors
 /// [`RunOnceError::Setup`] with `setup`'s error (a marker the setup may have left is removed);

@@ -62,11 +62,12 @@ impl FileKind {
 }
 
 /// The flags every read-only look at an untrusted file uses: a final symlink is an error (`ELOOP`)
-/// instead of being followed, a FIFO does not block the open, and the descriptor is not inherited
-/// by programs the application starts.
+/// instead of being followed, a FIFO does not block the open, a terminal device never becomes the
+/// controlling terminal, and the descriptor is not inherited by programs the application starts.
 const UNTRUSTED_READ: OFlag = OFlag::O_RDONLY
     .union(OFlag::O_NOFOLLOW)
     .union(OFlag::O_NONBLOCK)
+    .union(OFlag::O_NOCTTY)
     .union(OFlag::O_CLOEXEC);
 
 /// Opens `path` read-only to inspect it (probe its lock, read its record): never through a final

@@ -13,8 +13,9 @@
 //!   `dup3`, for the wake mechanism that needs no signal.
 //! * [`pidfd_open`], [`DirWatch`] and [`poll_readable`]: process-exit and directory-change events for
 //!   scope waits on legacy records, which hold no lock to block on.
-//! * [`fork_generation`] and [`ForkLocal`]: a counter bumped in every forked child, and the one way the
-//!   crate forgets what a child inherited (lock holds, idle descriptors, claims, pending waits).
+//! * [`ForkLocal`]: a value a forked child replaces on first use (a counter bumped in every child tells
+//!   it was inherited), the one way the crate forgets what a child inherited (lock holds, idle
+//!   descriptors, claims, pending waits, coordinator grants and sessions).
 //! * [`current_thread_owner`]: an owner id per thread, never reused in the life of the process.
 //! * [`flock_table`] / [`flock_info`]: the kernel's table of flock locks (`/proc/locks`).
 //! * [`fs`]: paths another user may control: file kinds, opening without following links, and
@@ -44,8 +45,6 @@ pub(crate) use locks::{FileKey, FlockInfo, flock_info, flock_table, key_of};
 #[cfg_attr(not(feature = "python"), allow(unused_imports))]
 pub(crate) use process::is_main_thread;
 pub(crate) use process::{ForkLocal, THREAD_OWNER_BIT, current_thread_owner, open_files_soft_limit, process_exists};
-// The coordinator's handles and session pool still compare fork generations themselves.
-pub(crate) use process::fork_generation;
 pub(crate) use signal::{
     AllSignalsBlocked, UnblockedWakeSignal, deliveries as wake_signal_deliveries, usable_wake_signal,
 };

@@ -58,6 +58,8 @@ pub(crate) struct ForkLocal<T> {
     generation: AtomicU64,
     value: UnsafeCell<Mutex<T>>,
     fresh: fn() -> T,
+    /// Leak the inherited value instead of dropping it (see [`ForkLocal::forgetting`]).
+    forget_inherited: bool,
 }
 
 // SAFETY: the value is only reached through the inner Mutex (as for `Mutex<T>: Sync`), except while one
@@ -71,6 +73,19 @@ impl<T> ForkLocal<T> {
             generation: AtomicU64::new(UNTIED),
             value: UnsafeCell::new(Mutex::new(initial)),
             fresh,
+            forget_inherited: false,
+        }
+    }
+
+    /// As [`ForkLocal::new`], but a forked child leaks the inherited value instead of dropping it: for
+    /// values whose drop acts on the parent's behalf (a coordinator grant's release, a database
+    /// session's goodbye on a socket the parent still uses).
+    pub(crate) const fn forgetting(initial: T, fresh: fn() -> T) -> Self {
+        Self {
+            generation: AtomicU64::new(UNTIED),
+            value: UnsafeCell::new(Mutex::new(initial)),
+            fresh,
+            forget_inherited: true,
         }
     }
 
@@ -119,7 +134,7 @@ impl<T> ForkLocal<T> {
             old
         };
         let consistent = !matches!(old.try_lock(), Err(TryLockError::WouldBlock));
-        if consistent {
+        if consistent && !self.forget_inherited {
             drop(old);
         } else {
             // Locked by a parent thread caught mid-update by the fork: its contents may be torn.

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from coord_helpers import hold
@@ -62,3 +63,28 @@ def test_schema_sql_is_printable() -> None:
     out = run("schema", "--sql")
     assert out.returncode == 0
     assert "CREATE TABLE IF NOT EXISTS ferrolock.locks" in out.stdout
+
+
+def test_bench_url_measures_the_coordinator_against_the_floor(pg_url: str, tmp_path: Path) -> None:
+    out_json = tmp_path / "coord.json"
+    out = subprocess.run(
+        [*FERROLOCK, "bench", "--url", pg_url, "--quick", "--json", str(out_json)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.startswith("| metric | floor | ferrolock | poll"), out.stdout
+    results = json.loads(out_json.read_text())
+    for kind in ("floor", "ferrolock", "poll"):
+        assert results[kind]["uncontended_ms"] > 0
+        assert results[kind]["handoff_median_ms"] <= results[kind]["handoff_p99_ms"]
+    # A paused holder loses its lock after its lease (2 s here), never before it.
+    assert 1.0 <= results["ferrolock"]["paused_to_next_s"] <= 2.0 + 1.0 + 5.0
+
+
+def test_bench_url_refuses_a_url_it_cannot_measure() -> None:
+    out = run("bench", "--url", "file:///tmp/x")
+    assert out.returncode == 2
+    assert "postgresql://" in out.stderr

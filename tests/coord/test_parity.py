@@ -294,3 +294,41 @@ def test_connect_reads_ferrolock_url(monkeypatch: pytest.MonkeyPatch, tmp_path: 
         ferrolock.connect()
     with pytest.raises(ferrolock.CoordinatorError, match="scheme"):
         ferrolock.connect("redis://localhost")
+
+
+def _probe_from_another_process(coord_url: str, name: str) -> int:
+    result = SPAWN.Value("i", -1)
+    probe = SPAWN.Process(target=try_once, args=(coord_url, name, result))
+    with cleanup_processes(probe):
+        probe.start()
+        probe.join(START_DEADLINE)
+    return int(result.value)
+
+
+def test_a_forked_child_never_releases_its_parents_grant(coord_url: str, name: str) -> None:
+    """The child inherits the lock object, its grant and (on PostgreSQL) the pooled sessions' sockets. It
+    must hold nothing, release nothing, close nothing of the parent's, and still take locks of its own."""
+    coord = ferrolock.connect(coord_url)
+    lock = coord.lock(name)
+    lock.acquire(timeout=START_DEADLINE)
+    other = f"{name}-child"
+    pid = os.fork()
+    if pid == 0:  # the child: report through the exit status only
+        code = 0
+        try:
+            code |= 1 if lock.is_locked else 0
+            lock.release(force=True)
+            del lock
+            with coord.lock(other, timeout=START_DEADLINE) as mine:
+                code |= 0 if mine.is_locked else 2
+        except BaseException:
+            code |= 4
+        os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0, "the child saw a hold, failed to lock, or raised"
+    assert lock.is_locked
+    lock.ensure_held()  # the parent's grant (and its session) survived the child
+    assert _probe_from_another_process(coord_url, name) == 0, "the child released the parent's lock"
+    lock.release()
+    assert _probe_from_another_process(coord_url, name) == 1
+    assert _probe_from_another_process(coord_url, other) == 1, "the child's own lock outlived it"

@@ -1,22 +1,24 @@
 //! The pool of sessions: one per lock held or waited for, reused after release, at most `pool_max`.
 
-use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
+use std::sync::{Condvar, MutexGuard, PoisonError};
 use std::time::Instant;
 
 use super::config::PgSettings;
 use super::session::Session;
 use crate::error::{Error, Result};
-use crate::sys;
+use crate::sys::ForkLocal;
 
 #[derive(Debug)]
 pub(crate) struct Pool {
-    state: Mutex<State>,
+    /// Sessions inherited through fork belong to the parent (their sockets and heartbeat threads; the
+    /// threads do not even exist in the child): a child neither uses nor closes them, so they are
+    /// leaked, not dropped, and the child starts with none open.
+    state: ForkLocal<State>,
     freed: Condvar,
 }
 
-#[derive(Debug)]
+#[derive(Debug, Default)]
 struct State {
-    generation: u64,
     idle: Vec<Session>,
     open: usize,
 }
@@ -24,11 +26,7 @@ struct State {
 impl Pool {
     pub(crate) fn new() -> Self {
         Self {
-            state: Mutex::new(State {
-                generation: sys::fork_generation(),
-                idle: Vec::new(),
-                open: 0,
-            }),
+            state: ForkLocal::forgetting(State::default(), State::default),
             freed: Condvar::new(),
         }
     }
@@ -103,18 +101,7 @@ impl Pool {
         self.freed.notify_one();
     }
 
-    /// The state, after forgetting sessions inherited through fork: their sockets and threads belong
-    /// to the parent (the threads do not even exist here), so the child neither uses nor closes them.
     fn state(&self) -> MutexGuard<'_, State> {
-        let mut st = self.state.lock().unwrap_or_else(PoisonError::into_inner);
-        let generation = sys::fork_generation();
-        if st.generation != generation {
-            for session in st.idle.drain(..) {
-                std::mem::forget(session);
-            }
-            st.open = 0;
-            st.generation = generation;
-        }
-        st
+        self.state.lock()
     }
 }
