@@ -36,7 +36,8 @@ _CHILD = textwrap.dedent(
             obj.release()
         else:
             obj = ferrolock.StateFile(os.path.join(directory, f"{i}.txt"))
-            obj.write(b"state")
+            with obj.locked():  # takes and releases the StateFile's lock, without 2,048 fsyncs
+                pass
         alive.append(obj)
     kept = open_descriptors() - base
     mine = [open(os.devnull, "rb") for _ in range(soft // 2)]   # the application's own files
