@@ -186,6 +186,9 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--json", metavar="FILE", help="also write the raw results as JSON")
     bench.add_argument("--plot", metavar="PNG", help="also draw the comparison (needs ferrolock[plot])")
     bench.add_argument(
+        "--scaling", action="store_true", help="cost against size for each hot path (curves, not the table)"
+    )
+    bench.add_argument(
         "--url",
         help="measure the coordinator on this postgresql:// server instead: against the server's own advisory "
         "lock, a pg_try_advisory_lock poll loop and tooz (if installed)",
@@ -231,6 +234,10 @@ def _clean(args: argparse.Namespace) -> int:
 def _bench(args: argparse.Namespace) -> int:
     if args.url is not None:
         return _bench_coord(args)
+    if args.scaling:
+        from ._bench_scaling import main as scaling_main
+
+        return scaling_main(quick=args.quick, json_path=args.json, plot_path=args.plot)
     from .benchmark import main as bench_main
 
     return bench_main(quick=args.quick, json_path=args.json, plot_path=args.plot)

@@ -52,7 +52,7 @@ pub(crate) use process::{ForkLocal, THREAD_OWNER_BIT, current_thread_owner, open
 pub(crate) use signal::{
     AllSignalsBlocked, UnblockedWakeSignal, deliveries as wake_signal_deliveries, usable_wake_signal,
 };
-pub(crate) use timer::WakeTimer;
+pub(crate) use timer::{WakeTimer, thread_timer};
 pub(crate) use wakeup::{Wakeup, share_description};
 
 /// The flock(2) operations the core uses.

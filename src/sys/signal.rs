@@ -111,10 +111,13 @@ fn install() -> Result<libc::c_int, i32> {
 }
 
 /// While alive, the wake signal is unblocked in the calling thread (some libraries block every signal
-/// in the threads they create); the previous mask is restored on drop.
+/// in the threads they create); the previous mask is restored on drop if it blocked the signal. When it
+/// did not (the usual case), there is nothing to restore, and the way out of a wait makes no
+/// `rt_sigprocmask` call.
 #[derive(Debug)]
 pub(crate) struct UnblockedWakeSignal {
-    previous: libc::sigset_t,
+    /// The mask to restore, if it blocked the signal.
+    previous: Option<libc::sigset_t>,
 }
 
 impl UnblockedWakeSignal {
@@ -131,17 +134,22 @@ impl UnblockedWakeSignal {
             return Err(io::Error::from_raw_os_error(rc));
         }
         // SAFETY: pthread_sigmask succeeded and filled `previous`.
+        let previous = unsafe { previous.assume_init() };
+        // SAFETY: `previous` is an initialised set.
+        let was_blocked = unsafe { libc::sigismember(&raw const previous, signo) } == 1;
         Ok(Self {
-            previous: unsafe { previous.assume_init() },
+            previous: was_blocked.then_some(previous),
         })
     }
 }
 
 impl Drop for UnblockedWakeSignal {
     fn drop(&mut self) {
-        // SAFETY: restores the mask saved in `new`; the pointer is valid for the call.
-        unsafe {
-            libc::pthread_sigmask(libc::SIG_SETMASK, &raw const self.previous, std::ptr::null_mut());
+        if let Some(previous) = &self.previous {
+            // SAFETY: restores the mask saved in `new`; the pointer is valid for the call.
+            unsafe {
+                libc::pthread_sigmask(libc::SIG_SETMASK, previous, std::ptr::null_mut());
+            }
         }
     }
 }

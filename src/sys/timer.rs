@@ -1,10 +1,15 @@
-//! A POSIX timer that sends the wake signal to one thread.
+//! A POSIX timer that sends the wake signal to one thread, kept by that thread between its waits.
 
+use std::cell::RefCell;
 use std::io;
 use std::mem::MaybeUninit;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use nix::libc;
+
+use super::process::fork_generation;
 
 /// How often a fired timer repeats until it is re-armed or disarmed.
 ///
@@ -62,6 +67,18 @@ impl WakeTimer {
         self.set(to_timespec(Duration::ZERO), to_timespec(Duration::ZERO))
     }
 
+    /// Whether the timer is armed (it will fire, or repeat).
+    #[cfg(test)]
+    pub(crate) fn is_armed(&self) -> bool {
+        let mut current = MaybeUninit::<libc::itimerspec>::zeroed();
+        // SAFETY: `self.id` is a live timer; `current` is written by the call.
+        let rc = unsafe { libc::timer_gettime(self.id, current.as_mut_ptr()) };
+        assert_eq!(rc, 0, "timer_gettime: {}", io::Error::last_os_error());
+        // SAFETY: timer_gettime succeeded and filled `current`.
+        let current = unsafe { current.assume_init() };
+        current.it_value.tv_sec != 0 || current.it_value.tv_nsec != 0
+    }
+
     fn set(&self, value: libc::timespec, interval: libc::timespec) -> io::Result<()> {
         let spec = libc::itimerspec {
             it_interval: interval,
@@ -75,6 +92,88 @@ impl WakeTimer {
             Err(io::Error::last_os_error())
         }
     }
+}
+
+/// How many threads may keep a timer between waits. Every timer reserves a queued signal against
+/// `RLIMIT_SIGPENDING` for as long as it exists, so an application with thousands of threads that each
+/// waited once must not keep thousands of them: past this many, a thread's timer lives for one wait.
+const MAX_KEPT_TIMERS: usize = 256;
+
+/// Timers kept by threads of this process (a forked child starts counting from its own first wait).
+static KEPT: AtomicUsize = AtomicUsize::new(0);
+/// The fork generation `KEPT` counts for.
+static KEPT_GENERATION: AtomicUsize = AtomicUsize::new(0);
+
+/// A thread's kept timer: the signal it sends and the fork generation it was created in.
+struct Kept {
+    signo: libc::c_int,
+    generation: u64,
+    timer: Option<Arc<WakeTimer>>,
+}
+
+impl Drop for Kept {
+    fn drop(&mut self) {
+        // The thread ends: its timer goes (timer_delete, once no canceller still holds it). One
+        // inherited through fork is not this process's to delete (see `thread_timer`).
+        let Some(timer) = self.timer.take() else { return };
+        if self.generation == fork_generation() {
+            drop(timer);
+            KEPT.fetch_sub(1, Ordering::Relaxed);
+        } else {
+            std::mem::forget(timer);
+        }
+    }
+}
+
+thread_local! {
+    static THREAD_TIMER: RefCell<Option<Kept>> = const { RefCell::new(None) };
+}
+
+/// The calling thread's wake timer for `signo`, disarmed: created at the thread's first wait and kept
+/// for the next ones, so a wait costs no `timer_create`/`timer_delete` pair (two system calls, one of
+/// them on the way out of every wait). Falls back to a timer for this wait alone when too many threads
+/// keep one already.
+///
+/// After `fork()` a timer id inherited from the parent names nothing in the child (timers are not
+/// inherited), or a timer the child made since: it is forgotten, never deleted, and a new one is made.
+pub(crate) fn thread_timer(signo: libc::c_int) -> io::Result<Arc<WakeTimer>> {
+    let generation = fork_generation();
+    let kept = THREAD_TIMER.try_with(|cell| {
+        let mut slot = cell.borrow_mut();
+        if let Some(kept) = slot.as_ref()
+            && kept.generation == generation
+            && kept.signo == signo
+            && let Some(timer) = &kept.timer
+        {
+            return Ok(Arc::clone(timer));
+        }
+        // Another signal, or inherited through fork: `Kept::drop` deletes or forgets it.
+        drop(slot.take());
+        let timer = Arc::new(WakeTimer::for_current_thread(signo)?);
+        if reserve_kept_slot(generation) {
+            *slot = Some(Kept {
+                signo,
+                generation,
+                timer: Some(Arc::clone(&timer)),
+            });
+        }
+        Ok(timer)
+    });
+    // The thread is ending (a wait from another thread-local's destructor): a timer for this wait only.
+    kept.unwrap_or_else(|_| WakeTimer::for_current_thread(signo).map(Arc::new))
+}
+
+/// Counts one more kept timer if fewer than [`MAX_KEPT_TIMERS`] are kept in this process.
+fn reserve_kept_slot(generation: u64) -> bool {
+    // A forked child inherits the parent's count, but none of the parent's other threads: start over.
+    let generation = generation as usize;
+    if KEPT_GENERATION.swap(generation, Ordering::Relaxed) != generation {
+        KEPT.store(0, Ordering::Relaxed);
+    }
+    KEPT.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
+        (n < MAX_KEPT_TIMERS).then_some(n + 1)
+    })
+    .is_ok()
 }
 
 impl Drop for WakeTimer {

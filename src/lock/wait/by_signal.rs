@@ -33,18 +33,39 @@ pub(super) fn wait(
         Ok(unblocked) => unblocked,
         Err(e) => return Outcome::Ended(Err(WaitEnd::Io(e))),
     };
-    let timer = match WakeTimer::for_current_thread(signo) {
-        Ok(timer) => Arc::new(timer),
+    let timer = match sys::thread_timer(signo) {
+        Ok(timer) => timer,
         Err(e) => {
             // EAGAIN: RLIMIT_SIGPENDING is exhausted (every timer reserves a queued signal).
             note_no_timer(&e);
             return Outcome::Unavailable;
         }
     };
-    let _registration = match Registration::new(ctl.cancel, || Sleeper::Timer(Arc::clone(&timer))) {
+    let registration = match Registration::new(ctl.cancel, || Sleeper::Timer(Arc::clone(&timer))) {
         Ok(registration) => registration,
         Err(end) => return Outcome::Ended(Err(end)),
     };
+    let outcome = wait_armed(fd, op, deadline, ctl, &timer);
+    if ctl.cancel.is_some() {
+        // A canceller may have fired the timer after the wait's last disarm; once unregistered, none
+        // can, and the timer must be quiet before the thread keeps it for its next wait.
+        drop(registration);
+        if let Err(e) = timer.disarm() {
+            log::warn!(target: "ferrolock::wait", "could not disarm the wake timer: {e}");
+        }
+    }
+    outcome
+}
+
+/// The wait proper. Every way out leaves the timer disarmed: a thread keeps its timer between waits,
+/// and one left armed would interrupt whatever the thread does next.
+fn wait_armed(
+    fd: BorrowedFd<'_>,
+    op: FlockOp,
+    deadline: Option<Instant>,
+    ctl: &mut WaitControl<'_>,
+    timer: &WakeTimer,
+) -> Outcome {
     Outcome::Ended(loop {
         if ctl.cancelled() {
             break Err(WaitEnd::Cancelled);
@@ -58,15 +79,17 @@ pub(super) fn wait(
             None => timer.disarm(),
         };
         if let Err(e) = armed {
+            let _ = timer.disarm();
             break Err(WaitEnd::Io(e));
         }
         let delivered_before = sys::wake_signal_deliveries();
-        match sys::flock(fd, op, false) {
-            Ok(()) => {
-                break timer.disarm().map_err(WaitEnd::Io);
-            }
+        let locked = sys::flock(fd, op, false);
+        // The one system call between winning the lock and returning that the floor does not make.
+        let disarmed = timer.disarm();
+        match locked {
+            Ok(()) => break disarmed.map_err(WaitEnd::Io),
             Err(e) if e.raw_os_error() == Some(libc::EINTR) => {
-                if let Err(e) = timer.disarm() {
+                if let Err(e) = disarmed {
                     break Err(WaitEnd::Io(e));
                 }
                 // Interrupted, but not by our handler: someone else's signal, or the application took
@@ -91,5 +114,82 @@ fn note_no_timer(e: &std::io::Error) {
             target: "ferrolock::wait",
             "no wake timer could be created ({e}); such waits use helper threads instead"
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::fs::{File, OpenOptions};
+    use std::os::fd::AsFd;
+    use std::time::Duration;
+
+    use super::*;
+    use crate::lock::CancelToken;
+
+    /// The ids of the POSIX timers that signal thread `tid`, from `/proc/self/timers`.
+    fn timers_of(tid: libc::pid_t) -> Vec<String> {
+        let text = std::fs::read_to_string("/proc/self/timers").expect("/proc/self/timers");
+        let mut ids = Vec::new();
+        let mut id = None;
+        for line in text.lines() {
+            if let Some(rest) = line.strip_prefix("ID: ") {
+                id = Some(rest.trim().to_owned());
+            } else if line.trim() == format!("notify: signal/tid.{tid}") {
+                ids.extend(id.take());
+            }
+        }
+        ids
+    }
+
+    fn open(path: &std::path::Path) -> File {
+        OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(path)
+            .unwrap()
+    }
+
+    fn time_out(fd: &File, signo: libc::c_int, cancel: Option<&CancelToken>) {
+        let mut ctl = WaitControl {
+            cancel,
+            ..WaitControl::default()
+        };
+        let deadline = Instant::now() + Duration::from_millis(20);
+        match wait(fd.as_fd(), FlockOp::Exclusive, Some(deadline), &mut ctl, signo) {
+            Outcome::Ended(Err(WaitEnd::TimedOut)) => {}
+            Outcome::Ended(other) => panic!("expected a timeout, got {other:?}"),
+            Outcome::Unavailable => panic!("the wake signal was unavailable"),
+        }
+    }
+
+    #[test]
+    fn a_thread_keeps_one_disarmed_timer_across_its_waits() {
+        let Some(signo) = sys::usable_wake_signal() else {
+            panic!("no real-time signal is free in the test process");
+        };
+        let path = std::env::temp_dir().join(format!("ferrolock-kept-timer-{}.lock", std::process::id()));
+        let holder = open(&path);
+        sys::flock(holder.as_fd(), FlockOp::Exclusive, true).unwrap();
+        // A fresh thread, so that no other test's waits share its timer.
+        let path_for_thread = path.clone();
+        std::thread::spawn(move || {
+            let tid = nix::unistd::gettid().as_raw();
+            let waiter = open(&path_for_thread);
+            assert!(timers_of(tid).is_empty());
+            time_out(&waiter, signo, None);
+            let first = timers_of(tid);
+            assert_eq!(first.len(), 1, "one timer kept after the first wait: {first:?}");
+            assert!(!sys::thread_timer(signo).unwrap().is_armed(), "kept armed after a wait");
+            let token = CancelToken::new();
+            time_out(&waiter, signo, Some(&token));
+            token.cancel(); // after the wait: nothing is registered, nothing may fire
+            assert_eq!(timers_of(tid), first, "the second wait made a timer of its own");
+            assert!(!sys::thread_timer(signo).unwrap().is_armed(), "kept armed after a wait");
+        })
+        .join()
+        .unwrap();
+        let _ = std::fs::remove_file(&path);
     }
 }
