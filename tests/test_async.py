@@ -126,3 +126,37 @@ def test_acquiring_in_a_helper_task_and_releasing_in_another_works(lock_path: Pa
         return held, lock.is_locked
 
     assert asyncio.run(main()) == (True, False)
+
+
+@pytest.mark.timeout(60)
+def test_a_new_event_loop_at_a_dead_loops_address_neither_reenters_nor_releases_its_hold(tmp_path: Path) -> None:
+    """A loop that closes while holding leaves its hold to nobody, like a thread that ends holding: a later
+    loop that gets the same ``id()`` (CPython reuses the memory at once) must not inherit it."""
+
+    async def as_the_next_loop(lock: ferrolock.FileLock) -> tuple[bool, bool]:
+        try:
+            await lock.acquire_async(timeout=0)
+            reentered = True
+        except ferrolock.Timeout:
+            reentered = False
+        await lock.release_async()  # a non-holder's release does nothing
+        return reentered, lock.is_locked
+
+    for attempt in range(20):
+        lock = ferrolock.FileLock(tmp_path / f"{attempt}.lock")
+        dead = asyncio.new_event_loop()
+        dead.run_until_complete(lock.acquire_async())  # ... and the loop goes away without releasing
+        dead_id = id(dead)
+        dead.close()
+        del dead
+        loop = asyncio.new_event_loop()
+        try:
+            if id(loop) == dead_id:
+                outcome = loop.run_until_complete(as_the_next_loop(lock))
+                break
+        finally:
+            loop.close()
+            del loop
+    else:
+        pytest.skip("no new event loop reused the dead loop's address; nothing to check")
+    assert outcome == (False, True), "a new event loop inherited a closed loop's hold"

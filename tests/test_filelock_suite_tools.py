@@ -139,3 +139,31 @@ def test_the_comparison_counts_gaps_only_where_filelock_passes() -> None:
     assert (summary["selected"], summary["left_out"], summary["selection_mismatch"]) == (4, 1, [])
     assert (summary["passed_on_filelock"], summary["passed_on_ferrolock"], summary["passed_on_both"]) == (2, 2, 1)
     assert (summary["failing_only_on_ferrolock"], summary["passing_only_on_ferrolock"]) == (1, 1)
+
+
+def _row(test_id: str, filelock_outcome: str, ferrolock_outcome: str) -> dict[str, str]:
+    return {"id": test_id, "filelock": filelock_outcome, "ferrolock": ferrolock_outcome}
+
+
+def test_fail_on_gap_passes_only_listed_differences_and_flags_closed_ones(capsys: pytest.CaptureFixture[str]) -> None:
+    known = next(iter(runner.known_differences.KNOWN_DIFFERENCES))
+    report = {"implementations": {"filelock": "x", "ferrolock": "y"}}
+    report["tests"] = [_row(known, "passed", "failed"), _row("t::same", "passed", "passed")]
+    assert runner._gate(report) == 0
+    report["tests"] = [_row(known, "passed", "failed"), _row("t::new_gap", "passed", "failed")]
+    assert runner._gate(report) == 1
+    assert (
+        "GAP: passes on filelock, not on ferrolock, and is no known difference: t::new_gap" in capsys.readouterr().out
+    )
+    report["tests"] = [_row(known, "passed", "passed")]
+    assert runner._gate(report) == 1
+    assert f"CLOSED: listed in known_differences.py but passes on ferrolock now: {known}" in capsys.readouterr().out
+    report["tests"] = [_row("t::skipped_on_both", "skipped", "skipped")]  # a narrowed run lists nothing
+    assert runner._gate(report) == 0
+
+
+def test_every_known_difference_gives_a_reason() -> None:
+    for test, why in runner.known_differences.KNOWN_DIFFERENCES.items():
+        assert test.startswith("tests/"), test
+        assert "::" in test, test
+        assert len(why) > 40, test

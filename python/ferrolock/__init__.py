@@ -1,11 +1,12 @@
 """ferrolock: cross-process locks for Python tools, with a Rust core that waits in the kernel.
 
-``FileLock`` is a drop-in for py-filelock's ``FileLock`` (same constructor, ``acquire``, ``release``,
-``is_locked``, ``lock_counter``, context manager and decorator use) that also offers shared locks, a
-holder record naming who holds a lock, ``async with``, and hand-offs in microseconds instead of at the
-next poll.
+``FileLock`` and ``AsyncFileLock`` are drop-ins for py-filelock's (same constructors and options,
+``acquire``, ``release``, ``is_locked``, ``lock_counter``, context manager and decorator use, ``Timeout``)
+that also offer shared locks, a holder record naming who holds a lock, and hand-offs in microseconds
+instead of at the next poll.
 """
 
+from ._async_lock import AsyncAcquireReturnProxy, AsyncFileLock
 from ._coord import Coordinator, CoordLock, connect
 from ._ferrolock import (
     CancelToken,
@@ -39,6 +40,8 @@ from .exceptions import (
 )
 
 __all__ = (
+    "AsyncAcquireReturnProxy",
+    "AsyncFileLock",
     "CancelToken",
     "Cancelled",
     "ClaimResult",

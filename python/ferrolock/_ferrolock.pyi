@@ -53,6 +53,9 @@ __all__ = [
     "_clean_locks",
     "_coord_schema_sql",
     "_failpoints",
+    "_filelock_debug_enabled",
+    "_logging_changed",
+    "_logging_unwatched",
     "_parse_state_md",
     "_render_state_md",
     "_render_task",
@@ -83,77 +86,111 @@ class FileLock:
     """A cross-process lock on one file (``flock(2)``), compatible with py-filelock's ``FileLock``.
 
     Two ``FileLock`` objects on one path exclude each other, in one process or in many, and so do two
-    threads using one object; re-entry (acquiring again while holding) only counts, per thread. A
-    ``fcntl.flock`` user or shell ``flock(1)`` on the same path is excluded too.
+    threads using one object; re-entry (acquiring again while holding) only counts, per thread (or per
+    object with ``thread_local=False``). A ``fcntl.flock`` user or shell ``flock(1)`` on the same path is
+    excluded too.
 
     Waiting happens in the kernel with the GIL released: the waiter wakes microseconds after the
     holder releases or dies, uses no CPU while it waits, and a Ctrl-C on the main thread interrupts
     it. After ``fork()`` the child holds nothing: releasing in the child never releases the parent's
-    lock.
+    lock, and a child that never touches the lock does not keep it alive after the parent died.
+
+    The object is configured by ``__init__`` (``__new__`` takes and ignores any arguments), so a Python
+    subclass may define an ``__init__`` of its own and call ``super().__init__(...)``. ``ferrolock.FileLock``
+    adds py-filelock's construction rules on top (``is_singleton``, ``lifetime``, a narrowed subclass
+    signature); this native class is its base. ``ferrolock.AsyncFileLock`` (``ferrolock._async_lock``, typed
+    inline) is py-filelock's asyncio lock on the same base: ``await lock.acquire()``, ``async with``,
+    re-entrant per object, tasks queueing, waits in a helper thread so the event loop never blocks.
 
     Args:
         lock_file: Path of the lock file. Created (with missing parent directories) on first use,
-            never truncated, never followed if it is a symbolic link.
+            never followed if it is a symbolic link. A path the OS refuses (``""``, a NUL byte, a
+            directory) is reported by ``acquire``, never here.
         timeout: Default timeout in seconds for ``acquire`` and ``with``: negative or ``math.inf``
             waits forever, ``0`` is a single attempt.
-        mode: Permission bits (at most ``0o777``) for a newly created lock file; the umask still
-            applies.
+        mode: Permission bits (at most ``0o777``). Given, the winner sets the file to exactly this mode
+            after locking it (whatever the umask did; only a file of this user). Not given (``-1`` or
+            ``None``), a new file is created ``0o666`` and the umask and default ACLs decide.
+        thread_local: ``True``: each thread is an owner (threads exclude each other; re-entry per
+            thread) and a setting (``timeout``, ``blocking``, ``poll_interval``) changed in one thread is
+            seen by that thread only. ``False``: the object is the owner (any thread re-enters) and
+            settings are shared.
         blocking: Default for ``acquire(blocking=...)``; ``False`` makes every acquire one attempt.
+        poll_interval: Default for ``acquire(poll_interval=...)``: how often ``cancel_check`` is called
+            while waiting (nothing else polls).
         shared: Take a shared lock (``LOCK_SH``): any number of shared holders, no exclusive one.
         purpose: Written into the holder record, shown by ``holder()``, ``Timeout`` messages and
             ``ferrolock status``.
         create_dirs: Create missing parent directories.
         holder_record: Write a holder record after winning an exclusive lock.
         detect_deadlock: Raise ``WouldDeadlock`` instead of waiting forever when the calling thread
-            already holds the same file through another lock object.
+            already holds the same file through another lock object (a wait with a timeout waits and
+            ends in ``Timeout``).
+        on_acquired: Called with the lock's descriptor after each fresh acquisition, before ``acquire``
+            returns (not on re-entry). The file has been truncated and gets no holder record: its
+            content is the hook's. If it raises, the lock is released and the error propagates.
+        context_error_policy: ``"chain"`` (default): a failed release on ``__exit__`` raises with the
+            body's exception as its context. ``"group"``: both in a ``BaseExceptionGroup``.
 
     Raises:
-        InvalidName: the path is empty or contains a NUL byte.
-        ValueError: ``timeout`` is NaN, or ``mode`` has bits beyond ``0o777`` (setuid, setgid,
-            sticky).
+        ValueError: ``timeout`` or ``poll_interval`` is NaN, ``mode`` has bits beyond ``0o777``, or
+            ``context_error_policy`` is unknown.
         TypeError: an argument has the wrong type; the message says what was expected
             (``path must be str or os.PathLike[str], not bytes``).
     """
 
-    def __new__(
-        cls,
+    def __new__(cls, *args: Any, **kwargs: Any) -> Self: ...
+    def __init__(
+        self,
         lock_file: _StrPath,
-        timeout: float = -1.0,
-        mode: int = 0o644,
+        timeout: float = -1,
+        mode: int | None = -1,
+        thread_local: bool = True,
         *,
         blocking: bool = True,
+        poll_interval: float = 0.05,
         shared: bool = False,
         purpose: str | None = None,
         create_dirs: bool = True,
         holder_record: bool = True,
         detect_deadlock: bool = True,
-    ) -> Self: ...
+        on_acquired: Callable[[int], object] | None = None,
+        context_error_policy: Literal["chain", "group"] | None = None,
+    ) -> None: ...
     def acquire(
         self,
         timeout: float | None = None,
         poll_interval: float | None = None,
         *,
+        poll_intervall: float | None = None,
         blocking: bool | None = None,
         cancel: CancelToken | None = None,
+        cancel_check: Callable[[], bool] | None = None,
     ) -> AcquireReturnProxy:
-        """Acquire the lock for the calling thread, waiting in the kernel.
+        """Acquire the lock for the calling thread (or this object), waiting in the kernel.
 
         Args:
             timeout: Seconds to wait; ``None`` uses the lock's ``timeout``, negative or ``math.inf``
                 waits forever, ``0`` is one attempt, NaN is a ``ValueError``.
-            poll_interval: Accepted for py-filelock compatibility and ignored: ferrolock does not poll.
+            poll_interval: How often ``cancel_check`` is called while waiting (default: the lock's
+                ``poll_interval``; at most every millisecond). Without ``cancel_check`` nothing polls.
+            poll_intervall: py-filelock's old spelling; a ``DeprecationWarning``.
             blocking: ``False`` makes this one attempt whatever the timeout.
-            cancel: A token another thread can use to abandon the wait.
+            cancel: A token another thread can use to abandon the wait at once (``Cancelled``).
+            cancel_check: Called (with the GIL) every ``poll_interval`` while waiting, never when the lock
+                is free at once; returning true ends the wait with ``Timeout``, as py-filelock does.
 
         Returns:
             A context manager that releases on exit (``with lock.acquire(timeout=5): ...``).
 
         Raises:
             Timeout: the lock was not free in time (its message and ``holder`` name the holder).
-            WouldDeadlock: this thread holds the file through another ``FileLock``.
+            WouldDeadlock: a wait without end for a file this thread holds through another ``FileLock``.
             Cancelled: ``cancel`` was cancelled.
             KeyboardInterrupt: Ctrl-C during the wait; nothing is held.
-            OSError: the lock file cannot be opened (a directory, a symlink, no permission, ...).
+            OSError: the lock file cannot be opened: ``FileNotFoundError`` for ``""``,
+                ``IsADirectoryError`` for a directory, ``PermissionError``, a symbolic link (``ELOOP``), ...
+            InvalidName: the path contains a NUL byte.
         """
 
     def release(self, force: bool = False) -> None:
@@ -167,9 +204,12 @@ class FileLock:
         """Acquire with the lock's default timeout and blocking mode."""
 
     def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+        self,
+        exc_type: type[BaseException] | None = None,
+        exc_value: BaseException | None = None,
+        traceback: TracebackType | None = None,
     ) -> bool:
-        """Release one level."""
+        """Release one level (see ``context_error_policy``)."""
 
     def _acquire_as(
         self,
@@ -179,7 +219,8 @@ class FileLock:
         blocking: bool | None = None,
         cancel: CancelToken | None = None,
     ) -> bool:
-        """Acquire for an explicit owner id (used by the asyncio layer). True if newly taken."""
+        """Acquire for an explicit owner id (used by the asyncio layers); runs ``on_acquired`` after a
+        fresh acquisition; writes no DEBUG record. True if newly taken."""
 
     def _release_as(self, owner: int, force: bool = False) -> bool:
         """Release for an explicit owner id. False if that owner held nothing."""
@@ -188,12 +229,24 @@ class FileLock:
         """The re-entry depth of an explicit owner id."""
 
     @property
+    def _owner(self) -> int | None:
+        """The owner id of a lock that owns its holds (``thread_local=False``), else ``None``."""
+
+    @staticmethod
+    def _new_owner() -> int:
+        """A fresh owner id, never given out before or again in this process."""
+
+    @staticmethod
+    def _thread_owner() -> int:
+        """The calling thread's owner id."""
+
+    @property
     def is_locked(self) -> bool:
-        """True while some thread of this process holds the lock through this object."""
+        """True while some owner (any thread) of this process holds the lock through this object."""
 
     @property
     def lock_counter(self) -> int:
-        """How many times the calling thread has acquired without releasing."""
+        """How many times the calling thread (or this object) has acquired without releasing."""
 
     @property
     def lock_file(self) -> str:
@@ -207,11 +260,26 @@ class FileLock:
     def timeout(self, value: float) -> None: ...
     @property
     def blocking(self) -> bool:
-        """The default blocking mode."""
+        """The default blocking mode (settable)."""
 
+    @blocking.setter
+    def blocking(self, value: bool) -> None: ...
+    @property
+    def poll_interval(self) -> float:
+        """The default ``poll_interval`` (settable)."""
+
+    @poll_interval.setter
+    def poll_interval(self, value: float) -> None: ...
     @property
     def mode(self) -> int:
-        """Permission bits used when creating the lock file."""
+        """The permission bits asked for, or ``0o644`` (py-filelock's answer) when none were."""
+
+    @property
+    def has_explicit_mode(self) -> bool:
+        """Whether a ``mode`` was given."""
+
+    def is_thread_local(self) -> bool:
+        """Whether each thread is an owner (``thread_local=True``)."""
 
     @property
     def shared(self) -> bool:
@@ -220,6 +288,14 @@ class FileLock:
     @property
     def purpose(self) -> str | None:
         """The purpose written into holder records."""
+
+    @property
+    def on_acquired(self) -> Callable[[int], object] | None:
+        """The ``on_acquired`` hook, or ``None``."""
+
+    @property
+    def context_error_policy(self) -> Literal["chain", "group"]:
+        """What ``__exit__`` raises when the body and the release both failed."""
 
     def holder(self) -> HolderRecord | None:
         """The live holder record of the lock file, or ``None`` if nobody holds it exclusively.
@@ -231,6 +307,10 @@ class FileLock:
 @final
 class AcquireReturnProxy:
     """Returned by ``FileLock.acquire()``; entering gives the lock, exiting releases it."""
+
+    @property
+    def lock(self) -> FileLock:
+        """The lock acquired."""
 
     def __enter__(self) -> FileLock: ...
     def __exit__(
@@ -345,6 +425,17 @@ def _check_timeout(timeout: float) -> float:
         TypeError: not a number (``timeout must be a number of seconds, not str``).
         ValueError: NaN, which is no number of seconds.
     """
+
+def _logging_changed() -> None:
+    """Recompute whether the ``filelock`` logger can emit DEBUG records (``FileLock`` skips building them
+    while it cannot) and clear the cache of ``ferrolock.*`` logger levels. ``ferrolock._log`` calls it
+    whenever ``logging`` levels change."""
+
+def _filelock_debug_enabled() -> bool:
+    """Whether ``FileLock`` currently builds DEBUG records for the ``filelock`` logger."""
+
+def _logging_unwatched() -> None:
+    """Let ``FileLock`` build its DEBUG records always (for a ``logging`` whose changes cannot be watched)."""
 
 def _thread_owner() -> int:
     """The calling thread's owner id in the core: unique for the life of the process, unlike

@@ -36,6 +36,10 @@ class LockError(Exception):
 class Timeout(LockError, TimeoutError):
     """The lock could not be acquired in time (or at all, for a non-blocking attempt).
 
+    ``str()`` is py-filelock's message, ``"The file lock '<path>' could not be acquired."``, with who held
+    the lock when that is known: ``"... could not be acquired: held by pid 4121 on build-3 since
+    2026-11-22T04:30:00Z (nightly build)."``. ``repr()`` and pickling are py-filelock's too.
+
     Attributes:
         lock_file: Path of the lock file.
         holder: The holder record of whoever held the lock when the wait ended (a dict with
@@ -46,19 +50,41 @@ class Timeout(LockError, TimeoutError):
     def __init__(self, lock_file: str, holder: HolderRecord | None = None, message: str | None = None) -> None:
         self.lock_file = lock_file
         self.holder = holder
-        self.message = message or f"The file lock '{lock_file}' could not be acquired."
+        self._custom_message = message is not None
+        self.message = message if message is not None else _timeout_message(lock_file, holder)
         super().__init__(self.message)
 
     def __str__(self) -> str:
         return self.message
 
-    def __reduce__(self) -> tuple[type[Timeout], tuple[str, HolderRecord | None, str]]:
-        return (type(self), (self.lock_file, self.holder, self.message))
+    def __repr__(self) -> str:
+        name = type(self).__name__
+        if self._custom_message:
+            return f"{name}({self.lock_file!r}, holder={self.holder!r}, message={self.message!r})"
+        if self.holder is not None:
+            return f"{name}({self.lock_file!r}, holder={self.holder!r})"
+        return f"{name}({self.lock_file!r})"
+
+    def __reduce__(self) -> tuple[type[Timeout], tuple[str] | tuple[str, HolderRecord | None, str | None]]:
+        if self.holder is None and not self._custom_message:
+            return (type(self), (self.lock_file,))
+        return (type(self), (self.lock_file, self.holder, self.message if self._custom_message else None))
+
+
+def _timeout_message(lock_file: str, holder: HolderRecord | None) -> str:
+    if holder is None:
+        return f"The file lock '{lock_file}' could not be acquired."
+    held_by = f"pid {holder.get('pid')} on {holder.get('host')} since {holder.get('since')}"
+    if holder.get("purpose"):
+        held_by += f" ({holder['purpose']})"
+    return f"The file lock '{lock_file}' could not be acquired: held by {held_by}."
 
 
 class WouldDeadlock(LockError, RuntimeError):
-    """The calling thread already holds this lock file through another lock object, so waiting for it
-    would wait for itself forever. Reuse the first object (it is re-entrant) instead."""
+    """The caller already holds this lock file through another lock object, so waiting for it without end
+    would wait for itself forever. Reuse the first object (it is re-entrant), or construct both with
+    ``is_singleton=True``. The message starts with ``"Deadlock: "``, as py-filelock's does. A wait with a
+    timeout waits and ends in ``Timeout`` instead (another thread may drop the other object meanwhile)."""
 
 
 class Cancelled(LockError):

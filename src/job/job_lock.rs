@@ -41,6 +41,7 @@ impl JobLock {
             create_dirs: true,
             holder_record: true,
             detect_deadlock: true,
+            ..LockOptions::default()
         };
         Ok(Self {
             lock: FileLock::new(path, &options)?,

@@ -3,7 +3,7 @@
 use std::os::fd::{AsRawFd, RawFd};
 use std::path::{Path, PathBuf};
 use std::sync::MutexGuard;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use super::holder::{self, Holder, RecordTemplate};
 use super::protocol::{self, DeadlockCheck, LockFd, Target};
@@ -23,11 +23,13 @@ pub enum LockMode {
 }
 
 /// How a [`FileLock`] opens and records its file.
+// Independent switches, each with its own default, set by name (`..LockOptions::default()`).
+#[allow(clippy::struct_excessive_bools)]
 #[derive(Clone, Debug)]
 pub struct LockOptions {
     /// Exclusive or shared.
     pub mode: LockMode,
-    /// Permission bits for a newly created lock file (the umask still applies). Default `0o644`.
+    /// Permission bits for a newly created lock file (the umask applies, unless `exact_mode`). Default `0o644`.
     pub file_mode: u32,
     /// Written into the holder record ("rebase job 17").
     pub purpose: Option<String>,
@@ -38,6 +40,18 @@ pub struct LockOptions {
     /// Fail with [`Error::WouldDeadlock`] instead of waiting when the same owner already holds the
     /// file through another lock object. Default `true`.
     pub detect_deadlock: bool,
+    /// With `detect_deadlock`, also refuse a wait that has a deadline (`true`, the default). `false` is
+    /// py-filelock's rule: only a wait without end is refused, and one with a deadline runs to it and ends
+    /// in [`Error::Timeout`] (another thread may drop the other lock object meanwhile).
+    pub deadlock_on_deadline: bool,
+    /// After winning, set the file's permission bits to exactly `file_mode`, whatever the umask made of
+    /// them, if the file belongs to this process's effective user (never someone else's file in a
+    /// shared directory). Default `false`: the umask (and default ACLs) decide.
+    pub exact_mode: bool,
+    /// After winning an exclusive lock, truncate the file to zero bytes (before any holder record is
+    /// written), for callers that write their own content through the descriptor. A contender never
+    /// touches the file. Default `false`.
+    pub truncate: bool,
 }
 
 impl Default for LockOptions {
@@ -49,6 +63,9 @@ impl Default for LockOptions {
             create_dirs: true,
             holder_record: true,
             detect_deadlock: true,
+            deadlock_on_deadline: true,
+            exact_mode: false,
+            truncate: false,
         }
     }
 }
@@ -78,6 +95,15 @@ impl Owner {
     #[must_use]
     pub const fn as_raw(self) -> u64 {
         self.0
+    }
+
+    /// A fresh owner id that no thread and no other call of this function in the process ever gets
+    /// (a lock object that is its own owner, an event loop): ids are never reused, so an owner that goes
+    /// away holding a lock leaves it to nobody.
+    #[must_use]
+    pub fn unique() -> Self {
+        static NEXT: AtomicU64 = AtomicU64::new(1);
+        Self(NEXT.fetch_add(1, Ordering::Relaxed) & !sys::THREAD_OWNER_BIT)
     }
 
     /// True for an owner made by [`current_thread`](Self::current_thread).
@@ -111,7 +137,11 @@ pub struct FileLock {
     target: Target,
     mode: LockMode,
     template: Option<RecordTemplate>,
-    detect_deadlock: bool,
+    /// When the deadlock check runs: never, for waits without end only, or for every wait.
+    deadlock_check: Option<DeadlockRule>,
+    /// What the winner does to the file before anything else: see [`LockOptions`].
+    exact_mode: bool,
+    truncate: bool,
     /// Distinguishes lock objects in the deadlock registry and the idle-descriptor cache (addresses
     /// would change on a move).
     object_id: usize,
@@ -119,6 +149,12 @@ pub struct FileLock {
 }
 
 static NEXT_OBJECT_ID: AtomicUsize = AtomicUsize::new(1);
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum DeadlockRule {
+    EveryWait,
+    WaitsWithoutEnd,
+}
 
 /// What one process holds through one lock object. A forked child starts with a fresh one.
 #[derive(Debug)]
@@ -159,7 +195,13 @@ impl FileLock {
             target,
             mode: options.mode,
             template,
-            detect_deadlock: options.detect_deadlock,
+            deadlock_check: options.detect_deadlock.then_some(if options.deadlock_on_deadline {
+                DeadlockRule::EveryWait
+            } else {
+                DeadlockRule::WaitsWithoutEnd
+            }),
+            exact_mode: options.exact_mode,
+            truncate: options.truncate && options.mode == LockMode::Exclusive,
             object_id: NEXT_OBJECT_ID.fetch_add(1, Ordering::Relaxed),
             state: ForkLocal::new(State::fresh(), State::fresh),
         })
@@ -202,8 +244,14 @@ impl FileLock {
         let object = self.object_id();
         let reuse = idle::take(object);
         let would_deadlock = |fd: &LockFd| registry::held_elsewhere(fd.dev, fd.ino, owner.0, object);
-        let check: Option<DeadlockCheck<'_>> = self.detect_deadlock.then_some(&would_deadlock);
+        let check_this_wait = match self.deadlock_check {
+            Some(DeadlockRule::EveryWait) => true,
+            Some(DeadlockRule::WaitsWithoutEnd) => wait == Wait::Forever,
+            None => false,
+        };
+        let check: Option<DeadlockCheck<'_>> = check_this_wait.then_some(&would_deadlock);
         let fd = protocol::acquire(&self.target, reuse, self.flock_op(), wait, ctl, check)?;
+        self.prepare_won_file(&fd);
         if let Some(template) = &self.template
             && fd.may_record
             && let Err(e) = holder::write_record(&fd.file, &template.render(pid))
@@ -334,6 +382,21 @@ impl FileLock {
         }
     }
 
+    /// Truncates and sets the exact mode, as configured, on a file this owner has just won. Failures are
+    /// logged, not returned: the lock itself is held and valid (as for the holder record).
+    fn prepare_won_file(&self, fd: &LockFd) {
+        if self.truncate
+            && let Err(e) = truncate_if_owned(&fd.file)
+        {
+            log::warn!(target: "ferrolock::lock", "could not truncate {}: {e}", self.target.path.display());
+        }
+        if self.exact_mode
+            && let Err(e) = set_mode_if_owned(&fd.file, self.target.file_mode)
+        {
+            log::warn!(target: "ferrolock::lock", "could not set the mode of {}: {e}", self.target.path.display());
+        }
+    }
+
     fn flock_op(&self) -> FlockOp {
         match self.mode {
             LockMode::Exclusive => FlockOp::Exclusive,
@@ -351,6 +414,28 @@ impl FileLock {
     fn state(&self) -> MutexGuard<'_, State> {
         self.state.lock()
     }
+}
+
+/// `fchmod(file, mode)` if the file belongs to this process's effective user; someone else's lock file
+/// (in a shared directory) keeps its mode.
+/// Truncates a file of this effective user with a single link: another user's file (locked through a
+/// read-only descriptor) and a hard link to a file named elsewhere keep their content.
+fn truncate_if_owned(file: &std::fs::File) -> std::io::Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    let meta = file.metadata()?;
+    if meta.uid() != nix::unistd::geteuid().as_raw() || meta.nlink() != 1 || meta.len() == 0 {
+        return Ok(());
+    }
+    file.set_len(0)
+}
+
+fn set_mode_if_owned(file: &std::fs::File, mode: u32) -> std::io::Result<()> {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let meta = file.metadata()?;
+    if meta.uid() != nix::unistd::geteuid().as_raw() || meta.mode() & 0o7777 == mode {
+        return Ok(());
+    }
+    file.set_permissions(std::fs::Permissions::from_mode(mode))
 }
 
 impl Drop for FileLock {

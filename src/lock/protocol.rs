@@ -25,7 +25,7 @@ use super::holder::{self, is_would_block};
 use super::wait::{self, Wait, WaitControl, WaitEnd};
 use crate::error::{Error, Result};
 use crate::sys::fs::open_untrusted_at;
-use crate::sys::{self, FileKind, FinalLink, FlockOp};
+use crate::sys::{self, FileKind, FinalLink, FlockOp, LockFile};
 
 /// Where a lock lives and how to create it.
 #[derive(Debug, Clone)]
@@ -64,7 +64,8 @@ impl Target {
 /// An open lock file: the descriptor plus the identity of the inode it refers to.
 #[derive(Debug)]
 pub(crate) struct LockFd {
-    pub(crate) file: File,
+    /// Closed at once in a forked child (see `sys::LockFile`).
+    pub(crate) file: LockFile,
     pub(crate) dev: u64,
     pub(crate) ino: u64,
     /// Whether a holder record may be written into the file: it was opened read-write, it has exactly
@@ -111,7 +112,7 @@ impl LockFd {
         }
         let may_record = writable && record_allowed(&file, &st, path);
         Ok(Self {
-            file,
+            file: LockFile::new(file),
             dev: st.st_dev,
             ino: st.st_ino,
             may_record,
@@ -364,7 +365,7 @@ pub(crate) fn open_existing(target: &Target) -> Result<Option<LockFd>> {
         });
     }
     Ok(Some(LockFd {
-        file,
+        file: LockFile::new(file),
         dev: st.st_dev,
         ino: st.st_ino,
         may_record: false,

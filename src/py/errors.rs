@@ -25,8 +25,20 @@ impl From<Error> for PyErr {
                 let strerror = format!("{op}: {}", strip_os_error_suffix(&source));
                 PyOSError::new_err((errno, strerror, path.into_os_string()))
             }
-            Error::WouldBlock { path, holder, .. } | Error::Timeout { path, holder, .. } => Python::attach(|py| {
+            // py-filelock's message, built by `Timeout` itself from the path and a confirmed holder record;
+            // without one, the pid the kernel names is appended here.
+            Error::WouldBlock { path, holder, held_by }
+            | Error::Timeout {
+                path, holder, held_by, ..
+            } => Python::attach(|py| {
+                let no_record = holder.is_none();
                 let holder = holder.map(|h| holder_to_dict(py, &h).map(Bound::unbind)).transpose();
+                let message = held_by.filter(|_| no_record).map(|pid| {
+                    format!(
+                        "The file lock '{}' could not be acquired: held by pid {pid}, which wrote no holder record.",
+                        path.display()
+                    )
+                });
                 match holder {
                     Ok(holder) => Timeout::new_err((path.into_os_string(), holder, message)),
                     Err(e) => e,
@@ -37,15 +49,20 @@ impl From<Error> for PyErr {
                 // Only reachable when the interrupt check itself did not leave a Python exception.
                 pyo3::exceptions::PyKeyboardInterrupt::new_err(message)
             }
-            Error::WouldDeadlock { .. } => WouldDeadlock::new_err(message),
+            // py-filelock's wording (code matches "Deadlock").
+            Error::WouldDeadlock { path } => WouldDeadlock::new_err(format!(
+                "Deadlock: lock '{}' is already held by a different lock object in this thread. Reuse that \
+                 object, or use is_singleton=True to enable reentrant locking across instances.",
+                path.display()
+            )),
             Error::Symlink { path } => PyOSError::new_err((nix::libc::ELOOP, message, path.into_os_string())),
-            Error::NotRegularFile { path, kind } => {
-                let errno = if kind == "directory" {
-                    nix::libc::EISDIR
-                } else {
-                    nix::libc::EINVAL
-                };
-                PyOSError::new_err((errno, message, path.into_os_string()))
+            // A directory is the OS's EISDIR, in the OS's words ("Is a directory"), as open(2) reports it.
+            Error::NotRegularFile {
+                path,
+                kind: "directory",
+            } => PyOSError::new_err((nix::libc::EISDIR, "Is a directory", path.into_os_string())),
+            Error::NotRegularFile { path, .. } => {
+                PyOSError::new_err((nix::libc::EINVAL, message, path.into_os_string()))
             }
             Error::UntrustedLink { path, .. } | Error::UntrustedFile { path, .. } => {
                 UntrustedPathError::new_err((nix::libc::EACCES, message, path.into_os_string()))

@@ -1,114 +1,171 @@
-//! `ferrolock._ferrolock.FileLock`, its acquire proxy and `CancelToken`.
+//! `ferrolock._ferrolock.FileLock` (py-filelock's API over the core lock) and its acquire proxy.
+//!
+//! The object is configured by `__init__`, not `__new__`, so Python subclasses can have an `__init__`
+//! of their own that calls `super().__init__(...)` with any signature (virtualenv's does), and
+//! `ferrolock.FileLock`'s construction logic (`is_singleton`, extra options) can live in Python.
 
 use std::ffi::OsStr;
-use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::OnceLock;
 
+use pyo3::exceptions::{PyDeprecationWarning, PyRuntimeError};
 use pyo3::prelude::*;
-use pyo3::sync::PyOnceLock;
-use pyo3::types::{PyDict, PyType};
+use pyo3::types::{PyDict, PyTuple};
 
-use super::convert::{FileMode, PathArg, SettableTimeout, holder_to_dict, wait_for};
+use super::convert::{PathArg, holder_to_dict, wait_for};
+use super::lock_acquire::{BadPath, Configured};
+use super::lock_options::{ContextErrors, DEFAULT_POLL_INTERVAL, Defaults, ModeArg, PollInterval, not_initialized};
+use super::lock_tools::PyCancelToken;
 use super::wait::{Gil, attached, call};
-use crate::lock::{
-    self, Acquired, CancelToken, FileLock, LockMode, LockOptions, LockState, Owner, Removal, Seconds, Wait,
-};
+use crate::error::Error;
+use crate::lock::{Acquired, CancelToken, FileLock, LockMode, LockOptions, Owner, Seconds, Wait};
 
 /// A cross-process lock on one file.
 #[pyclass(name = "FileLock", module = "ferrolock._ferrolock", frozen, subclass)]
 pub(crate) struct PyFileLock {
-    core: FileLock,
-    /// Always `Some`: py-filelock's timeout is a number (negative waits forever).
-    timeout: SettableTimeout,
-    blocking: bool,
-    lock_file: PathBuf,
-    file_mode: u32,
-    purpose: Option<String>,
+    cell: OnceLock<Configured>,
+}
+
+/// The `id()` the DEBUG records name.
+fn id_of(slf: &Bound<'_, PyFileLock>) -> usize {
+    slf.as_ptr() as usize
 }
 
 #[pymethods]
 impl PyFileLock {
     #[new]
+    #[pyo3(signature = (*_args, **_kwargs))]
+    fn py_new(_args: &Bound<'_, PyTuple>, _kwargs: Option<&Bound<'_, PyDict>>) -> Self {
+        Self { cell: OnceLock::new() }
+    }
+
     #[pyo3(signature = (
-        lock_file, timeout=Seconds::whole(-1), mode=FileMode(0o644), *, blocking=true, shared=false, purpose=None,
-        create_dirs=true, holder_record=true, detect_deadlock=true
+        lock_file, timeout=Seconds::whole(-1), mode=ModeArg::Unset, thread_local=true, *, blocking=true,
+        poll_interval=PollInterval(DEFAULT_POLL_INTERVAL), shared=false, purpose=None, create_dirs=true,
+        holder_record=true, detect_deadlock=true, on_acquired=None, context_error_policy=None
     ))]
-    #[pyo3(
-        text_signature = "(lock_file, timeout=-1.0, mode=0o644, *, blocking=True, shared=False, purpose=None, \
-        create_dirs=True, holder_record=True, detect_deadlock=True)"
-    )]
     #[allow(clippy::too_many_arguments, clippy::fn_params_excessive_bools)]
-    fn py_new(
+    fn __init__(
+        &self,
+        py: Python<'_>,
         lock_file: PathArg,
         timeout: Seconds,
-        mode: FileMode,
+        mode: ModeArg,
+        thread_local: bool,
         blocking: bool,
+        poll_interval: PollInterval,
         shared: bool,
         purpose: Option<String>,
         create_dirs: bool,
         holder_record: bool,
         detect_deadlock: bool,
-    ) -> PyResult<Self> {
+        on_acquired: Option<Bound<'_, PyAny>>,
+        context_error_policy: Option<Bound<'_, PyAny>>,
+    ) -> PyResult<()> {
+        let context_errors = context_error_policy
+            .as_ref()
+            .map_or(Ok(ContextErrors::Chain), ContextErrors::parse)?;
+        let on_acquired = on_acquired.filter(|hook| !hook.is_none());
+        if let Some(hook) = &on_acquired
+            && !hook.is_callable()
+        {
+            return Err(super::convert::expected("on_acquired", "a callable or None", hook));
+        }
+        let PathArg(lock_file) = lock_file;
         let options = LockOptions {
             mode: if shared { LockMode::Shared } else { LockMode::Exclusive },
-            file_mode: mode.0,
+            // Unset: 0o666 and let the umask and default ACLs decide, as open() and py-filelock do.
+            file_mode: match mode {
+                ModeArg::Explicit(bits) => bits,
+                ModeArg::Unset => 0o666,
+            },
             purpose: purpose.clone(),
             create_dirs,
-            holder_record,
+            // A hook writes the caller's content into a truncated file; a record would be in its way.
+            holder_record: holder_record && on_acquired.is_none(),
             detect_deadlock,
+            deadlock_on_deadline: false,
+            exact_mode: matches!(mode, ModeArg::Explicit(_)),
+            truncate: on_acquired.is_some(),
         };
-        let PathArg(lock_file) = lock_file;
-        Ok(Self {
-            core: FileLock::new(&lock_file, &options)?,
-            timeout: SettableTimeout::new(Some(timeout)),
-            blocking,
+        let core = match FileLock::new(&lock_file, &options) {
+            Ok(core) => Ok(core),
+            Err(Error::InvalidName { .. }) if lock_file.as_os_str().is_empty() => Err(BadPath::Empty),
+            Err(Error::InvalidName { .. }) => Err(BadPath::Nul),
+            Err(e) => return Err(e.into()),
+        };
+        let configured = Configured {
+            core,
             lock_file,
-            file_mode: mode.0,
+            mode,
             purpose,
-        })
+            owner: (!thread_local).then(Owner::unique),
+            defaults: Defaults::new(py, timeout, blocking, poll_interval.0, thread_local)?,
+            on_acquired: on_acquired.map(Bound::unbind),
+            context_errors,
+        };
+        self.cell
+            .set(configured)
+            .map_err(|_| PyRuntimeError::new_err("this FileLock is already initialized"))
     }
 
-    #[pyo3(signature = (timeout=None, poll_interval=None, *, blocking=None, cancel=None))]
-    fn acquire(
-        slf: Bound<'_, Self>,
+    #[pyo3(signature = (timeout=None, poll_interval=None, *, poll_intervall=None, blocking=None, cancel=None, cancel_check=None))]
+    #[allow(clippy::too_many_arguments)]
+    fn acquire<'py>(
+        slf: &Bound<'py, Self>,
         timeout: Option<Seconds>,
-        poll_interval: Option<f64>,
+        poll_interval: Option<PollInterval>,
+        poll_intervall: Option<PollInterval>,
         blocking: Option<bool>,
-        cancel: Option<PyRef<'_, PyCancelToken>>,
+        cancel: Option<PyRef<'py, PyCancelToken>>,
+        cancel_check: Option<Bound<'py, PyAny>>,
     ) -> PyResult<PyAcquireReturnProxy> {
-        let _ = poll_interval; // accepted for py-filelock compatibility; waits happen in the kernel
-        let this = slf.get();
+        let py = slf.py();
+        let this = slf.get().configured()?;
+        if poll_intervall.is_some() {
+            let category = py.get_type::<PyDeprecationWarning>();
+            PyErr::warn(py, &category, c"use poll_interval instead of poll_intervall", 1)?;
+        }
         let wait = wait_for(
-            timeout.unwrap_or_else(|| this.default_timeout()),
-            blocking.unwrap_or(this.blocking),
+            timeout.unwrap_or_else(|| this.defaults.timeout(py)),
+            blocking.unwrap_or_else(|| this.defaults.blocking(py)),
         );
-        let token = cancel.map(|c| Arc::clone(&c.inner));
-        acquire_for(slf.py(), &this.core, Owner::current_thread(), wait, token.as_deref())?;
+        let check = cancel_check.filter(|f| !f.is_none()).map(|f| {
+            let every = poll_interval.or(poll_intervall).map(|p| p.0);
+            (f, every.unwrap_or_else(|| this.defaults.poll_interval(py)))
+        });
+        let token = cancel.as_ref().map(|c| &*c.inner);
+        this.acquire(py, id_of(slf), this.owner_now(), wait, token, check)?;
         Ok(PyAcquireReturnProxy {
-            lock: slf.into_any().unbind(),
+            lock: slf.clone().into_any().unbind(),
         })
     }
 
     #[pyo3(signature = (force=false))]
-    fn release(&self, py: Python<'_>, force: bool) -> PyResult<()> {
-        attached(py, || self.core.release_as(Owner::current_thread(), force))?;
-        Ok(())
+    fn release(slf: &Bound<'_, Self>, force: bool) -> PyResult<()> {
+        slf.get().configured()?.release(slf.py(), id_of(slf), force)
     }
 
-    fn __enter__(slf: Bound<'_, Self>) -> PyResult<Bound<'_, Self>> {
-        let this = slf.get();
-        let wait = wait_for(this.default_timeout(), this.blocking);
-        acquire_for(slf.py(), &this.core, Owner::current_thread(), wait, None)?;
-        Ok(slf)
+    fn __enter__<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, Self>> {
+        let py = slf.py();
+        let this = slf.get().configured()?;
+        let wait = wait_for(this.defaults.timeout(py), this.defaults.blocking(py));
+        this.acquire(py, id_of(slf), this.owner_now(), wait, None, None)?;
+        Ok(slf.clone())
     }
 
-    #[pyo3(signature = (*_exc))]
-    fn __exit__(&self, py: Python<'_>, _exc: &Bound<'_, pyo3::types::PyTuple>) -> PyResult<bool> {
-        attached(py, || self.core.release_as(Owner::current_thread(), false))?;
+    #[pyo3(signature = (_exc_type=None, exc_value=None, _traceback=None))]
+    fn __exit__(
+        slf: &Bound<'_, Self>,
+        _exc_type: Option<&Bound<'_, PyAny>>,
+        exc_value: Option<&Bound<'_, PyAny>>,
+        _traceback: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<bool> {
+        slf.get().configured()?.exit(slf.py(), id_of(slf), exc_value)?;
         Ok(false)
     }
 
-    /// Acquire for an explicit owner id (the asyncio layer passes one per task).
+    /// Acquire for an explicit owner id (the asyncio layers pass one per event loop or lock object),
+    /// running the `on_acquired` hook after a fresh acquisition. No DEBUG records: the caller writes them.
     #[pyo3(signature = (owner, timeout=None, *, blocking=None, cancel=None))]
     fn _acquire_as(
         &self,
@@ -118,90 +175,182 @@ impl PyFileLock {
         blocking: Option<bool>,
         cancel: Option<PyRef<'_, PyCancelToken>>,
     ) -> PyResult<bool> {
+        let this = self.configured()?;
+        let core = this.core()?;
         let wait = wait_for(
-            timeout.unwrap_or_else(|| self.default_timeout()),
-            blocking.unwrap_or(self.blocking),
+            timeout.unwrap_or_else(|| this.defaults.timeout(py)),
+            blocking.unwrap_or_else(|| this.defaults.blocking(py)),
         );
-        let token = cancel.map(|c| Arc::clone(&c.inner));
-        let acquired = acquire_for(py, &self.core, Owner::from_raw(owner), wait, token.as_deref())?;
+        let owner = Owner::from_raw(owner);
+        let token = cancel.as_ref().map(|c| &*c.inner);
+        let acquired = acquire_for(py, core, owner, wait, token)?;
+        if acquired == Acquired::Fresh
+            && let Some(hook) = &this.on_acquired
+            && let Err(hook_error) = hook.call1(py, (core.raw_fd(owner).unwrap_or(-1),))
+        {
+            return Err(match attached(py, || core.release_as(owner, false)) {
+                Ok(_) => hook_error,
+                Err(release_error) => super::lock_acquire::both_failed(
+                    py,
+                    "on_acquired and the release after it both failed",
+                    hook_error,
+                    release_error,
+                ),
+            });
+        }
         Ok(acquired == Acquired::Fresh)
     }
 
     #[pyo3(signature = (owner, force=false))]
     fn _release_as(&self, py: Python<'_>, owner: u64, force: bool) -> PyResult<bool> {
-        attached(py, || self.core.release_as(Owner::from_raw(owner), force))
+        let Ok(core) = &self.configured()?.core else {
+            return Ok(false);
+        };
+        attached(py, || core.release_as(Owner::from_raw(owner), force))
     }
 
-    fn _lock_count_as(&self, owner: u64) -> u32 {
-        self.core.lock_count(Owner::from_raw(owner))
+    fn _lock_count_as(&self, owner: u64) -> PyResult<u32> {
+        let this = self.configured()?;
+        Ok(this
+            .core
+            .as_ref()
+            .map_or(0, |core| core.lock_count(Owner::from_raw(owner))))
+    }
+
+    /// The owner id of a lock that owns its holds (`thread_local=False`), else None.
+    #[getter]
+    fn _owner(&self) -> PyResult<Option<u64>> {
+        Ok(self.configured()?.owner.map(Owner::as_raw))
+    }
+
+    /// A fresh owner id, never used before in this process and never again.
+    #[staticmethod]
+    fn _new_owner() -> u64 {
+        Owner::unique().as_raw()
+    }
+
+    /// The calling thread's owner id.
+    #[staticmethod]
+    fn _thread_owner() -> u64 {
+        Owner::current_thread().as_raw()
     }
 
     #[getter]
-    fn is_locked(&self) -> bool {
-        self.core.is_locked()
+    fn is_locked(&self) -> PyResult<bool> {
+        Ok(self.configured()?.core.as_ref().is_ok_and(FileLock::is_locked))
     }
 
     #[getter]
-    fn lock_counter(&self) -> u32 {
-        self.core.lock_count(Owner::current_thread())
+    fn lock_counter(&self) -> PyResult<u32> {
+        let this = self.configured()?;
+        Ok(this.core.as_ref().map_or(0, |core| core.lock_count(this.owner_now())))
     }
 
     #[getter]
-    fn lock_file(&self) -> &OsStr {
-        self.lock_file.as_os_str()
+    fn lock_file(&self) -> PyResult<&OsStr> {
+        Ok(self.configured()?.lock_file.as_os_str())
     }
 
     #[getter]
-    fn timeout(&self) -> f64 {
-        self.default_timeout().get()
+    fn timeout(&self, py: Python<'_>) -> PyResult<f64> {
+        Ok(self.configured()?.defaults.timeout(py).get())
     }
 
     #[setter]
-    fn set_timeout(&self, value: Seconds) {
-        self.timeout.set(Some(value));
+    fn set_timeout(&self, py: Python<'_>, value: Seconds) -> PyResult<()> {
+        self.configured()?.defaults.set_timeout(py, value)
     }
 
     #[getter]
-    fn blocking(&self) -> bool {
-        self.blocking
+    fn blocking(&self, py: Python<'_>) -> PyResult<bool> {
+        Ok(self.configured()?.defaults.blocking(py))
+    }
+
+    #[setter]
+    fn set_blocking(&self, py: Python<'_>, value: bool) -> PyResult<()> {
+        self.configured()?.defaults.set_blocking(py, value)
     }
 
     #[getter]
-    fn mode(&self) -> u32 {
-        self.file_mode
+    fn poll_interval(&self, py: Python<'_>) -> PyResult<f64> {
+        Ok(self.configured()?.defaults.poll_interval(py))
+    }
+
+    #[setter]
+    fn set_poll_interval(&self, py: Python<'_>, value: PollInterval) -> PyResult<()> {
+        self.configured()?.defaults.set_poll_interval(py, value)
+    }
+
+    /// The permission bits asked for, or py-filelock's `0o644` when none were.
+    #[getter]
+    fn mode(&self) -> PyResult<u32> {
+        Ok(match self.configured()?.mode {
+            ModeArg::Explicit(bits) => bits,
+            ModeArg::Unset => 0o644,
+        })
     }
 
     #[getter]
-    fn shared(&self) -> bool {
-        self.core.mode() == LockMode::Shared
+    fn has_explicit_mode(&self) -> PyResult<bool> {
+        Ok(matches!(self.configured()?.mode, ModeArg::Explicit(_)))
+    }
+
+    fn is_thread_local(&self) -> PyResult<bool> {
+        Ok(self.configured()?.defaults.thread_local())
     }
 
     #[getter]
-    fn purpose(&self) -> Option<&str> {
-        self.purpose.as_deref()
+    fn shared(&self) -> PyResult<bool> {
+        Ok(self
+            .configured()?
+            .core
+            .as_ref()
+            .is_ok_and(|core| core.mode() == LockMode::Shared))
+    }
+
+    #[getter]
+    fn purpose(&self) -> PyResult<Option<&str>> {
+        Ok(self.configured()?.purpose.as_deref())
+    }
+
+    #[getter]
+    fn on_acquired(&self, py: Python<'_>) -> PyResult<Option<Py<PyAny>>> {
+        Ok(self.configured()?.on_acquired.as_ref().map(|hook| hook.clone_ref(py)))
+    }
+
+    #[getter]
+    fn context_error_policy(&self) -> PyResult<&'static str> {
+        Ok(self.configured()?.context_errors.name())
     }
 
     fn holder<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyDict>>> {
-        self.core.holder().map(|h| holder_to_dict(py, &h)).transpose()
+        let Ok(core) = &self.configured()?.core else {
+            return Ok(None);
+        };
+        core.holder().map(|h| holder_to_dict(py, &h)).transpose()
     }
 
-    fn __repr__(&self) -> String {
-        format!(
-            "FileLock({:?}, shared={}, locked={})",
-            self.lock_file.display().to_string(),
-            if self.core.mode() == LockMode::Shared {
-                "True"
-            } else {
-                "False"
-            },
-            if self.core.is_locked() { "True" } else { "False" }
-        )
+    fn __repr__(slf: &Bound<'_, Self>) -> PyResult<String> {
+        let name = slf.get_type().qualname()?;
+        let Some(this) = slf.get().cell.get() else {
+            return Ok(format!("<{name} (not initialized)>"));
+        };
+        let (shared, locked) = this.core.as_ref().map_or((false, false), |core| {
+            (core.mode() == LockMode::Shared, core.is_locked())
+        });
+        let py_bool = |b: bool| if b { "True" } else { "False" };
+        Ok(format!(
+            "{name}({:?}, shared={}, locked={})",
+            this.lock_file.display().to_string(),
+            py_bool(shared),
+            py_bool(locked)
+        ))
     }
 }
 
 impl PyFileLock {
-    fn default_timeout(&self) -> Seconds {
-        self.timeout.get().unwrap_or(Seconds::whole(-1))
+    fn configured(&self) -> PyResult<&Configured> {
+        self.cell.get().ok_or_else(not_initialized)
     }
 }
 
@@ -231,63 +380,23 @@ pub(crate) struct PyAcquireReturnProxy {
 
 #[pymethods]
 impl PyAcquireReturnProxy {
+    #[getter]
+    fn lock(&self, py: Python<'_>) -> Py<PyAny> {
+        self.lock.clone_ref(py)
+    }
+
     fn __enter__(&self, py: Python<'_>) -> Py<PyAny> {
         self.lock.clone_ref(py)
     }
 
-    #[pyo3(signature = (*_exc))]
-    fn __exit__(&self, py: Python<'_>, _exc: &Bound<'_, pyo3::types::PyTuple>) -> PyResult<bool> {
-        self.lock.call_method0(py, "release")?;
+    #[pyo3(signature = (*exc))]
+    fn __exit__(&self, py: Python<'_>, exc: &Bound<'_, PyTuple>) -> PyResult<bool> {
+        let exc = if exc.is_empty() {
+            PyTuple::new(py, [py.None(), py.None(), py.None()])?
+        } else {
+            exc.clone()
+        };
+        self.lock.call_method1(py, "__exit__", exc)?;
         Ok(false)
     }
-}
-
-/// Cancels waits from another thread.
-#[pyclass(name = "CancelToken", module = "ferrolock._ferrolock", frozen)]
-pub(crate) struct PyCancelToken {
-    inner: Arc<CancelToken>,
-}
-
-#[pymethods]
-impl PyCancelToken {
-    #[new]
-    fn py_new() -> Self {
-        Self {
-            inner: Arc::new(CancelToken::new()),
-        }
-    }
-
-    fn cancel(&self) {
-        self.inner.cancel();
-    }
-
-    #[getter]
-    fn cancelled(&self) -> bool {
-        self.inner.is_cancelled()
-    }
-}
-
-/// `LockProbe(state, holder)` for a lock file, without disturbing it: `state` is `"missing"`,
-/// `"free"` or `"held"`, `holder` the record while held (or None).
-#[pyfunction]
-pub(crate) fn probe(py: Python<'_>, path: PathArg) -> PyResult<Bound<'_, PyAny>> {
-    static LOCK_PROBE: PyOnceLock<Py<PyType>> = PyOnceLock::new();
-    let (state, holder) = match lock::probe(&path.0)? {
-        LockState::Missing => ("missing", None),
-        LockState::Free => ("free", None),
-        LockState::Held(h) => ("held", h.map(|h| holder_to_dict(py, &h)).transpose()?),
-    };
-    LOCK_PROBE
-        .import(py, "ferrolock._types", "LockProbe")?
-        .call1((state, holder))
-}
-
-/// Removes a lock file only if nobody holds it: `"removed"`, `"held"` or `"missing"`.
-#[pyfunction]
-pub(crate) fn remove_if_unheld(path: PathArg) -> PyResult<&'static str> {
-    Ok(match lock::remove_if_unheld(&path.0)? {
-        Removal::Removed => "removed",
-        Removal::Held => "held",
-        Removal::Missing => "missing",
-    })
 }

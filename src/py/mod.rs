@@ -12,6 +12,10 @@ mod failpoints;
 mod file_lock;
 mod inspect;
 mod job;
+mod lock_acquire;
+mod lock_log;
+mod lock_options;
+mod lock_tools;
 mod scope;
 mod state_file;
 mod state_md;
@@ -36,9 +40,12 @@ fn ferrolock_native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", python_version())?;
     m.add_class::<file_lock::PyFileLock>()?;
     m.add_class::<file_lock::PyAcquireReturnProxy>()?;
-    m.add_class::<file_lock::PyCancelToken>()?;
-    m.add_function(wrap_pyfunction!(file_lock::probe, m)?)?;
-    m.add_function(wrap_pyfunction!(file_lock::remove_if_unheld, m)?)?;
+    m.add_class::<lock_tools::PyCancelToken>()?;
+    m.add_function(wrap_pyfunction!(lock_tools::probe, m)?)?;
+    m.add_function(wrap_pyfunction!(lock_tools::remove_if_unheld, m)?)?;
+    m.add_function(wrap_pyfunction!(lock_log::_logging_changed, m)?)?;
+    m.add_function(wrap_pyfunction!(lock_log::_logging_unwatched, m)?)?;
+    m.add_function(wrap_pyfunction!(lock_log::_filelock_debug_enabled, m)?)?;
     m.add_function(wrap_pyfunction!(durable::atomic_write, m)?)?;
     m.add_function(wrap_pyfunction!(durable::validate_name, m)?)?;
     m.add_function(wrap_pyfunction!(convert::_check_timeout, m)?)?;
@@ -98,6 +105,11 @@ static LOG_RESET: std::sync::OnceLock<pyo3_log::ResetHandle> = std::sync::OnceLo
 /// Forget cached Python logging levels (call after changing `logging` configuration at run time).
 #[pyfunction]
 fn _reset_logging_cache() {
+    reset_log_cache();
+}
+
+/// Clears `pyo3-log`'s cache of Python loggers and their levels.
+fn reset_log_cache() {
     if let Some(handle) = LOG_RESET.get() {
         handle.reset();
     }

@@ -26,7 +26,7 @@ use super::record::ScopeRecord;
 use crate::error::{Error, Result};
 use crate::failpoints::{self, Failpoint, hit};
 use crate::sys::fs::{create_new_at, entry_names, open_untrusted_at};
-use crate::sys::{self, Dir, FinalLink, FlockOp, ForkLocal, Located, locate};
+use crate::sys::{self, Dir, FinalLink, FlockOp, ForkLocal, Located, LockFile, locate};
 
 /// Identifies a running directory independently of how its path was spelled (or the current
 /// directory at the time): its device and inode.
@@ -37,8 +37,8 @@ struct Held {
     dir: DirKey,
     name: String,
     path: PathBuf,
-    /// Open read-write, locked exclusively for the claim's lifetime.
-    file: File,
+    /// Open read-write, locked exclusively for the claim's lifetime; closed at once in a forked child.
+    file: LockFile,
     dev: u64,
     ino: u64,
 }
@@ -99,7 +99,7 @@ pub(crate) fn create(dir: DirKey, name: &str, path: &Path, record: &ScopeRecord)
         dir,
         name: name.to_owned(),
         path: path.to_path_buf(),
-        file,
+        file: LockFile::new(file),
         dev: meta.dev(),
         ino: meta.ino(),
     });

@@ -16,6 +16,8 @@
 //! * [`ForkLocal`]: a value a forked child replaces on first use (a counter bumped in every child tells
 //!   it was inherited), the one way the crate forgets what a child inherited (lock holds, idle
 //!   descriptors, claims, pending waits, coordinator grants and sessions).
+//! * [`LockFile`]: a descriptor a forked child closes the moment it is born (without unlocking), so a
+//!   dead parent's locks are free even while its children live.
 //! * [`current_thread_owner`]: an owner id per thread, never reused in the life of the process.
 //! * [`flock_table`] / [`flock_info`]: the kernel's table of flock locks (`/proc/locks`).
 //! * [`fs`]: paths another user may control: file kinds, opening without following links, and
@@ -24,6 +26,7 @@
 //!   `ferrolock status` and `clean`).
 #![allow(unsafe_code)]
 
+mod detach;
 mod dirents;
 mod events;
 pub(crate) mod fs;
@@ -38,6 +41,7 @@ use std::os::fd::{AsRawFd, BorrowedFd};
 
 use nix::libc;
 
+pub(crate) use detach::LockFile;
 pub(crate) use dirents::getdents64;
 pub(crate) use events::{DirWatch, pidfd_open, poll_readable};
 pub(crate) use fs::{Dir, FileKind, FinalLink, Located, euid, locate};

@@ -11,9 +11,28 @@ static FORK_GENERATION: AtomicU64 = AtomicU64::new(0);
 static ATFORK: Once = Once::new();
 static ATFORK_REGISTERED: AtomicBool = AtomicBool::new(false);
 
-extern "C" fn bump_fork_generation() {
-    // Runs in the child right after fork(2); an atomic add is async-signal-safe.
+extern "C" fn in_forked_child() {
+    // Runs in the child right after fork(2), where only async-signal-safe work is allowed: an atomic
+    // add, and closing the registered lock descriptors (see `detach`).
     FORK_GENERATION.fetch_add(1, Ordering::Relaxed);
+    super::detach::close_all_in_child();
+}
+
+/// Registers the child handler (once per process) that moves the fork generation on and detaches a
+/// child from the lock descriptors it inherits.
+pub(super) fn register_fork_handler() {
+    ATFORK.call_once(|| {
+        // SAFETY: registers a plain `extern "C"` function with no captured state; pthread_atfork only
+        // stores the pointer. The handler is async-signal-safe (atomics and close).
+        let rc = unsafe { libc::pthread_atfork(None, None, Some(in_forked_child)) };
+        // pthread_atfork fails only with ENOMEM; fork detection then falls back to getpid() below, and
+        // children keep inherited descriptors until they first use ferrolock.
+        if rc == 0 {
+            ATFORK_REGISTERED.store(true, Ordering::Release);
+        } else {
+            log::warn!(target: "ferrolock::sys", "pthread_atfork failed ({rc}); fork detection uses getpid");
+        }
+    });
 }
 
 /// A number that changes in every forked child (and never in the parent).
@@ -21,17 +40,7 @@ extern "C" fn bump_fork_generation() {
 /// [`ForkLocal`] values compare it with the generation they were made in: a mismatch means they were
 /// inherited through `fork()`.
 pub(crate) fn fork_generation() -> u64 {
-    ATFORK.call_once(|| {
-        // SAFETY: registers a plain `extern "C"` function with no captured state; pthread_atfork only
-        // stores the pointer. The handler is async-signal-safe (one atomic add).
-        let rc = unsafe { libc::pthread_atfork(None, None, Some(bump_fork_generation)) };
-        // pthread_atfork fails only with ENOMEM; fork detection then falls back to getpid() below.
-        if rc == 0 {
-            ATFORK_REGISTERED.store(true, Ordering::Release);
-        } else {
-            log::warn!(target: "ferrolock::sys", "pthread_atfork failed ({rc}); fork detection uses getpid");
-        }
-    });
+    register_fork_handler();
     let generation = FORK_GENERATION.load(Ordering::Relaxed);
     if ATFORK_REGISTERED.load(Ordering::Acquire) {
         generation

@@ -63,3 +63,18 @@ pub fn hidden(dir: &Path) -> Vec<String> {
     names.sort();
     names
 }
+
+/// True while some process (or thread) is blocked in the kernel waiting for a lock on `path`'s inode:
+/// a `->` line of `/proc/locks` naming it. Lets a test act once a waiter really sleeps.
+pub fn has_blocked_waiter(path: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(meta) = fs::metadata(path) else { return false };
+    let inode = format!(":{}", meta.ino());
+    fs::read_to_string("/proc/locks")
+        .unwrap_or_default()
+        .lines()
+        .any(|line| {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            fields.get(1) == Some(&"->") && fields.get(6).is_some_and(|id| id.ends_with(&inode))
+        })
+}

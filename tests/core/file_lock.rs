@@ -267,6 +267,97 @@ fn same_thread_waiting_on_a_second_object_is_a_deadlock_error() {
 }
 
 #[test]
+fn with_py_filelocks_rule_only_a_wait_without_end_is_refused_as_a_deadlock() {
+    let dir = TempDir::new("deadlock-deadline");
+    let path = dir.join("d.lock");
+    let rule = LockOptions {
+        deadlock_on_deadline: false,
+        ..LockOptions::default()
+    };
+    let a = exclusive(&path);
+    let b = FileLock::new(&path, &rule).unwrap();
+    let _held = a.try_lock().unwrap();
+    assert!(matches!(b.acquire(Wait::Forever), Err(Error::WouldDeadlock { .. })));
+    let started = Instant::now();
+    let err = b.acquire(Wait::after(Duration::from_millis(100))).unwrap_err();
+    assert!(matches!(err, Error::Timeout { .. }), "{err:?}");
+    assert!(
+        started.elapsed() >= Duration::from_millis(100),
+        "the deadline was not waited for"
+    );
+    // The default refuses any wait at once.
+    assert!(matches!(
+        exclusive(&path).acquire(Wait::after(Duration::from_secs(30))),
+        Err(Error::WouldDeadlock { .. })
+    ));
+}
+
+#[test]
+fn a_deadline_wait_that_looks_like_a_deadlock_gets_the_lock_if_another_thread_drops_the_holder() {
+    let dir = TempDir::new("deadlock-drop");
+    let path = dir.join("d.lock");
+    let rule = LockOptions {
+        deadlock_on_deadline: false,
+        ..LockOptions::default()
+    };
+    let a = Arc::new(exclusive(&path));
+    a.acquire(Wait::Try).unwrap();
+    let dropper = {
+        let (a, path) = (Arc::clone(&a), path.clone());
+        thread::spawn(move || {
+            let deadline = Instant::now() + Duration::from_secs(30);
+            while !crate::common::has_blocked_waiter(&path) {
+                assert!(Instant::now() < deadline, "the waiter never slept in the kernel");
+                thread::sleep(Duration::from_millis(1));
+            }
+            drop(a); // the last reference: dropping releases what this process holds through it
+        })
+    };
+    drop(a);
+    let b = FileLock::new(&path, &rule).unwrap();
+    assert_eq!(
+        b.acquire(Wait::after(Duration::from_secs(30))).unwrap(),
+        Acquired::Fresh
+    );
+    dropper.join().unwrap();
+}
+
+#[test]
+fn the_winner_can_truncate_and_set_the_exact_mode() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = TempDir::new("claim-file");
+    let path = dir.join("t.lock");
+    fs::write(&path, "stale content of a previous holder\n").unwrap();
+    fs::set_permissions(&path, fs::Permissions::from_mode(0o640)).unwrap();
+    let exact = LockOptions {
+        file_mode: 0o606,
+        exact_mode: true,
+        truncate: true,
+        holder_record: false,
+        ..LockOptions::default()
+    };
+    let lock = FileLock::new(&path, &exact).unwrap();
+    let contender = contender(&path);
+    let _held = lock.try_lock().unwrap();
+    let meta = fs::metadata(&path).unwrap();
+    assert_eq!((meta.len(), meta.permissions().mode() & 0o777), (0, 0o606));
+    // A contender that loses changes nothing of the holder's.
+    fs::write(&path, "holder's own content").unwrap();
+    assert!(matches!(contender.try_lock(), Err(Error::WouldBlock { .. })));
+    assert_eq!(fs::read_to_string(&path).unwrap(), "holder's own content");
+}
+
+#[test]
+fn unique_owners_are_never_threads_and_never_repeat() {
+    let owners: Vec<Owner> = (0..100).map(|_| Owner::unique()).collect();
+    assert!(owners.iter().all(|o| !o.is_thread()));
+    let mut ids: Vec<u64> = owners.iter().map(|o| o.as_raw()).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    assert_eq!(ids.len(), 100);
+}
+
+#[test]
 fn holder_record_names_the_exclusive_holder_while_held() {
     let dir = TempDir::new("holder");
     let path = dir.join("h.lock");

@@ -17,8 +17,10 @@
    as JSON (``--json-out``).
 
 ferrolock is imported from ``--ferrolock-path`` (default: this repository's ``python/``, where
-``make build-dev`` puts the extension). The exit status is 0 when both runs completed, whatever they found
-(``--fail-on-gap`` makes a test that passes on filelock and not on ferrolock an error).
+``make build-dev`` puts the extension). The exit status is 0 when both runs completed, whatever they found.
+``--fail-on-gap`` exits 1 on a test that passes on filelock and not on ferrolock unless
+``known_differences.py`` lists it with its reason, and on a listed test that no longer differs (so the list
+stays exact). It needs the mirror, which CI does not have: it is a make target, not a CI step.
 """
 
 from __future__ import annotations
@@ -37,6 +39,10 @@ from pathlib import Path
 from typing import Any
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+import known_differences  # noqa: E402 (beside this file)
+
 REPOSITORY_ROOT = HERE.parent.parent
 MIRROR_NAME = "tox-dev+filelock"
 #: The pinned commit of tox-dev/filelock (its HEAD when the selection was written) and the version hatch-vcs
@@ -67,9 +73,24 @@ def main(argv: list[str] | None = None) -> int:
     args.json_out.parent.mkdir(parents=True, exist_ok=True)
     args.json_out.write_text(json.dumps(report, indent=1, sort_keys=True) + "\n", encoding="utf-8")
     print(f"\nJSON: {args.json_out}")
-    if args.fail_on_gap and report["summary"].get("failing_only_on_ferrolock"):
-        return 1
+    if args.fail_on_gap:
+        return _gate(report)
     return 0
+
+
+def _gate(report: dict[str, Any]) -> int:
+    """1 (with what is wrong printed) if a gap is not a known difference or a known difference closed."""
+    if set(report["implementations"]) != {"filelock", "ferrolock"}:
+        print("--fail-on-gap needs both runs")
+        return 1
+    new, closed = known_differences.unexpected(report["tests"])
+    for test in new:
+        print(f"GAP: passes on filelock, not on ferrolock, and is no known difference: {test}")
+    for test in closed:
+        print(f"CLOSED: listed in known_differences.py but passes on ferrolock now: {test}")
+    if not new and not closed:
+        print(f"\nNo gaps beyond the {len(known_differences.KNOWN_DIFFERENCES)} known differences.")
+    return 1 if new or closed else 0
 
 
 def _parse(argv: list[str] | None) -> argparse.Namespace:
@@ -99,7 +120,9 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--json-out", type=Path, default=None, help="default: WORK/filelock-suite.json")
     parser.add_argument("--quiet", action="store_true", help="print the summary and the differences only")
     parser.add_argument(
-        "--fail-on-gap", action="store_true", help="exit 1 if a test passes on filelock and not on ferrolock"
+        "--fail-on-gap",
+        action="store_true",
+        help="exit 1 on a gap that known_differences.py does not list, or on a listed test that no longer differs",
     )
     parser.add_argument("pytest_args", nargs="*", help="extra pytest arguments (after --), e.g. -k timeout")
     args = parser.parse_args(argv)
@@ -301,6 +324,8 @@ def _print(report: dict[str, Any], *, quiet: bool) -> None:
             continue
         cells = " | ".join(f"{row[name]:<9}" for name in names)
         print(f"{'*' if differs else ' '} {cells} | {row['id']}")
+        if differs and row["id"] in known_differences.KNOWN_DIFFERENCES:
+            print(f"      known difference: {known_differences.KNOWN_DIFFERENCES[row['id']]}")
         if differs and "ferrolock" in names and row["ferrolock_message"]:
             print(f"      ferrolock: {row['ferrolock_message'][:200]}")
     print("\n== Left out, by reason (test[*] = every parametrization of that test):")

@@ -20,7 +20,7 @@
 //!   stay immediate) until a helper ends: the only place ferrolock polls, and only past that bound.
 
 use std::io;
-use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
@@ -30,7 +30,7 @@ use nix::libc;
 use nix::sys::stat::fstat;
 
 use super::{Registration, Sleeper, WaitControl, WaitEnd};
-use crate::sys::{self, AllSignalsBlocked, FlockOp, ForkLocal, Wakeup};
+use crate::sys::{self, AllSignalsBlocked, FlockOp, ForkLocal, LockFile, Wakeup};
 
 /// The most helper threads (each holding one duplicated descriptor) that exist at once, serving
 /// waiters or abandoned.
@@ -69,8 +69,9 @@ impl Key {
 #[derive(Debug)]
 struct Request {
     key: Key,
-    /// The helper's duplicate: the same open file description as its waiter's descriptor.
-    fd: OwnedFd,
+    /// The helper's duplicate: the same open file description as its waiter's descriptor (closed at
+    /// once in a forked child, see `sys::LockFile`).
+    fd: LockFile,
     state: Mutex<RequestState>,
 }
 
@@ -150,7 +151,7 @@ fn request_for(fd: BorrowedFd<'_>, key: Key, wakeup: &Arc<Wakeup>) -> io::Result
     };
     let request = Arc::new(Request {
         key,
-        fd: duplicate,
+        fd: LockFile::new(duplicate.into()),
         state: Mutex::new(RequestState {
             granted: None,
             waiter: Some(Arc::clone(wakeup)),

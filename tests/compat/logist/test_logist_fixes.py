@@ -120,12 +120,16 @@ def test_a_forked_child_never_releases_the_parents_lock(impl: str, tmp_path: Pat
 @pytest.mark.timeout(120)
 def test_is_locked_tells_the_truth_after_an_unlock_through_a_shared_descriptor(impl: str, tmp_path: Path) -> None:
     """logist's ``is_locked()`` returned its own flag: after a forked child unlocked the shared
-    descriptor (what the child's ``release()`` did), the parent's lock was gone and it still said True."""
+    descriptor (what the child's ``release()`` did), the parent's lock was gone and it still said True.
+
+    A child forked from ferrolock no longer refers to the parent's open file description at all (its copy
+    is detached at fork), so the unlock through a shared description is made here with a duplicate in
+    this process, which shares the description exactly as the legacy child's inherited copy did."""
     lock = load_impl(impl).FileLock(str(tmp_path / "job" / ".lock"))
     assert lock.acquire()
-    fd = lock._lock_fd
-    pid = _fork_and(lambda: fcntl.flock(fd, fcntl.LOCK_UN))
-    os.waitpid(pid, 0)
+    shared = os.dup(lock._lock_fd)
+    fcntl.flock(shared, fcntl.LOCK_UN)
+    os.close(shared)
     try:
         assert can_take(impl, tmp_path, "job", timeout=0), "the unlock through the shared descriptor failed"
         assert not lock.is_locked()
