@@ -26,25 +26,13 @@ from types import ModuleType
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+from ferrolock._bench_scaling import HOLDERS
+from ferrolock._bench_scaling import hold_claims as hold_ferrolock
 from legacy_source import LITTLE_LOOPS, extract_legacy_module, load_module_from_file
-
-HOLDERS = 4  # processes holding the N claims between them
 
 
 def load_legacy(mirrors: str | None, into: Path) -> ModuleType | None:
     return extract_legacy_module(LITTLE_LOOPS, into=into, name="legacy_concurrency", mirrors=mirrors)
-
-
-def hold_ferrolock(loops_dir: str, names: list[str], claims_root: str, conn: Connection) -> None:
-    """Holder process: claim each name (a scope of its own) with ferrolock and hold until told."""
-    import ferrolock
-
-    manager = ferrolock.LockManager(Path(loops_dir))
-    for name in names:
-        if not manager.acquire(name, [f"{claims_root}/{name}"]):
-            raise SystemExit(f"could not claim {name}")
-    conn.send("ready")
-    conn.poll(3600)
 
 
 def hold_legacy(loops_dir: str, names: list[str], claims_root: str, conn: Connection) -> None:

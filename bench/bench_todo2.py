@@ -30,6 +30,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests" / "compat" / "todo2"))
+from ferrolock._bench_scaling import todo2_state as state_bytes
 from todo2_helpers import Impl, Where, assign_worker, extract_legacy, load_impl, read_until
 
 SPAWN = multiprocessing.get_context("spawn")
@@ -46,26 +47,6 @@ class Settings:
     @classmethod
     def quick(cls) -> Settings:
         return cls(sizes=(1_000,), batch=200, single_reps=2, batch_reps=1, race_runs=1)
-
-
-def todo(i: int) -> dict[str, Any]:
-    """A task shaped like todo2's (about 600 bytes in the file)."""
-    return {
-        "id": f"T-{i}",
-        "name": f"Implement part {i} of the feature",
-        "long_description": "Details of what to build, why, and how to check it. " * 4,
-        "status": "Todo",
-        "priority": "medium",
-        "tags": ["backend", "feature"],
-        "dependencies": [f"T-{i - 1}"] if i else [],
-        "created": "2025-12-01T10:00:00.000Z",
-        "lastModified": "2025-12-01T10:00:00.000Z",
-    }
-
-
-def state_bytes(n: int) -> bytes:
-    state = {"todos": [todo(i) for i in range(n)], "lastModified": "2025-12-01T10:00:00.000Z", "project": {}}
-    return json.dumps(state, indent=2).encode()
 
 
 def fresh_root(base: Path, tag: str, content: bytes) -> Path:

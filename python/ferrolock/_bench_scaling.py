@@ -162,7 +162,8 @@ def _next_report(conns: list[Connection]) -> tuple[Connection, float]:
 HOLDERS = 4  # processes holding the N claims between them
 
 
-def _claim_holder(loops_dir: str, names: list[str], claims_root: str, conn: Connection) -> None:
+def hold_claims(loops_dir: str, names: list[str], claims_root: str, conn: Connection) -> None:
+    """Holder process: claim each name (a scope of its own) with ferrolock and hold until told."""
     import ferrolock
 
     manager = ferrolock.LockManager(Path(loops_dir))
@@ -183,7 +184,7 @@ def scope_acquire(n: int, work: Path) -> float:
     try:
         for k in range(HOLDERS):
             parent, child = SPAWN.Pipe()
-            proc = SPAWN.Process(target=_claim_holder, args=(str(loops), names[k::HOLDERS], str(claims), child))
+            proc = SPAWN.Process(target=hold_claims, args=(str(loops), names[k::HOLDERS], str(claims), child))
             proc.start()
             procs.append((proc, parent))
         for proc, parent in procs:
@@ -273,6 +274,7 @@ def state_update(manager_cls: Any, n: int, work: Path) -> float:
 
 
 def todo2_state(n: int) -> bytes:
+    """A todo2 state file of ``n`` tasks shaped like todo2's (about 600 bytes each)."""
     todos = [
         {
             "id": f"T-{i}",
