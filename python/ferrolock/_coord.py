@@ -16,6 +16,7 @@ from collections.abc import Callable
 from contextlib import ContextDecorator
 from typing import cast
 
+from ._async_wait import loop_owner
 from ._ferrolock import CoordCancel, _thread_owner
 from ._ferrolock import Coordinator as _NativeCoordinator
 from ._ferrolock import CoordLock as _NativeCoordLock
@@ -156,9 +157,9 @@ class CoordLock(_NativeCoordLock, ContextDecorator):
         if self._lock_count_as(me):
             return me
         with contextlib.suppress(RuntimeError):
-            loop_owner = _loop_owner()
-            if self._lock_count_as(loop_owner):
-                return loop_owner
+            for_loop = _loop_owner()
+            if self._lock_count_as(for_loop):
+                return for_loop
         return me
 
     async def __aenter__(self) -> CoordLock:
@@ -213,8 +214,9 @@ class CoordLock(_NativeCoordLock, ContextDecorator):
 
 
 def _loop_owner() -> int:
-    """The running loop's owner id: odd, so it never equals a thread id (as in ``FileLock``)."""
-    return id(asyncio.get_running_loop()) | 1
+    """The running loop's owner id, as ``FileLock`` gives it: never reused, so a loop that closes while
+    holding leaves its hold to nobody, even if a new loop gets its address."""
+    return loop_owner(asyncio.get_running_loop())
 
 
 async def _wait_in_thread(lock: CoordLock, owner: int, timeout: float) -> None:

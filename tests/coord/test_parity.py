@@ -332,3 +332,37 @@ def test_a_forked_child_never_releases_its_parents_grant(coord_url: str, name: s
     lock.release()
     assert _probe_from_another_process(coord_url, name) == 1
     assert _probe_from_another_process(coord_url, other) == 1, "the child's own lock outlived it"
+
+
+def test_a_new_event_loop_at_a_dead_loops_address_does_not_inherit_its_hold(coord_url: str, name: str) -> None:
+    """As for ``FileLock``: a loop that closes while holding leaves its hold to nobody, even to a later loop
+    that gets the same ``id()`` (CPython reuses the memory at once)."""
+    coord = ferrolock.connect(coord_url)
+
+    async def as_the_next_loop(lock: ferrolock.CoordLock) -> tuple[bool, int]:
+        try:
+            await lock.acquire_async(timeout=0)
+            reentered = True
+        except ferrolock.Timeout:
+            reentered = False
+        await lock.release_async()  # a non-holder's release does nothing
+        return reentered, _probe_from_another_process(coord_url, lock.name)
+
+    for attempt in range(20):
+        lock = coord.lock(f"{name}-{attempt}")
+        dead = asyncio.new_event_loop()
+        dead.run_until_complete(lock.acquire_async())  # ... and the loop goes away without releasing
+        dead_id = id(dead)
+        dead.close()
+        del dead
+        loop = asyncio.new_event_loop()
+        try:
+            if id(loop) == dead_id:
+                outcome = loop.run_until_complete(as_the_next_loop(lock))
+                break
+        finally:
+            loop.close()
+            del loop
+    else:
+        pytest.skip("no new event loop reused the dead loop's address; nothing to check")
+    assert outcome == (False, 0), "a new event loop inherited (or released) a closed loop's hold"
