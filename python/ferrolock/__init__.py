@@ -8,6 +8,7 @@ instead of at the next poll.
 
 from ._async_lock import AsyncAcquireReturnProxy, AsyncFileLock
 from ._coord import Coordinator, CoordLock, connect
+from ._coord_state import CoordDraft, CoordState
 from ._ferrolock import (
     CancelToken,
     ClaimResult,
@@ -45,7 +46,9 @@ __all__ = (
     "CancelToken",
     "Cancelled",
     "ClaimResult",
+    "CoordDraft",
     "CoordLock",
+    "CoordState",
     "Coordinator",
     "CoordinatorError",
     "CorruptFileError",

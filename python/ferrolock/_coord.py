@@ -17,13 +17,14 @@ from contextlib import ContextDecorator
 from typing import cast
 
 from ._async_wait import loop_owner
+from ._coord_state import CoordState
 from ._ferrolock import CoordCancel, _thread_owner
 from ._ferrolock import Coordinator as _NativeCoordinator
 from ._ferrolock import CoordLock as _NativeCoordLock
 from ._types import HolderRecord
 from .exceptions import CoordinatorError, Timeout
 
-__all__ = ["CoordLock", "Coordinator", "connect"]
+__all__ = ["CoordLock", "CoordState", "Coordinator", "connect"]
 
 URL_VARIABLE = "FERROLOCK_URL"
 
@@ -90,6 +91,11 @@ class Coordinator(_NativeCoordinator):
         """A lock object for ``name`` with ``FileLock``'s surface plus ``token``, ``ensure_held()`` and
         ``fenced_write()``. Nothing is contacted until it is acquired."""
         return CoordLock(self, name, timeout, shared=shared, purpose=purpose, blocking=blocking, on_lost=on_lost)
+
+    def state(self, name: str, timeout: float = -1.0, *, purpose: str | None = None) -> CoordState:
+        """The named value ``name``, changed by a locked read-modify-write (``StateFile``'s semantics on
+        every backend). See ``ferrolock.CoordState``."""
+        return CoordState(self, name, timeout, purpose=purpose)
 
 
 class CoordLock(_NativeCoordLock, ContextDecorator):

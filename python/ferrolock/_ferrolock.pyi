@@ -52,6 +52,7 @@ __all__ = [
     "_check_timeout",
     "_clean_locks",
     "_coord_schema_sql",
+    "_coord_state_lock_name",
     "_failpoints",
     "_filelock_debug_enabled",
     "_logging_changed",
@@ -1304,6 +1305,10 @@ class Coordinator:
     def fenced_read(self, name: str) -> tuple[int, bytes] | None:
         """The last value stored with ``CoordLock.fenced_write`` under ``name`` and its token."""
 
+    def _state_read(self, name: str, backup: bool = False) -> bytes | None:
+        """The value of coordinator state ``name`` (with ``backup``, the version it replaced), or
+        ``None``. Takes no lock. Used by ``ferrolock.CoordState``."""
+
     def run_once(
         self,
         name: str,
@@ -1429,6 +1434,19 @@ class CoordLock:
             LockLost: it does not.
         """
 
+    def _state_write_as(
+        self, owner: int, state: str, value: bytes | bytearray | str | None, fence: tuple[str, int] | None = None
+    ) -> bool:
+        """Replace coordinator state ``state`` (``None`` removes it), keeping the replaced version as
+        its backup, through the owner's hold of this lock (the state's lock): from the holder's own
+        session, so only while the lock is held, and only if ``fence`` (``(lock_name, token)``) is
+        still the newest token drawn for that lock. Returns whether there was a value before.
+
+        Raises:
+            LockLost: the owner does not hold this lock, or lost it.
+            StaleToken: the fence no longer holds; nothing was written.
+        """
+
     def _fenced_write_as(self, owner: int, value: bytes | str) -> None:
         """Store ``value`` under the lock's name, fenced by the owner's token, from the holder's own
         session: it lands only while the lock is held and the token is the newest drawn.
@@ -1495,6 +1513,13 @@ class CoordCancel:
     @property
     def cancelled(self) -> bool:
         """Whether ``cancel()`` was called."""
+
+def _coord_state_lock_name(name: str) -> str:
+    """The name of the lock that guards coordinator state ``name`` (``state:<name>``).
+
+    Raises:
+        InvalidName: ``name`` is empty, has a control character, or is too long once prefixed.
+    """
 
 def _coord_schema_sql(schema: str = "ferrolock") -> str:
     """The SQL that creates the coordinator's PostgreSQL schema (``ferrolock schema --sql``)."""

@@ -73,6 +73,19 @@ pub trait Backend: Send + Sync + fmt::Debug {
 
     /// Every lock that is held or waited for right now.
     fn status(&self) -> Result<Vec<LockStatus>>;
+
+    /// The current value of state `name` (with `backup`, the version before it), `None` if there is
+    /// none. Takes no lock: every write replaces the value whole, so a reader never sees a torn one.
+    fn state_read(&self, name: &str, backup: bool) -> Result<Option<Vec<u8>>>;
+}
+
+/// A fencing check a state write must pass: `token` is still the newest token drawn for lock `lock`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fence {
+    /// The lock whose token fences the write.
+    pub lock: String,
+    /// The writer's token for that lock.
+    pub token: u64,
 }
 
 /// One granted lock. Dropping it without [`release`](Self::release) releases it too (logging errors).
@@ -97,6 +110,16 @@ pub trait Grant: Send + Sync + fmt::Debug {
     /// [`Error::LockLost`](crate::Error::LockLost) if the lock is no longer held,
     /// [`Error::StaleToken`](crate::Error::StaleToken) if a newer token was drawn (shared holders).
     fn fenced_write(&self, value: &[u8], marker: bool) -> Result<()>;
+
+    /// Replaces state `state` with `value` (`None` removes it), keeping the version it replaces as the
+    /// backup, from the holder's own session (file: after verifying the lock file), so it lands only
+    /// while this lock is held, and only if `fence` (when given) still holds. Returns whether the
+    /// state existed before.
+    ///
+    /// # Errors
+    /// [`Error::LockLost`](crate::Error::LockLost) if the lock is no longer held,
+    /// [`Error::StaleToken`](crate::Error::StaleToken) if the fence's lock drew a newer token.
+    fn state_write(&self, state: &str, value: Option<&[u8]>, fence: Option<&Fence>) -> Result<bool>;
 
     /// Whether the backend already knows the lock is lost (no round trip).
     fn is_lost(&self) -> bool;

@@ -1,13 +1,15 @@
 //! The `file://DIR` backend: the flock core rooted at a directory.
 //!
-//! Each name has up to four files in `DIR`, named by the name with every byte outside `[A-Za-z0-9_-]`
+//! Each name has up to six files in `DIR`, named by the name with every byte outside `[A-Za-z0-9_-]`
 //! (and a leading `.`) written as `%XX`, so the mapping is exact and the directory stays flat:
 //!
 //! * `<name>.lock`: the lock file (the core protocol: flock, verify, holder record);
 //! * `<name>.token`: the fencing counter, 20 decimal digits, rewritten in place (same length, one
 //!   sector, `fdatasync`ed) while `flock`ed, so a crash never leaves it shorter or empty;
 //! * `<name>.fenced`: the last fenced value (`<token>\n<bytes>`), replaced atomically;
-//! * `<name>.done`: the run-once marker, replaced atomically.
+//! * `<name>.done`: the run-once marker, replaced atomically;
+//! * `<name>.state`, `<name>.state.bak`: a state value and the version it replaced (see
+//!   [`super::file_state`]).
 //!
 //! Fenced writes and markers are checked against the counter while holding the counter file's flock,
 //! so a write with a token older than the newest drawn one can never land.
@@ -22,7 +24,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use nix::libc;
 
-use super::backend::{Backend, Grant, LockRequest, LockStatus, StatusHolder};
+use super::backend::{Backend, Fence, Grant, LockRequest, LockStatus, StatusHolder};
 use super::cancel::Cancel;
 use crate::durable::{WriteOptions, atomic_write};
 use crate::error::{Error, Result};
@@ -46,16 +48,21 @@ impl FileBackend {
     }
 
     fn file(&self, name: &str, suffix: &str) -> Result<PathBuf> {
-        let escaped = escape(name);
-        if escaped.len() > MAX_ESCAPED {
-            return Err(Error::InvalidName {
-                what: "lock name",
-                name: name.to_owned(),
-                reason: "is too long for the file backend once escaped",
-            });
-        }
-        Ok(self.dir.join(format!("{escaped}.{suffix}")))
+        named_file(&self.dir, name, suffix)
     }
+}
+
+/// The file of `name` with `suffix` in `dir`.
+pub(super) fn named_file(dir: &Path, name: &str, suffix: &str) -> Result<PathBuf> {
+    let escaped = escape(name);
+    if escaped.len() > MAX_ESCAPED {
+        return Err(Error::InvalidName {
+            what: "lock name",
+            name: name.to_owned(),
+            reason: "is too long for the file backend once escaped",
+        });
+    }
+    Ok(dir.join(format!("{escaped}.{suffix}")))
 }
 
 static NEXT_GRANT: AtomicU64 = AtomicU64::new(1);
@@ -108,6 +115,7 @@ impl Backend for FileBackend {
         lock.acquire_as(owner, wait, &mut inner)
             .map_err(|e| rename(e, req.name))?;
         Ok(Box::new(FileGrant {
+            dir: self.dir.clone(),
             lock,
             owner,
             name: req.name.to_owned(),
@@ -148,6 +156,10 @@ impl Backend for FileBackend {
 
     fn done_marker(&self, name: &str) -> Result<Option<Vec<u8>>> {
         read_optional(&self.file(name, "done")?)
+    }
+
+    fn state_read(&self, name: &str, backup: bool) -> Result<Option<Vec<u8>>> {
+        super::file_state::read(&self.dir, name, backup)
     }
 
     fn status(&self) -> Result<Vec<LockStatus>> {
@@ -204,6 +216,7 @@ fn rename(e: Error, name: &str) -> Error {
 
 #[derive(Debug)]
 struct FileGrant {
+    dir: PathBuf,
     lock: FileLock,
     owner: Owner,
     name: String,
@@ -266,6 +279,11 @@ impl Grant for FileGrant {
         }
     }
 
+    fn state_write(&self, state: &str, value: Option<&[u8]>, fence: Option<&Fence>) -> Result<bool> {
+        self.ensure_held()?;
+        super::file_state::write(&self.dir, state, value, fence)
+    }
+
     fn is_lost(&self) -> bool {
         false
     }
@@ -303,13 +321,13 @@ fn store_fenced(counter: &Path, target: &Path, name: &str, token: u64, data: &[u
 }
 
 /// The fencing counter file of one name.
-struct Counter {
+pub(super) struct Counter {
     file: File,
     path: PathBuf,
 }
 
 impl Counter {
-    fn open(path: &Path) -> Result<Self> {
+    pub(super) fn open(path: &Path) -> Result<Self> {
         let file = OpenOptions::new()
             .read(true)
             .write(true)
@@ -334,7 +352,7 @@ impl Counter {
         })
     }
 
-    fn lock(&self, exclusive: bool) -> Result<()> {
+    pub(super) fn lock(&self, exclusive: bool) -> Result<()> {
         let locked = if exclusive {
             self.file.lock()
         } else {
@@ -343,11 +361,11 @@ impl Counter {
         locked.map_err(|e| Error::io("lock token counter", &self.path, e))
     }
 
-    fn unlock(&self) {
+    pub(super) fn unlock(&self) {
         let _ = self.file.unlock();
     }
 
-    fn read(&self) -> Result<u64> {
+    pub(super) fn read(&self) -> Result<u64> {
         let mut text = String::new();
         (&self.file)
             .read_to_string(&mut text)
@@ -371,7 +389,7 @@ impl Counter {
     }
 }
 
-fn read_optional(path: &Path) -> Result<Option<Vec<u8>>> {
+pub(super) fn read_optional(path: &Path) -> Result<Option<Vec<u8>>> {
     match OpenOptions::new()
         .read(true)
         .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)

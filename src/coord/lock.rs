@@ -4,7 +4,7 @@ use std::fmt;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, MutexGuard};
 
-use super::backend::{Backend, Grant, LockRequest, LockStatus, LostCallback};
+use super::backend::{Backend, Fence, Grant, LockRequest, LockStatus, LostCallback};
 use super::cancel::Cancel;
 use super::file::FileBackend;
 use super::names::validate_name;
@@ -297,6 +297,17 @@ impl CoordLock {
     /// Writes the run-once marker of the lock's name, fenced like [`fenced_write_as`](Self::fenced_write_as).
     pub(crate) fn mark_done_as(&self, owner: Owner, text: &[u8]) -> Result<()> {
         self.with_grant(owner, |g| g.fenced_write(text, true))
+    }
+
+    /// Replaces state `state` as `owner`, which must hold this lock (see [`super::CoordState`]).
+    pub(crate) fn state_write_as(
+        &self,
+        owner: Owner,
+        state: &str,
+        value: Option<&[u8]>,
+        fence: Option<&Fence>,
+    ) -> Result<bool> {
+        self.with_grant(owner, |g| g.state_write(state, value, fence))
     }
 
     /// [`fenced_write_as`](Self::fenced_write_as) for the calling thread.

@@ -30,14 +30,16 @@
 mod backend;
 mod cancel;
 mod file;
+mod file_state;
 mod lock;
 mod names;
 #[cfg(feature = "postgres")]
 mod pg;
 mod run_once;
+mod state;
 mod url;
 
-pub use backend::{Backend, Grant, LockStatus, LostCallback, StatusHolder};
+pub use backend::{Backend, Fence, Grant, LockStatus, LostCallback, StatusHolder};
 pub use cancel::Cancel;
 pub use file::FileBackend;
 pub use lock::{CoordLock, Coordinator, LockSpec};
@@ -45,4 +47,5 @@ pub use names::{MAX_NAME_LEN, validate_name};
 #[cfg(feature = "postgres")]
 pub use pg::{PgBackend, RawAdvisory};
 pub use run_once::run_once;
+pub use state::{CoordState, STATE_LOCK_PREFIX, state_lock_name};
 pub use url::{CoordUrl, redact};

@@ -7,7 +7,7 @@ use pyo3::types::{PyBytes, PyDict, PyList, PyTuple};
 
 use super::convert::{Data, SettableTimeout, holder_to_dict, wait_for};
 use super::wait::{Gil, call, detached};
-use crate::coord::{Cancel, CoordLock, Coordinator, LockSpec, run_once};
+use crate::coord::{Cancel, CoordLock, Coordinator, Fence, LockSpec, run_once, state_lock_name};
 use crate::job::{RunOnceOutcome, default_marker_text};
 use crate::lock::{Acquired, LockMode, Owner, Seconds, Wait};
 
@@ -57,6 +57,13 @@ impl PyCoordinator {
 
     fn fenced_write(&self, py: Python<'_>, name: String, token: u64, value: Data) -> PyResult<()> {
         detached(py, || self.core.fenced_write(&name, token, value.as_bytes()))
+    }
+
+    #[pyo3(signature = (name, backup=false))]
+    fn _state_read<'py>(&self, py: Python<'py>, name: String, backup: bool) -> PyResult<Option<Bound<'py, PyBytes>>> {
+        state_lock_name(&name)?;
+        let value = detached(py, || self.core.backend().state_read(&name, backup))?;
+        Ok(value.map(|data| PyBytes::new(py, &data)))
     }
 
     fn fenced_read<'py>(&self, py: Python<'py>, name: String) -> PyResult<Option<(u64, Bound<'py, PyBytes>)>> {
@@ -227,6 +234,23 @@ impl PyCoordLock {
         })
     }
 
+    #[pyo3(signature = (owner, state, value, fence=None))]
+    fn _state_write_as(
+        &self,
+        py: Python<'_>,
+        owner: u64,
+        state: String,
+        value: Option<Data>,
+        fence: Option<(String, u64)>,
+    ) -> PyResult<bool> {
+        let fence = fence.map(|(lock, token)| Fence { lock, token });
+        let value = value.as_ref().map(Data::as_bytes);
+        detached(py, || {
+            self.core
+                .state_write_as(Owner::from_raw(owner), &state, value, fence.as_ref())
+        })
+    }
+
     fn _lost_as(&self, owner: u64) -> bool {
         self.core.is_lost(Owner::from_raw(owner))
     }
@@ -355,6 +379,12 @@ impl PyCoordCancel {
     fn cancelled(&self) -> bool {
         self.inner.is_cancelled()
     }
+}
+
+/// The name of the lock that guards coordinator state `name` (checking `name`).
+#[pyfunction]
+pub(crate) fn _coord_state_lock_name(name: &str) -> PyResult<String> {
+    Ok(state_lock_name(name)?)
 }
 
 /// The SQL that creates the coordinator's schema (`ferrolock schema --sql`).

@@ -94,6 +94,7 @@ fn ferrolock_native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<coord::PyCoordAcquired>()?;
     m.add_class::<coord::PyCoordCancel>()?;
     m.add_function(wrap_pyfunction!(coord::_coord_schema_sql, m)?)?;
+    m.add_function(wrap_pyfunction!(coord::_coord_state_lock_name, m)?)?;
     #[cfg(feature = "postgres")]
     m.add_class::<coord::PyRawAdvisory>()?;
     Ok(())

@@ -47,3 +47,21 @@ def test_a_schema_newer_than_this_build_is_refused(pg_template: PgCluster) -> No
     pg_template.psql(f"UPDATE {schema}.meta SET value = '99' WHERE key = 'schema_version'")
     with pytest.raises(ferrolock.CoordinatorError, match="version 99, newer than this ferrolock understands"):
         ferrolock.connect(url)
+
+
+def test_a_version_1_schema_is_migrated_forward_on_first_use(pg_template: PgCluster) -> None:
+    schema = f"coord_{uuid.uuid4().hex[:8]}"
+    url = pg_template.url(lease="2s", schema=schema)
+    with ferrolock.connect(url).lock("kept/across/the/migration") as lock:
+        token = lock.token
+    # What version 1 had: no state table, no state function.
+    pg_template.psql(
+        f"DROP FUNCTION {schema}.state_put; DROP TABLE {schema}.state; "
+        f"UPDATE {schema}.meta SET value = '1' WHERE key = 'schema_version'"
+    )
+    coord = ferrolock.connect(url)
+    assert pg_template.psql(f"SELECT value FROM {schema}.meta WHERE key = 'schema_version'").strip() != "1"
+    coord.state("after/the/migration").write(b"ok")
+    assert coord.state("after/the/migration").read() == b"ok"
+    with coord.lock("kept/across/the/migration") as again:
+        assert again.token == token + 1, "the fencing counters survive the migration"

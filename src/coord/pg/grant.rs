@@ -3,11 +3,12 @@
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
+use postgres::Client;
 use postgres::types::Type;
 
 use super::session::Session;
 use super::{Inner, db_error};
-use crate::coord::backend::Grant;
+use crate::coord::backend::{Fence, Grant};
 use crate::error::{Error, Result};
 
 pub(crate) struct PgGrant {
@@ -60,6 +61,43 @@ impl PgGrant {
             .valid_until()
             .saturating_duration_since(Instant::now())
             .max(Duration::from_secs(1))
+    }
+
+    /// Runs `f` in the holder's own session: it runs only while the session, and so the lock, lives.
+    /// A failure that closed the connection marks the grant lost.
+    fn in_holder_session<T: Send + 'static>(
+        &self,
+        what: &'static str,
+        f: impl FnOnce(&mut Client, &Inner) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
+        let session = self.session();
+        if session.health.is_lost() {
+            return Err(self.lost());
+        }
+        let inner = Arc::clone(&self.inner);
+        let answer = session.run(
+            self.inner.settings.lease + Duration::from_secs(5),
+            move |client, health| {
+                let sent = Instant::now();
+                let result = f(client, &inner);
+                match &result {
+                    Err(Error::Coordinator { message, .. }) if client.is_closed() => {
+                        health.lose(format!("{what} failed: {message}"));
+                    }
+                    Err(Error::Coordinator { .. }) => {}
+                    _ => health.ok(sent),
+                }
+                result
+            },
+        );
+        match answer {
+            Some(Err(Error::Coordinator { .. })) if session.health.is_lost() => Err(self.lost()),
+            Some(result) => result,
+            None => {
+                session.health.lose(format!("no answer to {what}"));
+                Err(self.lost())
+            }
+        }
     }
 
     fn do_release(&mut self) -> Result<()> {
@@ -171,35 +209,17 @@ impl Grant for PgGrant {
 
     fn fenced_write(&self, value: &[u8], marker: bool) -> Result<()> {
         let token = self.token()?;
-        let session = self.session();
-        if session.health.is_lost() {
-            return Err(self.lost());
-        }
-        let (inner, id, name, value) = (Arc::clone(&self.inner), self.id, self.name.clone(), value.to_vec());
-        // In the holder's own session: it runs only while the session, and so the lock, lives.
-        let written = session.run(
-            self.inner.settings.lease + Duration::from_secs(5),
-            move |client, health| {
-                let sent = Instant::now();
-                let result = inner.fenced_put(client, id, name, token, &value, marker);
-                match &result {
-                    Err(Error::Coordinator { message, .. }) if client.is_closed() => {
-                        health.lose(format!("a fenced write failed: {message}"));
-                    }
-                    Ok(()) | Err(Error::StaleToken { .. }) => health.ok(sent),
-                    Err(_) => {}
-                }
-                result
-            },
-        );
-        match written {
-            Some(Err(Error::Coordinator { .. })) if session.health.is_lost() => Err(self.lost()),
-            Some(result) => result,
-            None => {
-                session.health.lose("no answer while writing".into());
-                Err(self.lost())
-            }
-        }
+        let (id, name, value) = (self.id, self.name.clone(), value.to_vec());
+        self.in_holder_session("a fenced write", move |client, inner| {
+            inner.fenced_put(client, id, name, token, &value, marker)
+        })
+    }
+
+    fn state_write(&self, state: &str, value: Option<&[u8]>, fence: Option<&Fence>) -> Result<bool> {
+        let (state, value, fence) = (state.to_owned(), value.map(<[u8]>::to_vec), fence.cloned());
+        self.in_holder_session("a state write", move |client, inner| {
+            inner.state_put(client, &state, value.as_deref(), fence.as_ref())
+        })
     }
 
     fn is_lost(&self) -> bool {

@@ -20,6 +20,7 @@ mod raw;
 mod schema;
 mod session;
 mod sql;
+mod state;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -277,6 +278,13 @@ impl Backend for PgBackend {
                 .query_typed(&inner.sql.done_get, &[(&name, Type::TEXT)])
                 .map_err(|e| db_error("run-once marker", &e))?;
             Ok(rows.first().map(|r| r.get(0)))
+        })
+    }
+
+    fn state_read(&self, name: &str, backup: bool) -> Result<Option<Vec<u8>>> {
+        let name = name.to_owned();
+        self.with_session("read state", move |client, inner| {
+            inner.state_get(client, &name, backup)
         })
     }
 

@@ -14,11 +14,18 @@ use postgres::error::SqlState;
 use crate::error::{Error, Result};
 
 /// The schema version this build creates and understands.
-pub(crate) const SCHEMA_VERSION: i32 = 1;
+pub(crate) const SCHEMA_VERSION: i32 = 2;
 
 /// The DDL of version 1 for schema `s`, with namespace `ns` recorded in `meta`.
 #[must_use]
 pub(crate) fn create_sql(s: &str, ns: i32) -> String {
+    let mut sql = base_sql(s, ns);
+    sql.push_str(&super::state::ddl(s));
+    sql
+}
+
+/// Version 1: locks, holders, fencing, run-once markers.
+fn base_sql(s: &str, ns: i32) -> String {
     format!(
         r#"
 CREATE SCHEMA IF NOT EXISTS {s};

@@ -14,6 +14,9 @@ pub(crate) struct Sql {
     pub(crate) done_get: String,
     pub(crate) id_get: String,
     pub(crate) id_put: String,
+    pub(crate) state_put: String,
+    pub(crate) state_get: String,
+    pub(crate) state_prev: String,
 }
 
 impl Sql {
@@ -43,6 +46,9 @@ impl Sql {
             done_get: format!("SELECT d.marker FROM {s}.done d JOIN {s}.locks n ON n.id = d.lock_id WHERE n.name = $1"),
             id_get: format!("SELECT id FROM {s}.locks WHERE name = $1"),
             id_put: format!("INSERT INTO {s}.locks (name) VALUES ($1) ON CONFLICT (name) DO NOTHING RETURNING id"),
+            state_put: format!("SELECT ok, cur, existed FROM {s}.state_put($1, $2, $3, $4)"),
+            state_get: format!("SELECT value FROM {s}.state WHERE name = $1"),
+            state_prev: format!("SELECT prev FROM {s}.state WHERE name = $1"),
         }
     }
 }
