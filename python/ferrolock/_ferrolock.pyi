@@ -501,6 +501,9 @@ class JobLock:
     def _held_by_current_thread(self) -> bool:
         """True if this object holds the lock and the calling thread took it."""
 
+    def _acquire_within(self, blocking: bool, timeout: float | None) -> bool:
+        """``acquire`` with this call's ``timeout`` instead of the object's (``None``: the object's)."""
+
     @property
     def _locked(self) -> bool:
         """Whether this object holds the lock in this process (bookkeeping only; False in a forked child)."""

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Iterable, Iterator
 from contextlib import ExitStack, contextmanager
 from datetime import datetime
@@ -19,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from ._ferrolock import RenderedStateMd, StateFile, _render_update, _state_md_add_note
+from ._fleet import fleet_lock, left
 from ._state_md import (
     TIMESTAMP_FORMAT,
     WorkflowState,
@@ -121,21 +123,33 @@ class StateManager:
             StateLocked: another process (or thread) held the lock throughout.
         """
         state_file = self._state_file()
-        held = state_file.locked(timeout=timeout)
+        # On a fleet (FERROLOCK_URL), the coordinator lock standing for STATE.lock comes first.
+        gate = fleet_lock(self._lock_file, "blackbox5 STATE.md")
+        started = time.monotonic()
+        if gate is not None:
+            try:
+                gate.acquire(timeout=timeout)
+            except Timeout as exc:
+                raise self._locked_error(exc.holder) from None
         try:
-            held.__enter__()
-        except Timeout as exc:
-            raise self._locked_error(exc.holder) from None
-        except WouldDeadlock:
-            # This thread holds the lock through another StateManager (or StateFile) on the same file.
-            # The legacy code failed here too, after its retries, with the same message.
-            raise self._locked_error(None, " (by this thread, through another StateManager)") from None
-        self._log.debug("Acquired lock on %s", self.state_path)
-        try:
-            yield state_file
+            held = state_file.locked(timeout=timeout if gate is None else left(timeout, started))
+            try:
+                held.__enter__()
+            except Timeout as exc:
+                raise self._locked_error(exc.holder) from None
+            except WouldDeadlock:
+                # This thread holds the lock through another StateManager (or StateFile) on the same
+                # file. The legacy code failed here too, after its retries, with the same message.
+                raise self._locked_error(None, " (by this thread, through another StateManager)") from None
+            self._log.debug("Acquired lock on %s", self.state_path)
+            try:
+                yield state_file
+            finally:
+                held.__exit__(None, None, None)
+                self._log.debug("Released lock on %s", self.state_path)
         finally:
-            held.__exit__(None, None, None)
-            self._log.debug("Released lock on %s", self.state_path)
+            if gate is not None:
+                gate.release()
 
     def _locked_error(self, holder: HolderRecord | None, detail: str = "") -> StateLocked:
         if holder:

@@ -33,9 +33,15 @@ impl PyJobLock {
 
     #[pyo3(signature = (blocking=true))]
     fn acquire(slf: &Bound<'_, Self>, blocking: bool) -> PyResult<bool> {
+        Self::_acquire_within(slf, blocking, None)
+    }
+
+    /// `acquire` with this call's timeout (`None`: the object's).
+    #[pyo3(signature = (blocking, timeout))]
+    fn _acquire_within(slf: &Bound<'_, Self>, blocking: bool, timeout: Option<Seconds>) -> PyResult<bool> {
         let this = slf.get();
         let wait = if blocking {
-            legacy_wait(this.timeout.get())
+            legacy_wait(timeout.or_else(|| this.timeout.get()))
         } else {
             Wait::Try
         };

@@ -56,7 +56,9 @@ Differences from logist (each one a fix, or a consequence of one):
 from __future__ import annotations
 
 import importlib
+import math
 import os
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
@@ -64,6 +66,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .._ferrolock import WORKSPACE_DIR, WORKSPACE_SETUP_LOCK_FILE, JobLock, run_once
+from .._fleet import fleet_held, fleet_lock, left
 from .._job import JobLockManager as _NativeJobLockManager
 from ..exceptions import InvalidName, Timeout, WouldDeadlock
 from ..exceptions import LockError as _FerrolockLockError
@@ -122,13 +125,49 @@ class FileLock(JobLock):
     """
 
     def acquire(self, blocking: bool = True) -> bool:
-        """Acquire the file lock; False only for ``blocking=False`` when someone else holds it.
+        """Acquire the file lock; False only for ``blocking=False`` when someone else holds it. With
+        ``FERROLOCK_URL`` set, the coordinator lock standing for the file is taken first (see
+        ``ferrolock._fleet``), within the same timeout.
 
         Raises:
             LockError: timeout, would-deadlock, or an OS error.
         """
+        gate = fleet_lock(self.lock_file_path, "logist job lock")
+        if gate is None or self._held_by_current_thread():
+            return self._acquire_file(blocking, None)
+        timeout = self.timeout
+        fleet_timeout: float
+        if not blocking or (timeout is not None and timeout <= 0):
+            fleet_timeout = 0.0  # one attempt, as for the file
+        elif timeout is None or timeout == math.inf:
+            fleet_timeout = -1.0  # forever
+        else:
+            fleet_timeout = timeout
+        started = time.monotonic()
         try:
-            return super().acquire(blocking)
+            gate.acquire(timeout=fleet_timeout)
+        except Timeout as e:
+            if not blocking:
+                return False
+            raise LockError(f"Lock acquisition timeout after {self.timeout}s: {self.lock_file_path}") from e
+        except WouldDeadlock as e:
+            raise LockError(
+                f"Lock acquisition would deadlock: {self.lock_file_path} is already held by this thread "
+                "through another lock object"
+            ) from e
+        remaining = math.inf if fleet_timeout < 0 else left(fleet_timeout, started)
+        try:
+            acquired = self._acquire_file(blocking, remaining)
+        except BaseException:
+            gate.release()
+            raise
+        if not acquired:
+            gate.release()
+        return acquired
+
+    def _acquire_file(self, blocking: bool, timeout: float | None) -> bool:
+        try:
+            return self._acquire_within(blocking, timeout)
         except Timeout as e:
             raise LockError(f"Lock acquisition timeout after {self.timeout}s: {self.lock_file_path}") from e
         except WouldDeadlock as e:
@@ -140,15 +179,20 @@ class FileLock(JobLock):
             raise LockError(f"Failed to acquire lock {self.lock_file_path}: {e}") from e
 
     def release(self) -> None:
-        """Release the file lock (a no-op unless this instance holds it).
+        """Release the file lock (a no-op unless this instance holds it), then its fleet lock.
 
         Raises:
             LockError: the unlock failed.
         """
+        held = self._held_by_current_thread()
         try:
             super().release()
         except OSError as e:
             raise LockError(f"Failed to release lock {self.lock_file_path}: {e}") from e
+        finally:
+            gate = fleet_lock(self.lock_file_path) if held else None
+            if gate is not None:
+                gate.release()
 
 
 class JobLockManager(_NativeJobLockManager):
@@ -219,15 +263,19 @@ def ensure_workspace_ready(
     def marker_text() -> str:
         return f"Workspace ready for job: {name}\nSetup completed at: {datetime.now().isoformat()}\n"
 
+    mutex = os.path.join(job_dir, WORKSPACE_SETUP_MUTEX_FILE)
     try:
-        ran = run_once(
-            marker,
-            os.path.join(job_dir, WORKSPACE_SETUP_MUTEX_FILE),
-            run_setup,
-            timeout=timeout,
-            marker_text=marker_text,
-            also_lock=[os.path.join(workspace, WORKSPACE_SETUP_LOCK_FILE)],
-        )
+        # On a fleet the setup is also exclusive across hosts; the marker stays on disk, so a host
+        # with its own copy of the job directory still sets up its own workspace.
+        with fleet_held(mutex, -1.0 if timeout is None else timeout, "logist workspace setup") as left_over:
+            ran = run_once(
+                marker,
+                mutex,
+                run_setup,
+                timeout=None if timeout is None or left_over < 0 else left_over,
+                marker_text=marker_text,
+                also_lock=[os.path.join(workspace, WORKSPACE_SETUP_LOCK_FILE)],
+            )
     except Timeout as e:
         message = f"Failed to coordinate workspace setup for job {name}: lock acquisition timeout"
         raise Timeout(e.lock_file, e.holder, message) from e

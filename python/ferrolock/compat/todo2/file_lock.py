@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import logging
 import platform
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -55,6 +56,7 @@ from ..._ferrolock import (
     validate_name,
 )
 from ..._ferrolock import FileLock as _NativeLock
+from ..._fleet import fleet_lock, left
 from ...exceptions import Timeout
 
 __all__ = [
@@ -117,8 +119,18 @@ class FileLock:
             return True  # this thread holds it already
         timeout = _check_timeout(self.timeout)  # NaN is a ValueError, as in every ferrolock API
         wait = timeout if blocking and timeout > 0 else 0.0
+        # On a fleet (FERROLOCK_URL), the coordinator lock standing for the file comes first.
+        gate = fleet_lock(self.lock_file, "todo2")
+        started = time.monotonic()
         try:
-            native.acquire(timeout=wait)
+            if gate is not None:
+                gate.acquire(timeout=wait)
+            try:
+                native.acquire(timeout=wait if gate is None else left(wait, started))
+            except BaseException:
+                if gate is not None:
+                    gate.release()
+                raise
         except Timeout:
             if blocking:
                 logger.warning(f"Lock timeout after {self.timeout}s: {self.lock_file}")
@@ -136,6 +148,10 @@ class FileLock:
             logger.debug(f"Lock released: {self.lock_file}")
         except Exception as e:
             logger.error(f"Error releasing lock {self.lock_file}: {e}")
+        finally:
+            gate = fleet_lock(self.lock_file)
+            if gate is not None:
+                gate.release()
 
     def __enter__(self) -> FileLock:
         if not self.acquire():

@@ -48,11 +48,14 @@ results and messages.
 from __future__ import annotations
 
 import logging
+import time
+from contextlib import ExitStack
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 from ..._ferrolock import ClaimResult, TaskQueue
+from ..._fleet import fleet_lock, left
 from ...exceptions import Timeout
 from ._format import Assignee, Todo2Format
 from .file_lock import locks_dir, state_file_lock, state_path, task_lock
@@ -156,7 +159,10 @@ def atomic_batch_assign(
     try:
         root = find_project_root()
         queue = _queue(root, Todo2Format(state_path(root), _utc_stamp, {str(t): t for t in task_ids}))
-        results = queue.claim_many([str(t) for t in task_ids], by=who, timeout=max(timeout, 0.0))
+        started = time.monotonic()
+        with ExitStack() as fleet:
+            _enter_fleet_locks(fleet, queue, None, max(timeout, 0.0), started)
+            results = queue.claim_many([str(t) for t in task_ids], by=who, timeout=left(max(timeout, 0.0), started))
     except Exception as e:
         logger.error(f"Error in atomic_batch_assign: {e}", exc_info=True)
         return _batch_failure(task_ids, _lock_message(e, queue, None))
@@ -202,12 +208,35 @@ def _claim(task_id: object, who: Assignee, timeout: float) -> tuple[ClaimResult,
     fmt = Todo2Format(state_path(root), _utc_stamp, {key: task_id})
     queue = _queue(root, fmt)
     wait = max(timeout, 0.0)  # the legacy lock made one attempt for a timeout of zero or less
-    try:
-        if task_id:
-            return queue.claim(key, by=who, timeout=wait), fmt
-        return queue.claim_many([key], by=who, timeout=wait)[0], fmt
-    except Timeout as e:
-        raise RuntimeError(_lock_message(e, queue, task_id)) from None
+    started = time.monotonic()
+    with ExitStack() as fleet:
+        _enter_fleet_locks(fleet, queue, key if task_id else None, wait, started)
+        try:
+            if task_id:
+                result = queue.claim(key, by=who, timeout=left(wait, started))
+            else:
+                result = queue.claim_many([key], by=who, timeout=left(wait, started))[0]
+        except Timeout as e:
+            raise RuntimeError(_lock_message(e, queue, task_id)) from None
+    return result, fmt
+
+
+def _enter_fleet_locks(fleet: ExitStack, queue: TaskQueue, task: str | None, wait: float, started: float) -> None:
+    """On a fleet (``FERROLOCK_URL``), hold the coordinator locks standing for the task's lock file
+    (if ``task``) and the state file's, in the order the file locks are taken.
+
+    Raises:
+        RuntimeError: the legacy lock message, if one stayed busy.
+    """
+    for lock_file, what in ([(queue.task_lock_path(task), task)] if task else []) + [(queue.lock_path, None)]:
+        gate = fleet_lock(lock_file, "todo2")
+        if gate is None:
+            return
+        try:
+            fleet.enter_context(gate.acquire(timeout=left(wait, started)))
+        except Timeout:
+            target = "state file" if what is None else what
+            raise RuntimeError(f"Failed to acquire lock for task {target}") from None
 
 
 def _lock_message(error: Exception, queue: TaskQueue | None, task_id: object) -> str:
