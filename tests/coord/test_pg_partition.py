@@ -113,3 +113,44 @@ def test_negative_control_with_default_settings_the_partitioned_holder_keeps_the
     finally:
         holder.kill()
         holder.communicate(timeout=30)  # reaps it and closes the pipes
+
+
+STATE_EDITOR = """
+import sys, ferrolock
+state = ferrolock.connect(sys.argv[1]).state(sys.argv[2])
+try:
+    with state.edit(timeout=30) as draft:
+        print("editing", flush=True)
+        sys.stdin.readline()
+        draft.data = b"written by the cut-off editor"
+    print("written", flush=True)
+except ferrolock.LockLost:
+    print("LockLost", flush=True)
+"""
+
+
+def test_a_partitioned_state_editor_cannot_write_over_the_next_one(
+    partitioned_server: tuple[NetnsPair, PgCluster],
+) -> None:
+    pair, cluster = partitioned_server
+    ferrolock.connect(local_url(cluster, lease="2s")).state("part/state").write(b"v1")
+    editor = start_in_client_ns(pair, STATE_EDITOR, cluster.url(lease="2s", connect_timeout="10"), "part/state")
+    try:
+        assert editor.stdout is not None
+        assert editor.stdin is not None
+        assert editor.stdout.readline().strip() == "editing"
+        pair.cut()
+        cut = time.monotonic()
+        state = ferrolock.connect(local_url(cluster, lease="2s")).state("part/state")
+        with state.edit(timeout=60) as draft:
+            freed_after = time.monotonic() - cut
+            assert draft.data == b"v1"
+            draft.data = b"v2"
+        editor.stdin.write("write\n")
+        editor.stdin.flush()
+        assert editor.stdout.readline().strip() == "LockLost"
+    finally:
+        editor.kill()
+        editor.communicate(timeout=30)
+    assert state.read() == b"v2", "the cut-off editor's write never lands"
+    assert freed_after < LEASE + 2.0, f"freed {freed_after:.2f} s after the cut"
