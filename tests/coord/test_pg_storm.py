@@ -1,7 +1,8 @@
-"""A bounded random-fault storm over a fenced counter: workers are killed, paused past their lease, cut
-off (their traffic swallowed) and the server is restarted with ``-m immediate``, while every worker
-keeps incrementing one counter under the lock. Afterwards: no lost update, never two exclusive holders
-(sampled in ``pg_locks`` throughout), tokens strictly increasing."""
+"""A bounded random-fault storm over a fenced counter and a coordinator state: workers are killed, paused
+past their lease, cut off (their traffic swallowed) and the server is restarted with ``-m immediate``,
+while every worker keeps incrementing one counter under the lock and one state value by locked edits.
+Afterwards: no lost update in either, never two exclusive holders of a name (sampled in ``pg_locks``
+throughout), tokens strictly increasing."""
 
 from __future__ import annotations
 
@@ -43,9 +44,9 @@ def test_fault_storm_over_a_fenced_counter(own_cluster: PgCluster, tmp_path: Pat
     workers = [spawn(i) for i in range(WORKERS)]
     faults = {"kill": 0, "pause": 0, "cut": 0, "restart": 0}
     max_holders = 0
-    holders_sql = (
-        "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND objsubid = 2 AND granted"
-        " AND mode = 'ExclusiveLock'"
+    holders_sql = (  # the most exclusive holders of any one name (the counter's lock, the state's lock)
+        "SELECT coalesce(max(n), 0) FROM (SELECT count(*) AS n FROM pg_locks WHERE locktype = 'advisory'"
+        " AND objsubid = 2 AND granted AND mode = 'ExclusiveLock' GROUP BY objid) AS per_name"
     )
     try:
         end = time.monotonic() + STORM_SECONDS
@@ -107,4 +108,13 @@ def test_fault_storm_over_a_fenced_counter(own_cluster: PgCluster, tmp_path: Pat
     assert len(writes) <= final_count <= len(writes) + unacknowledged, "every increment is an accepted write"
     assert final_token >= tokens[-1]
     assert max_holders <= 1, "two exclusive holders at once"
-    print(f"storm: {faults}, {len(writes)} logged writes, final count {final_count}")
+    # The state edits: the same bounds, with acknowledged edits (a worker logs after its edit returned).
+    edits = sorted(
+        int(line) for log in logs if Path(f"{log}.state").exists() for line in Path(f"{log}.state").read_text().split()
+    )
+    final_state = int(ferrolock.connect(own_cluster.url()).state(name).read() or b"0")
+    assert len(edits) > 10, f"the storm left too little state progress to judge: {edits}"
+    assert len(set(edits)) == len(edits), "a lost state update: two acknowledged edits wrote one count"
+    assert edits[-1] <= final_state <= edits[-1] + unacknowledged
+    assert len(edits) <= final_state <= len(edits) + unacknowledged
+    print(f"storm: {faults}, {len(writes)} logged writes, final count {final_count}, {len(edits)} state edits")
