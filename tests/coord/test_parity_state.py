@@ -11,7 +11,7 @@ import time
 import ferrolock
 import pytest
 from process_helpers import SPAWN, START_DEADLINE, cleanup_processes
-from state_helpers import edit_and_stall, hold_state_lock, increment, is_whole, signed, write_large_values
+from coord_state_helpers import edit_and_stall, hold_state_lock, increment, is_whole, signed, write_large_values
 
 pytestmark = pytest.mark.timeout(180)
 

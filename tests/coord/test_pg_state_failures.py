@@ -10,7 +10,7 @@ import ferrolock
 import pytest
 from pg import PgCluster
 from process_helpers import SPAWN, START_DEADLINE, cleanup_processes
-from state_helpers import edit_and_stall
+from coord_state_helpers import edit_and_stall
 
 pytestmark = pytest.mark.timeout(180)
 
