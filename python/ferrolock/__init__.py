@@ -7,7 +7,7 @@ instead of at the next poll.
 """
 
 from ._async_lock import AsyncAcquireReturnProxy, AsyncFileLock
-from ._coord import Coordinator, CoordLock, connect
+from ._coord import Coordinator, CoordLock, CoordTaskQueue, connect
 from ._ferrolock import (
     CancelToken,
     ClaimResult,
@@ -46,6 +46,7 @@ __all__ = (
     "Cancelled",
     "ClaimResult",
     "CoordLock",
+    "CoordTaskQueue",
     "Coordinator",
     "CoordinatorError",
     "CorruptFileError",

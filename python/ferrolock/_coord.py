@@ -17,13 +17,13 @@ from contextlib import ContextDecorator
 from typing import cast
 
 from ._async_wait import loop_owner
-from ._ferrolock import CoordCancel, _thread_owner
+from ._ferrolock import CoordCancel, CoordTaskQueue, _thread_owner
 from ._ferrolock import Coordinator as _NativeCoordinator
 from ._ferrolock import CoordLock as _NativeCoordLock
 from ._types import HolderRecord
 from .exceptions import CoordinatorError, Timeout
 
-__all__ = ["CoordLock", "Coordinator", "connect"]
+__all__ = ["CoordLock", "CoordTaskQueue", "Coordinator", "connect"]
 
 URL_VARIABLE = "FERROLOCK_URL"
 
@@ -90,6 +90,11 @@ class Coordinator(_NativeCoordinator):
         """A lock object for ``name`` with ``FileLock``'s surface plus ``token``, ``ensure_held()`` and
         ``fenced_write()``. Nothing is contacted until it is acquired."""
         return CoordLock(self, name, timeout, shared=shared, purpose=purpose, blocking=blocking, on_lost=on_lost)
+
+    def tasks(self, queue: str, *, timeout: float = -1.0) -> CoordTaskQueue:
+        """The task queue ``queue``: ``TaskQueue``'s claim API on this coordinator. Its claims live as
+        long as the returned handle (and this process or session); see ``CoordTaskQueue``."""
+        return CoordTaskQueue(self, queue, timeout=timeout)
 
 
 class CoordLock(_NativeCoordLock, ContextDecorator):

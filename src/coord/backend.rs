@@ -5,6 +5,7 @@ use std::fmt;
 use std::sync::Arc;
 
 use super::cancel::Cancel;
+use super::queue::QueueBackend;
 use crate::error::Result;
 use crate::lock::{Holder, LockMode, Wait, WaitControl};
 
@@ -73,6 +74,10 @@ pub trait Backend: Send + Sync + fmt::Debug {
 
     /// Every lock that is held or waited for right now.
     fn status(&self) -> Result<Vec<LockStatus>>;
+
+    /// A handle on the task queue `name` (checked by [`super::validate_name`]); claims made through it
+    /// live as long as it does (see [`super::queue`]).
+    fn task_queue(&self, name: &str) -> Result<Box<dyn QueueBackend>>;
 }
 
 /// One granted lock. Dropping it without [`release`](Self::release) releases it too (logging errors).

@@ -30,10 +30,12 @@
 mod backend;
 mod cancel;
 mod file;
+mod file_tasks;
 mod lock;
 mod names;
 #[cfg(feature = "postgres")]
 mod pg;
+pub mod queue;
 mod run_once;
 mod url;
 
@@ -44,5 +46,6 @@ pub use lock::{CoordLock, Coordinator, LockSpec};
 pub use names::{MAX_NAME_LEN, validate_name};
 #[cfg(feature = "postgres")]
 pub use pg::{PgBackend, RawAdvisory};
+pub use queue::{CoordQueue, QueueBackend, validate_task_id};
 pub use run_once::run_once;
 pub use url::{CoordUrl, redact};
