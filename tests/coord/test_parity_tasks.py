@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -173,6 +175,31 @@ def test_a_cancelled_claim_next_claims_nothing(coord_url: str, queue: str) -> No
     assert isinstance(outcome[0], ferrolock.Cancelled)
     tasks.add("after")
     assert tasks.owner("after") is None
+
+
+def test_ctrl_c_interrupts_a_waiting_claim_next(coord_url: str, queue: str) -> None:
+    ferrolock.connect(coord_url).tasks(queue).add()
+    script = (
+        "import ferrolock\n"
+        f"tasks = ferrolock.connect({coord_url!r}).tasks({queue!r})\n"
+        "try:\n"
+        "    print('waiting', flush=True)\n"
+        "    tasks.claim_next(by='child', timeout=60)\n"
+        "    print('woke', flush=True)\n"
+        "except KeyboardInterrupt:\n"
+        "    print('interrupted', tasks.tasks(), flush=True)\n"
+    )
+    child = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    try:
+        assert child.stdout is not None
+        assert child.stdout.readline().strip() == "waiting"
+        sent = time.monotonic()
+        child.send_signal(signal.SIGINT)
+        out, _ = child.communicate(timeout=START_DEADLINE)
+        assert time.monotonic() - sent < 5.0
+        assert out.strip() == "interrupted []"
+    finally:
+        child.kill()
 
 
 def test_many_processes_drain_a_queue_and_no_task_is_claimed_twice(coord_url: str, queue: str) -> None:

@@ -10,13 +10,13 @@
 //! * **Statements** run on any pooled session (one round trip each), naming the keeper's key.
 //! * **Waiting.** `claim_next` tries once; if nothing is free and it may wait, a pooled session
 //!   `LISTEN`s on the queue's channel, tries again (so an add between the two is not missed), and
-//!   sleeps on the socket until a notification, the deadline, a cancel or Ctrl-C. The session's
-//!   thread checks for a cancel every [`INTERRUPT_CHECK`] without touching the server, and sends a
-//!   heartbeat every third of a lease so the server does not end the idle session. A claim that races
-//!   a cancel is undone.
+//!   sleeps on the socket until a notification or the deadline; it wakes on its own only to send a
+//!   heartbeat (every third of a lease, so the server does not end the idle session). A cancel or
+//!   Ctrl-C (seen by the calling thread) wakes it through a channel of its own (`NOTIFY` from another
+//!   session). A claim that races a cancel is undone.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::RecvTimeoutError;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Instant;
@@ -33,6 +33,9 @@ use crate::coord::queue::QueueBackend;
 use crate::error::{Error, Result};
 use crate::lock::{Wait, WaitControl};
 use crate::tasks::{ClaimOutcome, ClaimRecord, Entry, ReleaseOutcome};
+
+/// Numbers each waiter's own channel within the process.
+static NEXT_WAITER: AtomicU64 = AtomicU64::new(1);
 
 struct Keeper {
     session: Session,
@@ -163,7 +166,13 @@ impl PgQueue {
         let deadline = wait.deadline();
         let session = self.inner.pool.checkout(&self.inner.settings, deadline)?;
         let stop = Arc::new(AtomicBool::new(false));
+        let wake = format!(
+            "ftq_wake_{}_{}",
+            std::process::id(),
+            NEXT_WAITER.fetch_add(1, Ordering::Relaxed)
+        );
         let job = WaitJob {
+            wake: wake.clone(),
             sql: Arc::clone(&self.sql),
             name: self.name.clone(),
             ns: self.inner.namespace,
@@ -209,6 +218,7 @@ impl PgQueue {
             }
         };
         stop.store(true, Ordering::SeqCst);
+        self.wake(&wake);
         // The thread notices within one check; a task it claimed meanwhile goes back to the queue.
         match rx.recv_timeout(self.inner.settings.lease * 2) {
             Ok(Ok(Some(id))) => {
@@ -225,6 +235,20 @@ impl PgQueue {
             _ => self.inner.pool.discard(session),
         }
         Err(stopped)
+    }
+
+    /// Wakes a waiter whose `stop` is set, through its own channel, from another session (at most a
+    /// second's wait for one: without it the waiter still stops at its next heartbeat).
+    fn wake(&self, channel: &str) {
+        let deadline = Instant::now() + std::time::Duration::from_secs(1);
+        let Ok(session) = self.inner.pool.checkout(&self.inner.settings, Some(deadline)) else {
+            return;
+        };
+        let sql = format!("NOTIFY \"{channel}\"");
+        match session.run(self.inner.settings.lease, move |client, _| client.batch_execute(&sql)) {
+            Some(Ok(())) => self.inner.pool.checkin(session),
+            _ => self.inner.pool.discard(session),
+        }
     }
 
     fn finish_wait(&self, session: Session, result: Result<Option<String>>) -> Result<Option<String>> {
@@ -251,6 +275,8 @@ struct WaitJob {
     deadline: Option<Instant>,
     heartbeat: std::time::Duration,
     stop: Arc<AtomicBool>,
+    /// This waiter's own channel: a notification there after `stop` is set ends the wait.
+    wake: String,
 }
 
 impl WaitJob {
@@ -265,7 +291,7 @@ impl WaitJob {
             .map(|r| r.get(0))
             .unwrap_or_default();
         client
-            .batch_execute(&format!("LISTEN \"{channel}\""))
+            .batch_execute(&format!("LISTEN \"{channel}\"; LISTEN \"{}\"", self.wake))
             .map_err(|e| fail(&e))?;
         let result = self.look_and_sleep(client, health);
         if let Err(e) = client.batch_execute("UNLISTEN *") {
@@ -297,7 +323,7 @@ impl WaitJob {
                 if left.is_some_and(|l| l.is_zero()) {
                     return Ok(None);
                 }
-                let slice = left.map_or(INTERRUPT_CHECK, |l| l.min(INTERRUPT_CHECK));
+                let slice = left.map_or(self.heartbeat, |l| l.min(self.heartbeat));
                 let heard = client.notifications().timeout_iter(slice).next().map(|n| n.is_some());
                 match heard {
                     Ok(true) => break,
