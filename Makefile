@@ -79,6 +79,10 @@ BENCHES := $(sort $(wildcard bench/bench_*.py))
 bench: build-dev
 	@set -e; for b in $(BENCHES); do echo "== $$b"; $(PY) $$b; done
 
+.PHONY: bench-tasks  ## coord.tasks: a queue of 100,000 tasks drained by 16 worker processes (PostgreSQL; 10,000 on file://)
+bench-tasks: build-dev
+	$(PY) bench/bench_coord_tasks.py
+
 .PHONY: bench-ci  ## every benchmark, shortened (CI checks they run; a loaded CI box's numbers mean little)
 bench-ci: build-dev
 	@set -e; for b in $(BENCHES); do echo "== $$b"; timeout 600 $(PY) $$b --quick; done

@@ -7,7 +7,7 @@ instead of at the next poll.
 """
 
 from ._async_lock import AsyncAcquireReturnProxy, AsyncFileLock
-from ._coord import Coordinator, CoordLock, connect
+from ._coord import Coordinator, CoordLock, CoordTaskQueue, connect
 from ._coord_state import CoordDraft, CoordState
 from ._ferrolock import (
     CancelToken,
@@ -49,6 +49,7 @@ __all__ = (
     "CoordDraft",
     "CoordLock",
     "CoordState",
+    "CoordTaskQueue",
     "Coordinator",
     "CoordinatorError",
     "CorruptFileError",

@@ -18,13 +18,13 @@ from typing import cast
 
 from ._async_wait import loop_owner
 from ._coord_state import CoordState
-from ._ferrolock import CoordCancel, _thread_owner
+from ._ferrolock import CoordCancel, CoordTaskQueue, _thread_owner
 from ._ferrolock import Coordinator as _NativeCoordinator
 from ._ferrolock import CoordLock as _NativeCoordLock
 from ._types import HolderRecord
 from .exceptions import CoordinatorError, Timeout
 
-__all__ = ["CoordLock", "CoordState", "Coordinator", "connect"]
+__all__ = ["CoordLock", "CoordState", "CoordTaskQueue", "Coordinator", "connect"]
 
 URL_VARIABLE = "FERROLOCK_URL"
 
@@ -96,6 +96,11 @@ class Coordinator(_NativeCoordinator):
         """The named value ``name``, changed by a locked read-modify-write (``StateFile``'s semantics on
         every backend). See ``ferrolock.CoordState``."""
         return CoordState(self, name, timeout, purpose=purpose)
+
+    def tasks(self, queue: str, *, timeout: float = -1.0) -> CoordTaskQueue:
+        """The task queue ``queue``: ``TaskQueue``'s claim API on this coordinator. Its claims live as
+        long as the returned handle (and this process or session); see ``CoordTaskQueue``."""
+        return CoordTaskQueue(self, queue, timeout=timeout)
 
 
 class CoordLock(_NativeCoordLock, ContextDecorator):

@@ -35,6 +35,7 @@ __all__ = [
     "CoordAcquired",
     "CoordCancel",
     "CoordLock",
+    "CoordTaskQueue",
     "Coordinator",
     "FileLock",
     "JobLock",
@@ -1523,6 +1524,90 @@ def _coord_state_lock_name(name: str) -> str:
     Raises:
         InvalidName: ``name`` is empty, has a control character, or is too long once prefixed.
     """
+
+@disjoint_base
+class CoordTaskQueue:
+    """A task queue from a ``Coordinator`` (``coord.tasks(queue)``): the ``TaskQueue`` API on
+    ``file://DIR`` and ``postgresql://``, where no task is ever held by two claimants and the claims
+    of a dead claimant return to the queue at once.
+
+    A claim belongs to this handle and lives as long as its claimant does: the process on
+    ``file://`` (the handle keeps a lock file per claim ``flock``ed), the handle's session on
+    PostgreSQL (kept alive by a heartbeat; a killed process's session ends at once, a paused one's
+    after the lease). ``close()`` (or leaving ``with``, or garbage collection) ends this handle's
+    claims as a death would. A claim whose claimant is gone counts as no claim: the task is free for
+    ``claim`` and ``claim_next`` and listed without owner. Waiters in ``claim_next`` are woken by an
+    ``add`` or a ``release`` (PostgreSQL: ``LISTEN``/``NOTIFY``; files: the queue file's change); a
+    task freed by a death is found by the next look.
+
+    Task ids: not empty, no ``/``, NUL or control character, not ``.`` or ``..``, at most 200 bytes.
+
+    Args:
+        coordinator: The coordinator.
+        queue: The queue's name (the rules of lock names).
+        timeout: Default timeout in seconds for every operation: negative waits forever, ``0`` is a
+            single attempt.
+    """
+
+    def __new__(cls, coordinator: Coordinator, queue: str, *, timeout: float = -1.0) -> Self: ...
+    @property
+    def name(self) -> str:
+        """The queue's name."""
+
+    @property
+    def timeout(self) -> float:
+        """The default timeout in seconds (settable)."""
+
+    @timeout.setter
+    def timeout(self, value: float) -> None: ...
+    def add(self, *task_ids: str, timeout: float | None = None) -> int:
+        """Append the tasks not yet in the queue (creating it); waiters wake. Returns how many were added.
+
+        Raises:
+            InvalidName: a task id breaks the rules above (nothing is added).
+        """
+
+    def remove(self, *task_ids: str, timeout: float | None = None) -> int:
+        """Remove the tasks (claimed or not): for work that is done. Returns how many were removed."""
+
+    def claim(self, task_id: str, *, by: str, timeout: float | None = None) -> ClaimResult:
+        """Claim ``task_id`` for ``by``: ``claimed``, ``taken`` (``owner`` names the live claim),
+        ``missing`` or ``no_queue``. A task whose claimant died is claimed."""
+
+    def claim_next(
+        self, *, by: str, block: bool = True, timeout: float | None = None, cancel: CoordCancel | None = None
+    ) -> str | None:
+        """Claim the first free task in queue order and return its id; if there is none and ``block``,
+        sleep until one is added or released, until ``timeout``. ``None`` if none was claimed.
+
+        Raises:
+            Cancelled: ``cancel`` was cancelled; nothing was claimed (a claim that raced it is
+                given back).
+            KeyboardInterrupt: Ctrl-C during the wait; nothing was claimed.
+        """
+
+    def release(
+        self, task_id: str, *, by: str, force: bool = False, timeout: float | None = None
+    ) -> Literal["released", "not_claimed", "claimed_by_other", "missing", "no_queue", "lost"]:
+        """Release ``task_id``. For a task this handle claimed: ``released``, or ``lost`` (nothing
+        changed) if the claim ended meanwhile (this process or session was taken for dead: another
+        claimant may hold the task now). For any other task, as ``TaskQueue.release``: ``by`` must match
+        the live claim (``claimed_by_other`` otherwise) unless ``force``; a dead claim is
+        ``not_claimed``. Waiters in ``claim_next`` wake."""
+
+    def owner(self, task_id: str) -> dict[str, Any] | None:
+        """The live claim on ``task_id`` (``by``, ``host``, ``pid``, ``since``), or ``None``."""
+
+    def tasks(self) -> list[tuple[str, dict[str, Any] | None]]:
+        """Every task in queue order with its live claim (``None`` if free)."""
+
+    def close(self) -> None:
+        """End this handle's claims (their tasks return to the queue)."""
+
+    def __enter__(self) -> Self: ...
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> bool: ...
 
 def _coord_schema_sql(schema: str = "ferrolock") -> str:
     """The SQL that creates the coordinator's PostgreSQL schema (``ferrolock schema --sql``)."""

@@ -5,6 +5,7 @@ use std::fmt;
 use std::sync::Arc;
 
 use super::cancel::Cancel;
+use super::queue::QueueBackend;
 use crate::error::Result;
 use crate::lock::{Holder, LockMode, Wait, WaitControl};
 
@@ -73,6 +74,10 @@ pub trait Backend: Send + Sync + fmt::Debug {
 
     /// Every lock that is held or waited for right now.
     fn status(&self) -> Result<Vec<LockStatus>>;
+
+    /// A handle on the task queue `name` (checked by [`super::validate_name`]); claims made through it
+    /// live as long as it does (see [`super::queue`]).
+    fn task_queue(&self, name: &str) -> Result<Box<dyn QueueBackend>>;
 
     /// The current value of state `name` (with `backup`, the version before it), `None` if there is
     /// none. Takes no lock: every write replaces the value whole, so a reader never sees a torn one.

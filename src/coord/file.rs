@@ -26,6 +26,7 @@ use nix::libc;
 
 use super::backend::{Backend, Fence, Grant, LockRequest, LockStatus, StatusHolder};
 use super::cancel::Cancel;
+use super::queue::QueueBackend;
 use crate::durable::{WriteOptions, atomic_write};
 use crate::error::{Error, Result};
 use crate::lock::{CancelToken, FileLock, LockMode, LockOptions, LockState, Owner, Wait, WaitControl, probe};
@@ -186,6 +187,12 @@ impl Backend for FileBackend {
         }
         out.sort_by(|a, b| a.name.cmp(&b.name));
         Ok(out)
+    }
+
+    fn task_queue(&self, name: &str) -> Result<Box<dyn QueueBackend>> {
+        let escaped = self.file(name, "tasks")?;
+        let escaped = escaped.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+        Ok(Box::new(super::file_tasks::FileQueue::open(&self.dir, name, escaped)?))
     }
 }
 

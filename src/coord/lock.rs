@@ -94,6 +94,15 @@ impl Coordinator {
         self.shared.backend.fenced_write(validate_name(name)?, token, value)
     }
 
+    /// A handle on the task queue `name` (see [`super::queue`]): its claims live as long as it does.
+    ///
+    /// # Errors
+    /// An invalid queue name (the rules of lock names), backend failures.
+    pub fn tasks(&self, name: &str) -> Result<super::CoordQueue> {
+        let backend = self.shared.backend.task_queue(validate_name(name)?)?;
+        Ok(super::CoordQueue::new(name.to_owned(), backend))
+    }
+
     /// The last value a holder of `name` stored with [`CoordLock::fenced_write`], with its token.
     pub fn fenced_read(&self, name: &str) -> Result<Option<(u64, Vec<u8>)>> {
         self.shared.backend.fenced_read(validate_name(name)?)

@@ -31,10 +31,12 @@ mod backend;
 mod cancel;
 mod file;
 mod file_state;
+mod file_tasks;
 mod lock;
 mod names;
 #[cfg(feature = "postgres")]
 mod pg;
+pub mod queue;
 mod run_once;
 mod state;
 mod url;
@@ -46,6 +48,7 @@ pub use lock::{CoordLock, Coordinator, LockSpec};
 pub use names::{MAX_NAME_LEN, validate_name};
 #[cfg(feature = "postgres")]
 pub use pg::{PgBackend, RawAdvisory};
+pub use queue::{CoordQueue, QueueBackend, validate_task_id};
 pub use run_once::run_once;
 pub use state::{CoordState, STATE_LOCK_PREFIX, state_lock_name};
 pub use url::{CoordUrl, redact};

@@ -5,6 +5,7 @@
 
 mod convert;
 mod coord;
+mod coord_tasks;
 mod durable;
 mod errors;
 #[cfg(feature = "failpoints")]
@@ -93,6 +94,7 @@ fn ferrolock_native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<coord::PyCoordLock>()?;
     m.add_class::<coord::PyCoordAcquired>()?;
     m.add_class::<coord::PyCoordCancel>()?;
+    m.add_class::<coord_tasks::PyCoordTaskQueue>()?;
     m.add_function(wrap_pyfunction!(coord::_coord_schema_sql, m)?)?;
     m.add_function(wrap_pyfunction!(coord::_coord_state_lock_name, m)?)?;
     #[cfg(feature = "postgres")]

@@ -331,13 +331,19 @@ where
     let outcome = call(py, Gil::for_wait(wait), None, drop, |ctl, _| {
         queue.release(&mut format, task_id, who.borrow(), force, wait, ctl)
     })?;
-    Ok(match outcome {
+    Ok(release_name(&outcome))
+}
+
+/// The Python name of a release outcome.
+pub(crate) fn release_name<O>(outcome: &ReleaseOutcome<O>) -> &'static str {
+    match outcome {
         ReleaseOutcome::Released => "released",
         ReleaseOutcome::NotClaimed => "not_claimed",
         ReleaseOutcome::ClaimedByOther(_) => "claimed_by_other",
         ReleaseOutcome::Missing => "missing",
         ReleaseOutcome::NoQueue => "no_queue",
-    })
+        ReleaseOutcome::Lost => "lost",
+    }
 }
 
 /// Every task with its claim, read without a lock (each write is an atomic rename).
@@ -355,7 +361,11 @@ where
         .collect()
 }
 
-fn claim_result<F: Bridged>(py: Python<'_>, task_id: &str, outcome: ClaimOutcome<F::Owner>) -> PyResult<PyClaimResult>
+pub(crate) fn claim_result<F: Bridged>(
+    py: Python<'_>,
+    task_id: &str,
+    outcome: ClaimOutcome<F::Owner>,
+) -> PyResult<PyClaimResult>
 where
     F::Error: Interruption + Send,
 {

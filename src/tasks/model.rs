@@ -45,6 +45,11 @@ pub enum ReleaseOutcome<O> {
     Missing,
     /// There is no queue: its state file does not exist.
     NoQueue,
+    /// The releasing handle's own claim ended without a release (its claimant was taken for dead: the
+    /// process or session that kept it alive ended, or its lease ran out), so the task may already be
+    /// someone else's; nothing changed. Only coordinator queues, whose claims live as long as their
+    /// claimant, report this.
+    Lost,
 }
 
 /// One task of a queue, as listed.

@@ -69,6 +69,35 @@ impl NativeDoc {
         before - self.tasks.len()
     }
 
+    /// A string field of task `id`'s claim (`None` if the task, its claim or the field is missing).
+    #[must_use]
+    pub fn claim_field(&self, id: &str, key: &str) -> Option<&str> {
+        self.tasks[self.find(id)?].get("claim")?.get(key)?.as_str()
+    }
+
+    /// Sets a string field of task `id`'s claim; does nothing if the task has no claim.
+    pub fn set_claim_field(&mut self, id: &str, key: &str, value: &str) {
+        if let Some(i) = self.find(id)
+            && let Some(Value::Object(claim)) = self.tasks[i].get_mut("claim")
+        {
+            claim.insert(key.to_owned(), Value::String(value.to_owned()));
+        }
+    }
+
+    /// Removes task `id`'s claim, whoever holds it.
+    pub fn unclaim(&mut self, id: &str) {
+        if let Some(i) = self.find(id) {
+            self.tasks[i].remove("claim");
+        }
+    }
+
+    /// Each task's id with its claim record, in queue order.
+    pub fn claims(&self) -> impl Iterator<Item = (&str, Option<ClaimRecord>)> {
+        self.tasks
+            .iter()
+            .filter_map(|t| Some((t.get("id")?.as_str()?, claim_of(t))))
+    }
+
     fn find(&self, id: &str) -> Option<usize> {
         self.tasks
             .iter()

@@ -10,8 +10,8 @@ import time
 
 import ferrolock
 import pytest
-from process_helpers import SPAWN, START_DEADLINE, cleanup_processes
 from coord_state_helpers import edit_and_stall, hold_state_lock, increment, is_whole, signed, write_large_values
+from process_helpers import SPAWN, START_DEADLINE, cleanup_processes
 
 pytestmark = pytest.mark.timeout(180)
 

@@ -8,9 +8,9 @@ import time
 
 import ferrolock
 import pytest
+from coord_state_helpers import edit_and_stall
 from pg import PgCluster
 from process_helpers import SPAWN, START_DEADLINE, cleanup_processes
-from coord_state_helpers import edit_and_stall
 
 pytestmark = pytest.mark.timeout(180)
 

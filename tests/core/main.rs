@@ -11,6 +11,7 @@ mod atomic_write;
 mod bad_files;
 mod common;
 mod coord;
+mod coord_tasks;
 mod descriptors;
 mod file_lock;
 mod holder_records;

@@ -21,6 +21,8 @@ mod schema;
 mod session;
 mod sql;
 mod state;
+mod tasks;
+mod tasks_sql;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -318,6 +320,10 @@ impl Backend for PgBackend {
             }
             Ok(out)
         })
+    }
+
+    fn task_queue(&self, name: &str) -> Result<Box<dyn crate::coord::QueueBackend>> {
+        Ok(Box::new(tasks::PgQueue::new(Arc::clone(&self.inner), name)))
     }
 }
 

@@ -16,11 +16,14 @@ use crate::error::{Error, Result};
 /// The schema version this build creates and understands.
 pub(crate) const SCHEMA_VERSION: i32 = 2;
 
-/// The DDL of version 1 for schema `s`, with namespace `ns` recorded in `meta`.
+/// The DDL of the current version for schema `s`, with namespace `ns` recorded in `meta`: version 1's,
+/// then what later versions added (version 2: state, task queues, claims). Every statement is
+/// idempotent, so an older schema is migrated by running it again.
 #[must_use]
 pub(crate) fn create_sql(s: &str, ns: i32) -> String {
     let mut sql = base_sql(s, ns);
     sql.push_str(&super::state::ddl(s));
+    sql.push_str(&super::tasks_sql::tasks_ddl(s));
     sql
 }
 
