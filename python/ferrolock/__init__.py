@@ -8,6 +8,7 @@ instead of at the next poll.
 
 from ._async_lock import AsyncAcquireReturnProxy, AsyncFileLock
 from ._coord import Coordinator, CoordLock, connect
+from ._coord_claims import ClaimRecord, ClaimSpace, CoordClaim
 from ._ferrolock import (
     CancelToken,
     ClaimResult,
@@ -44,7 +45,10 @@ __all__ = (
     "AsyncFileLock",
     "CancelToken",
     "Cancelled",
+    "ClaimRecord",
     "ClaimResult",
+    "ClaimSpace",
+    "CoordClaim",
     "CoordLock",
     "Coordinator",
     "CoordinatorError",

@@ -17,6 +17,7 @@ from contextlib import ContextDecorator
 from typing import cast
 
 from ._async_wait import loop_owner
+from ._coord_claims import ClaimSpace
 from ._ferrolock import CoordCancel, _thread_owner
 from ._ferrolock import Coordinator as _NativeCoordinator
 from ._ferrolock import CoordLock as _NativeCoordLock
@@ -90,6 +91,11 @@ class Coordinator(_NativeCoordinator):
         """A lock object for ``name`` with ``FileLock``'s surface plus ``token``, ``ensure_held()`` and
         ``fenced_write()``. Nothing is contacted until it is acquired."""
         return CoordLock(self, name, timeout, shared=shared, purpose=purpose, blocking=blocking, on_lost=on_lost)
+
+    def claims(self, project: str = "default", root: str | os.PathLike[str] | None = None) -> ClaimSpace:
+        """The scope claims of ``project`` (``LockManager`` semantics on every backend); ``root`` is
+        where this host keeps the project, for absolute paths. See ``ferrolock._coord_claims``."""
+        return ClaimSpace(self, project, root)
 
 
 class CoordLock(_NativeCoordLock, ContextDecorator):

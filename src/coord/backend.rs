@@ -73,6 +73,9 @@ pub trait Backend: Send + Sync + fmt::Debug {
 
     /// Every lock that is held or waited for right now.
     fn status(&self) -> Result<Vec<LockStatus>>;
+
+    /// The backend's scope claims.
+    fn claims(&self) -> &dyn super::claims::ClaimBackend;
 }
 
 /// One granted lock. Dropping it without [`release`](Self::release) releases it too (logging errors).

@@ -29,7 +29,10 @@
 
 mod backend;
 mod cancel;
+mod claim;
+pub mod claims;
 mod file;
+mod file_claims;
 mod lock;
 mod names;
 #[cfg(feature = "postgres")]
@@ -39,6 +42,8 @@ mod url;
 
 pub use backend::{Backend, Grant, LockStatus, LostCallback, StatusHolder};
 pub use cancel::Cancel;
+pub use claim::{ClaimSpec, CoordClaim};
+pub use claims::{ClaimBackend, ClaimGrant, ClaimInfo, ClaimPath};
 pub use file::FileBackend;
 pub use lock::{CoordLock, Coordinator, LockSpec};
 pub use names::{MAX_NAME_LEN, validate_name};

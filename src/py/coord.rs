@@ -14,7 +14,7 @@ use crate::lock::{Acquired, LockMode, Owner, Seconds, Wait};
 /// A connection to a coordination service (`file://DIR` or `postgresql://...`).
 #[pyclass(name = "Coordinator", module = "ferrolock._ferrolock", frozen, subclass)]
 pub(crate) struct PyCoordinator {
-    core: Coordinator,
+    pub(crate) core: Coordinator,
 }
 
 #[pymethods]
@@ -335,7 +335,7 @@ impl PyCoordAcquired {
 /// Cancels coordinator waits from another thread or task.
 #[pyclass(name = "CoordCancel", module = "ferrolock._ferrolock", frozen)]
 pub(crate) struct PyCoordCancel {
-    inner: Arc<Cancel>,
+    pub(crate) inner: Arc<Cancel>,
 }
 
 #[pymethods]

@@ -110,7 +110,7 @@ INSERT INTO {s}.meta VALUES ('namespace', '{ns}') ON CONFLICT (key) DO NOTHING;
 INSERT INTO {s}.meta VALUES ('schema_version', '{SCHEMA_VERSION}')
     ON CONFLICT (key) DO UPDATE SET value = excluded.value;
 "#
-    )
+    ) + &super::claims_sql::claims_ddl(s)
 }
 
 /// Makes sure schema `s` exists at [`SCHEMA_VERSION`] and returns its advisory-lock namespace.
