@@ -151,6 +151,7 @@ impl ClaimBackend for FileBackend {
                     return Ok(Box::new(FileClaim {
                         dir: dir.running_dir().to_path_buf(),
                         name: name.clone(),
+                        released: false,
                     }) as Box<dyn ClaimGrant>);
                 }
                 let free = wait != Wait::Try && dir.wait_for_scope(&query, wait, judge, ctl)?;
@@ -222,6 +223,24 @@ impl ClaimBackend for FileBackend {
 struct FileClaim {
     dir: PathBuf,
     name: String,
+    released: bool,
+}
+
+impl FileClaim {
+    fn do_release(&mut self) -> Result<()> {
+        if std::mem::replace(&mut self.released, true) {
+            return Ok(());
+        }
+        ScopeDir::new(&self.dir)?.release(&self.name).map(|_| ())
+    }
+}
+
+impl Drop for FileClaim {
+    fn drop(&mut self) {
+        if let Err(e) = self.do_release() {
+            log::warn!(target: "ferrolock::coord", "release of claim {} failed: {e}", self.name);
+        }
+    }
 }
 
 impl ClaimGrant for FileClaim {
@@ -241,7 +260,7 @@ impl ClaimGrant for FileClaim {
         false
     }
 
-    fn release(self: Box<Self>) -> Result<()> {
-        ScopeDir::new(&self.dir)?.release(&self.name).map(|_| ())
+    fn release(mut self: Box<Self>) -> Result<()> {
+        self.do_release()
     }
 }

@@ -10,6 +10,7 @@ from pathlib import Path
 import ferrolock
 import pytest
 from claim_helpers import claim_and_report, hold_claim
+from ferrolock._ferrolock import CoordCancel
 from process_helpers import SPAWN, START_DEADLINE, cleanup_processes
 
 pytestmark = pytest.mark.timeout(120)
@@ -210,3 +211,45 @@ def test_paths_are_normalised_and_bad_ones_refused(coord_url: str, project: str,
         ferrolock.connect(coord_url).claims(project).claim("/abs/without/root")
     with pytest.raises(ferrolock.InvalidName):
         ferrolock.connect(coord_url).claims("").claim("a")
+
+
+def test_a_cancelled_wait_ends_at_once_and_claims_nothing(coord_url: str, project: str) -> None:
+    space = ferrolock.connect(coord_url).claims(project)
+    held, release = threading.Event(), threading.Event()
+
+    def holder() -> None:
+        with space.claim("a"):
+            held.set()
+            release.wait(START_DEADLINE)
+
+    holding = threading.Thread(target=holder)
+    holding.start()
+    try:
+        assert held.wait(START_DEADLINE)
+        claim, cancel = space.claim("a/b"), CoordCancel()
+        outcome: list[BaseException | None] = []
+
+        def waiter() -> None:
+            try:
+                claim.acquire(timeout=START_DEADLINE, cancel=cancel)
+                outcome.append(None)
+            except BaseException as exc:  # reported to the test thread
+                outcome.append(exc)
+
+        waiting = threading.Thread(target=waiter)
+        waiting.start()
+        waiting.join(0.3)
+        assert waiting.is_alive(), f"the wait ended early: {outcome}"
+        cancelled = time.monotonic()
+        cancel.cancel()
+        waiting.join(START_DEADLINE)
+        assert time.monotonic() - cancelled < 1.0
+        assert len(outcome) == 1
+        assert isinstance(outcome[0], ferrolock.Cancelled)
+        assert not claim.is_held
+    finally:
+        release.set()
+        holding.join(START_DEADLINE)
+    assert space.live_claims() == []
+    with space.claim("a/b", timeout=0):
+        pass
