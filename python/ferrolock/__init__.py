@@ -8,6 +8,7 @@ instead of at the next poll.
 
 from ._async_lock import AsyncAcquireReturnProxy, AsyncFileLock
 from ._coord import Coordinator, CoordLock, CoordTaskQueue, connect
+from ._coord_claims import ClaimRecord, ClaimSpace, CoordClaim
 from ._coord_state import CoordDraft, CoordState
 from ._ferrolock import (
     CancelToken,
@@ -45,7 +46,10 @@ __all__ = (
     "AsyncFileLock",
     "CancelToken",
     "Cancelled",
+    "ClaimRecord",
     "ClaimResult",
+    "ClaimSpace",
+    "CoordClaim",
     "CoordDraft",
     "CoordLock",
     "CoordState",

@@ -17,6 +17,7 @@ from contextlib import ContextDecorator
 from typing import cast
 
 from ._async_wait import loop_owner
+from ._coord_claims import ClaimSpace
 from ._coord_state import CoordState
 from ._ferrolock import CoordCancel, CoordTaskQueue, _thread_owner
 from ._ferrolock import Coordinator as _NativeCoordinator
@@ -101,6 +102,11 @@ class Coordinator(_NativeCoordinator):
         """The task queue ``queue``: ``TaskQueue``'s claim API on this coordinator. Its claims live as
         long as the returned handle (and this process or session); see ``CoordTaskQueue``."""
         return CoordTaskQueue(self, queue, timeout=timeout)
+
+    def claims(self, project: str = "default", root: str | os.PathLike[str] | None = None) -> ClaimSpace:
+        """The scope claims of ``project`` (``LockManager`` semantics on every backend); ``root`` is
+        where this host keeps the project, for absolute paths. See ``ferrolock._coord_claims``."""
+        return ClaimSpace(self, project, root)
 
 
 class CoordLock(_NativeCoordLock, ContextDecorator):

@@ -34,6 +34,8 @@ __all__ = [
     "ClaimResult",
     "CoordAcquired",
     "CoordCancel",
+    "CoordClaim",
+    "CoordClaimAcquired",
     "CoordLock",
     "CoordTaskQueue",
     "Coordinator",
@@ -51,6 +53,9 @@ __all__ = [
     "_RawAdvisory",
     "__version__",
     "_check_timeout",
+    "_claims_find_conflict",
+    "_claims_live",
+    "_claims_wait_for_scope",
     "_clean_locks",
     "_coord_schema_sql",
     "_coord_state_lock_name",
@@ -1608,6 +1613,130 @@ class CoordTaskQueue:
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> bool: ...
+
+@disjoint_base
+class CoordClaim:
+    """A scope claim from a ``Coordinator``: a set of paths of a project, held exclusively or shared
+    (``LockManager`` semantics on every backend; see ``ferrolock._coord_claims`` for path names).
+
+    A claim on ``a/b`` covers ``a/b`` and everything below it (not ``a/bc``); two claims conflict when
+    some path of one is equal to or below some path of the other, unless both are shared. The set is
+    claimed all or none. Re-entrant per thread; two claim objects exclude each other even in one
+    process; a thread that holds a conflicting claim through another object gets ``WouldDeadlock``
+    instead of waiting for itself. On PostgreSQL a claim lives in its owner's session: a crash frees it
+    at once, a pause past the lease frees it and ``ensure_held()`` then raises ``LockLost``.
+
+    Args:
+        coordinator: Where the claim lives.
+        paths: The paths (relative names in the project, ``"."`` for all of it, or absolute under
+            ``root``).
+        project: The project key.
+        root: Where this host keeps the project (absolute), for absolute paths.
+        shared: Shared claims do not conflict with each other.
+        purpose: Shown in ``live_claims()`` and in others' ``Timeout`` errors.
+        timeout: Default timeout in seconds (negative waits forever, ``0`` is one attempt).
+        blocking: Default for ``acquire(blocking=...)``.
+        on_lost: Called (on a background thread) when the backend finds the held claim lost.
+
+    Raises:
+        InvalidName: a path is empty, has ``..`` or a control character, is absolute without a root
+            or outside it; the set is empty; or the project key is bad.
+    """
+
+    def __new__(
+        cls,
+        coordinator: Coordinator,
+        paths: list[str],
+        *,
+        project: str = "default",
+        root: str | None = None,
+        shared: bool = False,
+        purpose: str | None = None,
+        timeout: float = -1.0,
+        blocking: bool = True,
+        on_lost: Callable[[], object] | None = None,
+    ) -> Self: ...
+    def acquire(
+        self, timeout: float | None = None, *, blocking: bool | None = None, cancel: CoordCancel | None = None
+    ) -> CoordClaimAcquired:
+        """Claim for the calling thread, waiting while a live claim conflicts (on PostgreSQL in the
+        server, woken by that claim's release or its owner's death).
+
+        Raises:
+            Timeout: a conflicting claim did not end in time; the error names its holder.
+            WouldDeadlock: this thread holds a conflicting claim through another object.
+            Cancelled: ``cancel`` was cancelled; nothing is claimed.
+        """
+
+    def release(self, force: bool = False) -> None:
+        """Release one level of the calling thread's claim (all levels with ``force``)."""
+
+    def __enter__(self) -> Self: ...
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> bool: ...
+    def ensure_held(self) -> None:
+        """Check with the backend that the calling thread still holds the claim.
+
+        Raises:
+            LockLost: the lease ran out, the session ended, or the thread does not hold the claim.
+        """
+
+    @property
+    def is_held(self) -> bool:
+        """Whether the calling thread holds the claim (no round trip)."""
+
+    @property
+    def lost(self) -> bool:
+        """Whether the backend already knows the calling thread's claim is lost (no round trip)."""
+
+    @property
+    def project(self) -> str:
+        """The project key."""
+
+    @property
+    def paths(self) -> list[str]:
+        """The claimed paths, normalised: relative, sorted, covered ones dropped (``"."`` is all)."""
+
+    @property
+    def shared(self) -> bool:
+        """Whether the claim is shared."""
+
+    @property
+    def purpose(self) -> str | None:
+        """The purpose shown to others."""
+
+    @property
+    def timeout(self) -> float:
+        """The default timeout in seconds."""
+
+@final
+class CoordClaimAcquired:
+    """Returned by ``CoordClaim.acquire()``; entering gives the claim, exiting releases it."""
+
+    def __enter__(self) -> CoordClaim: ...
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> bool: ...
+
+def _claims_find_conflict(
+    coordinator: Coordinator, project: str, paths: list[str], root: str | None = None, shared: bool = False
+) -> dict[str, Any] | None:
+    """The first live claim of ``project`` that conflicts with claiming ``paths``, or ``None``."""
+
+def _claims_wait_for_scope(
+    coordinator: Coordinator,
+    project: str,
+    paths: list[str],
+    timeout: float,
+    root: str | None = None,
+    shared: bool = False,
+    cancel: CoordCancel | None = None,
+) -> bool:
+    """Wait until nothing conflicts with claiming ``paths`` (``True``) or ``timeout`` passes (``False``)."""
+
+def _claims_live(coordinator: Coordinator, project: str) -> list[dict[str, Any]]:
+    """Every live claim of ``project``."""
 
 def _coord_schema_sql(schema: str = "ferrolock") -> str:
     """The SQL that creates the coordinator's PostgreSQL schema (``ferrolock schema --sql``)."""

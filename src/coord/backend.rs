@@ -75,6 +75,9 @@ pub trait Backend: Send + Sync + fmt::Debug {
     /// Every lock that is held or waited for right now.
     fn status(&self) -> Result<Vec<LockStatus>>;
 
+    /// The backend's scope claims.
+    fn claims(&self) -> &dyn super::claims::ClaimBackend;
+
     /// A handle on the task queue `name` (checked by [`super::validate_name`]); claims made through it
     /// live as long as it does (see [`super::queue`]).
     fn task_queue(&self, name: &str) -> Result<Box<dyn QueueBackend>>;

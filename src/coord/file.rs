@@ -37,7 +37,7 @@ const MAX_ESCAPED: usize = 248;
 /// The `file://DIR` backend.
 #[derive(Debug)]
 pub struct FileBackend {
-    dir: PathBuf,
+    pub(super) dir: PathBuf,
 }
 
 impl FileBackend {
@@ -71,6 +71,10 @@ static NEXT_GRANT: AtomicU64 = AtomicU64::new(1);
 impl Backend for FileBackend {
     fn kind(&self) -> &'static str {
         "file"
+    }
+
+    fn claims(&self) -> &dyn super::claims::ClaimBackend {
+        self
     }
 
     fn url(&self) -> String {
@@ -197,7 +201,7 @@ impl Backend for FileBackend {
 }
 
 /// A contention error names the lock, not its file, as on every backend.
-fn rename(e: Error, name: &str) -> Error {
+pub(super) fn rename(e: Error, name: &str) -> Error {
     match e {
         Error::WouldBlock { holder, held_by, .. } => Error::WouldBlock {
             path: name.into(),
@@ -413,7 +417,7 @@ pub(super) fn read_optional(path: &Path) -> Result<Option<Vec<u8>>> {
     }
 }
 
-fn escape(name: &str) -> String {
+pub(super) fn escape(name: &str) -> String {
     let mut out = String::with_capacity(name.len());
     for (i, b) in name.bytes().enumerate() {
         if b.is_ascii_alphanumeric() || b == b'_' || b == b'-' || (b == b'.' && i > 0) {

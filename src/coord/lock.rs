@@ -83,6 +83,12 @@ impl Coordinator {
         }
     }
 
+    /// A scope claim object for `spec` (see [`super::claims`]). Nothing is contacted until it is acquired.
+    #[must_use]
+    pub fn claim(&self, spec: super::ClaimSpec) -> super::CoordClaim {
+        super::CoordClaim::new(self.clone(), spec)
+    }
+
     /// Every lock held or waited for right now.
     pub fn status(&self) -> Result<Vec<LockStatus>> {
         self.shared.backend.status()

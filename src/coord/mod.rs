@@ -22,6 +22,10 @@
 //!   advisory locks (`pg`, behind the `postgres` cargo feature).
 //! * Everything above a backend is written once: [`CoordLock`] (re-entry per owner, exclusion between
 //!   lock objects of one process, deadlock detection, fork safety) and [`run_once`].
+//! * Scope claims ([`claims`], [`CoordClaim`]): an owner claims a set of paths of a project, all or
+//!   none; overlapping claims conflict unless both are shared. Each backend implements
+//!   [`ClaimBackend`]: the file backend is the one-machine scope core, the PostgreSQL backend rows that
+//!   an exclusion constraint keeps from overlapping, tied to their owner's session.
 //! * Fencing tokens are drawn lazily: the first [`CoordLock::token`] (or fenced write) of a grant
 //!   increments the name's durable counter, in the holder's own session, so it fails if the lock is
 //!   already lost. A lock that never writes through a fence pays no durable commit per acquisition,
@@ -29,7 +33,10 @@
 
 mod backend;
 mod cancel;
+mod claim;
+pub mod claims;
 mod file;
+mod file_claims;
 mod file_state;
 mod file_tasks;
 mod lock;
@@ -43,6 +50,8 @@ mod url;
 
 pub use backend::{Backend, Fence, Grant, LockStatus, LostCallback, StatusHolder};
 pub use cancel::Cancel;
+pub use claim::{ClaimSpec, CoordClaim};
+pub use claims::{ClaimBackend, ClaimGrant, ClaimInfo, ClaimPath};
 pub use file::FileBackend;
 pub use lock::{CoordLock, Coordinator, LockSpec};
 pub use names::{MAX_NAME_LEN, validate_name};

@@ -5,6 +5,7 @@
 
 mod convert;
 mod coord;
+mod coord_claims;
 mod coord_tasks;
 mod durable;
 mod errors;
@@ -97,6 +98,11 @@ fn ferrolock_native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<coord_tasks::PyCoordTaskQueue>()?;
     m.add_function(wrap_pyfunction!(coord::_coord_schema_sql, m)?)?;
     m.add_function(wrap_pyfunction!(coord::_coord_state_lock_name, m)?)?;
+    m.add_class::<coord_claims::PyCoordClaim>()?;
+    m.add_class::<coord_claims::PyClaimAcquired>()?;
+    m.add_function(wrap_pyfunction!(coord_claims::_claims_find_conflict, m)?)?;
+    m.add_function(wrap_pyfunction!(coord_claims::_claims_wait_for_scope, m)?)?;
+    m.add_function(wrap_pyfunction!(coord_claims::_claims_live, m)?)?;
     #[cfg(feature = "postgres")]
     m.add_class::<coord::PyRawAdvisory>()?;
     Ok(())

@@ -57,6 +57,7 @@ impl PyScopeDir {
             pid,
             started_at: started_at.as_deref(),
             singleton,
+            shared: false,
         };
         let undo = |claimed: bool| {
             if claimed {
@@ -90,6 +91,7 @@ impl PyScopeDir {
             scope: &scope,
             caller_loop_name,
             caller_singleton,
+            shared: false,
         };
         let found = with_judge(py, judge.as_ref(), custom_overlap, drop, |judge, _| {
             self.core.find_conflict(&query, judge)
@@ -126,6 +128,7 @@ impl PyScopeDir {
             scope: &scope,
             caller_loop_name,
             caller_singleton,
+            shared: false,
         };
         let wait = Wait::from_timeout(timeout);
         with_judge(py, judge.as_ref(), custom_overlap, drop, |judge, ctl| {

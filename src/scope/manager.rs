@@ -31,6 +31,8 @@ pub struct ClaimRequest<'a> {
     pub started_at: Option<&'a str>,
     /// Conflict with every other singleton claim of the same loop name.
     pub singleton: bool,
+    /// A shared claim: it conflicts only with exclusive claims that overlap it.
+    pub shared: bool,
 }
 
 /// What a caller wants to run on: its normalised scope and, for the singleton rule, its name.
@@ -42,6 +44,8 @@ pub struct Query<'a> {
     pub caller_loop_name: Option<&'a str>,
     /// Whether the caller is a singleton loop.
     pub caller_singleton: bool,
+    /// Whether the caller wants the scope shared (then overlapping shared claims do not conflict).
+    pub shared: bool,
 }
 
 /// The scope claims kept in one running directory, shared with legacy little-loops processes.
@@ -116,6 +120,7 @@ impl ScopeDir {
             scope: request.scope,
             caller_loop_name: Some(request.loop_name),
             caller_singleton: request.singleton,
+            shared: request.shared,
         };
         if let Some(conflict) = session.find_conflict(&query)? {
             log::debug!(target: "ferrolock::scope", "{name}: conflicts with {}", conflict.name);
@@ -148,6 +153,7 @@ impl ScopeDir {
             pid: request.pid.unwrap_or_else(|| i64::from(std::process::id())),
             started_at: request.started_at.map_or_else(iso_now, str::to_owned),
             singleton: request.singleton,
+            shared: request.shared,
             marked: true,
         };
         claims::create(dir, name, &path, &record)?;
@@ -298,7 +304,8 @@ impl<'a, 'j> Session<'a, 'j> {
                 self.judge.normalize(path).map_err(abort)?
             });
         }
-        let overlap = self.judge.scopes_overlap(query.scope, &lock_scope).map_err(abort)?;
+        let overlap = !(query.shared && entry.record.shared)
+            && self.judge.scopes_overlap(query.scope, &lock_scope).map_err(abort)?;
         let same_singleton = query.caller_singleton
             && entry.record.singleton
             && query.caller_loop_name == Some(entry.record.loop_name.as_str());

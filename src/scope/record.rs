@@ -35,6 +35,9 @@ pub struct ScopeRecord {
     pub started_at: String,
     /// A singleton claim conflicts with every other singleton claim of the same loop name.
     pub singleton: bool,
+    /// A shared claim does not conflict with other shared claims (a ferrolock extension, written as
+    /// `"shared": true` only when set; legacy claims are always exclusive).
+    pub shared: bool,
     /// True if the record carries ferrolock's marker (its liveness is its kernel lock).
     pub marked: bool,
 }
@@ -67,6 +70,7 @@ impl ScopeRecord {
             pid: python_int(field("pid")?).ok_or_else(|| "pid is not an integer".to_owned())?,
             started_at: python_str(field("started_at")?).ok_or_else(|| "started_at is not a string".to_owned())?,
             singleton: obj.get("singleton").is_some_and(truthy),
+            shared: obj.get("shared").is_some_and(truthy),
             marked: obj.contains_key(MARKER_KEY),
         })
     }
@@ -89,6 +93,9 @@ impl ScopeRecord {
         push_json_str(&mut out, &self.started_at);
         if self.singleton {
             out.push_str(", \"singleton\": true");
+        }
+        if self.shared {
+            out.push_str(", \"shared\": true");
         }
         if self.marked {
             let _ = write!(out, ", \"{MARKER_KEY}\": {PROTOCOL_VERSION}");
@@ -184,6 +191,7 @@ mod tests {
             pid: 4121,
             started_at: "2026-11-22T04:07:12.380965+00:00".into(),
             singleton: false,
+            shared: false,
             marked: true,
         }
     }
@@ -203,6 +211,18 @@ mod tests {
         assert!(legacy.render().ends_with(
             r#""scope": [], "pid": 4121, "started_at": "2026-11-22T04:07:12.380965+00:00", "singleton": true}"#
         ));
+    }
+
+    #[test]
+    fn shared_round_trips_and_defaults_to_exclusive() {
+        let shared = ScopeRecord {
+            shared: true,
+            ..record()
+        };
+        let text = shared.render();
+        assert!(text.contains(r#""shared": true"#), "{text}");
+        assert_eq!(ScopeRecord::parse(text.as_bytes()), Ok(shared));
+        assert!(!ScopeRecord::parse(record().render().as_bytes()).expect("parses").shared);
     }
 
     #[test]

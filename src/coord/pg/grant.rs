@@ -11,6 +11,32 @@ use super::{Inner, db_error};
 use crate::coord::backend::{Fence, Grant};
 use crate::error::{Error, Result};
 
+/// Checks with the server that `session` (and so whatever it holds) is still alive: one round trip
+/// that must come back before the server may have ended the session for idleness (at least a second
+/// is allowed; a later answer still counts if it comes before that point, which the health sees).
+/// Marks the session lost if not.
+pub(crate) fn session_still_held(session: &Session) -> bool {
+    if session.health.is_lost() {
+        return false;
+    }
+    if Instant::now() >= session.health.valid_until() {
+        session.health.lose("no answer from the server within the lease".into());
+        return false;
+    }
+    let limit = session
+        .health
+        .valid_until()
+        .saturating_duration_since(Instant::now())
+        .max(Duration::from_secs(1));
+    let answer = session.run(limit + Duration::from_secs(1), |client, health| {
+        health.probe(client);
+    });
+    if answer.is_none() {
+        session.health.lose("no answer from the server within the lease".into());
+    }
+    !session.health.is_lost()
+}
+
 pub(crate) struct PgGrant {
     inner: Arc<Inner>,
     session: Option<Session>,
@@ -50,17 +76,6 @@ impl PgGrant {
             name: self.name.clone(),
             reason: self.session().health.reason(),
         }
-    }
-
-    /// How long to wait for an answer before calling the lock lost: until the server may have ended
-    /// the session for idleness, but at least a second (an answer that comes later still counts if
-    /// it comes before that point, which the health check then sees).
-    fn answer_limit(&self) -> Duration {
-        self.session()
-            .health
-            .valid_until()
-            .saturating_duration_since(Instant::now())
-            .max(Duration::from_secs(1))
     }
 
     /// Runs `f` in the holder's own session: it runs only while the session, and so the lock, lives.
@@ -186,24 +201,10 @@ impl Grant for PgGrant {
     }
 
     fn ensure_held(&self) -> Result<()> {
-        let session = self.session();
-        if session.health.is_lost() {
-            return Err(self.lost());
-        }
-        if Instant::now() >= session.health.valid_until() {
-            session.health.lose("no answer from the server within the lease".into());
-            return Err(self.lost());
-        }
-        let answer = session.run(self.answer_limit() + Duration::from_secs(1), |client, health| {
-            health.probe(client);
-        });
-        if answer.is_none() {
-            session.health.lose("no answer from the server within the lease".into());
-        }
-        if session.health.is_lost() {
-            Err(self.lost())
-        } else {
+        if session_still_held(self.session()) {
             Ok(())
+        } else {
+            Err(self.lost())
         }
     }
 

@@ -11,8 +11,12 @@
 //! * **Waiting** happens in the server, bounded by the exact `lock_timeout`. A cancel or Ctrl-C
 //!   cancels the query on the server; a grant that raced the cancel is undone.
 //! * **Leases.** See [`config`] and [`session`].
+//! * **Claims** (see [`claims_sql`]) use the namespace after the locks' one (`namespace + 1`) for
+//!   their keys, so applications that use the two-key form must avoid both.
 
 mod acquire;
+mod claims;
+mod claims_sql;
 mod config;
 mod grant;
 mod pool;
@@ -243,6 +247,10 @@ fn holder_from_row(at: usize) -> impl Fn(&postgres::Row) -> Holder {
 impl Backend for PgBackend {
     fn kind(&self) -> &'static str {
         "postgresql"
+    }
+
+    fn claims(&self) -> &dyn super::claims::ClaimBackend {
+        self
     }
 
     fn url(&self) -> String {

@@ -24,6 +24,7 @@ pub(crate) fn create_sql(s: &str, ns: i32) -> String {
     let mut sql = base_sql(s, ns);
     sql.push_str(&super::state::ddl(s));
     sql.push_str(&super::tasks_sql::tasks_ddl(s));
+    sql.push_str(&super::claims_sql::claims_ddl(s));
     sql
 }
 
