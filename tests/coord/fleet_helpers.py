@@ -124,3 +124,20 @@ try:
 except RuntimeError as exc:
     print("busy" if "locked by another process" in str(exc) else f"error {exc}")
 """
+
+LITTLE_LOOPS_HOLD = """
+import sys
+from ferrolock.compat.little_loops import LockManager
+manager = LockManager()
+assert manager.acquire("refactor", ["src"])
+print("held", flush=True)
+sys.stdin.read()
+manager.release("refactor")
+"""
+
+LITTLE_LOOPS_TRY = """
+from ferrolock.compat.little_loops import LockManager
+manager = LockManager()
+got = manager.acquire("docs-pass", ["src/api"])
+print("got" if got else "busy")
+"""

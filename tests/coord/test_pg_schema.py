@@ -65,3 +65,18 @@ def test_a_version_1_schema_is_migrated_forward_on_first_use(pg_template: PgClus
     assert coord.state("after/the/migration").read() == b"ok"
     with coord.lock("kept/across/the/migration") as again:
         assert again.token == token + 1, "the fencing counters survive the migration"
+
+
+def test_a_schema_of_this_version_made_by_other_ddl_is_brought_up_to_date(pg_template: PgCluster) -> None:
+    schema = f"coord_{uuid.uuid4().hex[:8]}"
+    url = pg_template.url(lease="2s", schema=schema)
+    ferrolock.connect(url)
+    # A development build between releases made this version without the state table.
+    pg_template.psql(
+        f"DROP FUNCTION {schema}.state_put; DROP TABLE {schema}.state; "
+        f"UPDATE {schema}.meta SET value = 'another build' WHERE key = 'schema_digest'"
+    )
+    coord = ferrolock.connect(url)
+    coord.state("after/the/repair").write(b"ok")
+    assert coord.state("after/the/repair").read() == b"ok"
+    assert pg_template.psql(f"SELECT value FROM {schema}.meta WHERE key = 'schema_digest'").strip() != "another build"

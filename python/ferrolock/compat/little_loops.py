@@ -64,6 +64,10 @@ unlinked file, which nobody can see any more).
 
 from __future__ import annotations
 
+import os
+import time
+
+from .. import _fleet, _fleet_scope
 from .._scope import _CONTEXT_VAR_RE, RUNNING_DIR, ScopeLock, _iso_now, _process_alive, resolve_scope
 from .._scope import LockManager as _LockManager
 from .._scope import logger as _scope_logger
@@ -83,7 +87,50 @@ logger = _scope_logger
 
 
 class LockManager(_LockManager):
-    """little-loops' ``LockManager``; see ``ferrolock.LockManager`` and this module's docstring."""
+    """little-loops' ``LockManager``; see ``ferrolock.LockManager`` and this module's docstring. With
+    ``FERROLOCK_URL`` set, claims also go through the coordinator (``ferrolock._fleet_scope``)."""
+
+    def acquire(
+        self,
+        loop_name: str,
+        scope: list[str],
+        instance_id: str | None = None,
+        *,
+        singleton: bool = False,
+    ) -> bool:
+        def local() -> bool:
+            return super(LockManager, self).acquire(loop_name, scope, instance_id, singleton=singleton)
+
+        if self._custom_overlap():
+            return local()  # custom overlap rules cannot be applied by the coordinator
+        paths = [self._normalize_path(p) for p in (scope or ["."])]
+        key = self._fleet_key(instance_id or loop_name)
+        return _fleet_scope.acquire(key, loop_name, paths, self._get_ancestry, local)
+
+    def release(self, loop_name: str, instance_id: str | None = None) -> None:
+        try:
+            super().release(loop_name, instance_id)
+        finally:
+            _fleet_scope.release(self._fleet_key(instance_id or loop_name))
+
+    def wait_for_scope(
+        self,
+        scope: list[str],
+        timeout: float = 300,
+        *,
+        loop_name: str | None = None,
+        singleton: bool = False,
+    ) -> bool:
+        started = time.monotonic()
+        if not super().wait_for_scope(scope, timeout, loop_name=loop_name, singleton=singleton):
+            return False
+        if self._custom_overlap():
+            return True
+        paths = [self._normalize_path(p) for p in scope]
+        return _fleet_scope.wait(self._fleet_key("")[0], paths, _fleet.left(timeout, started), self._get_ancestry)
+
+    def _fleet_key(self, name: str) -> tuple[str, str]:
+        return (os.path.realpath(self.running_dir), name)
 
     def _process_alive(self, pid: int) -> bool:
         # This module's global, looked up now: patching `<module>._process_alive` takes effect.

@@ -8,6 +8,8 @@
 //! * `meta`: the schema version and the advisory-lock namespace.
 //! * Functions that do an acquisition, a release, a token draw or a fenced write in one round trip.
 
+use std::fmt::Write as _;
+
 use postgres::Client;
 use postgres::error::SqlState;
 
@@ -21,11 +23,36 @@ pub(crate) const SCHEMA_VERSION: i32 = 2;
 /// idempotent, so an older schema is migrated by running it again.
 #[must_use]
 pub(crate) fn create_sql(s: &str, ns: i32) -> String {
+    let mut sql = ddl_body(s, ns);
+    let digest = digest(&sql);
+    let _ = writeln!(
+        sql,
+        "INSERT INTO {s}.meta VALUES ('schema_digest', '{digest}') ON CONFLICT (key) DO UPDATE SET value = excluded.value;"
+    );
+    sql
+}
+
+/// Every statement of the current version, without the digest.
+fn ddl_body(s: &str, ns: i32) -> String {
     let mut sql = base_sql(s, ns);
     sql.push_str(&super::state::ddl(s));
     sql.push_str(&super::tasks_sql::tasks_ddl(s));
     sql.push_str(&super::claims_sql::claims_ddl(s));
     sql
+}
+
+/// A digest of the DDL (FNV-1a, 64 bits; stable across builds, unlike the standard hasher). A schema
+/// at this build's version whose recorded digest differs (or is missing) was made by a build with other
+/// DDL under the same version number (development builds between releases): it is brought up to date
+/// by running the idempotent DDL again. Released builds bump `SCHEMA_VERSION` for every DDL change, so
+/// two builds of one version never disagree.
+fn digest(sql: &str) -> String {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for byte in sql.bytes() {
+        hash ^= u64::from(byte);
+        hash = hash.wrapping_mul(0x0100_0000_01b3);
+    }
+    format!("{hash:016x}")
 }
 
 /// Version 1: locks, holders, fencing, run-once markers.
@@ -130,9 +157,11 @@ INSERT INTO {s}.meta VALUES ('schema_version', '{SCHEMA_VERSION}')
 /// concurrent first users do not trip over each other. A role that may not create the schema gets an
 /// error naming the command an administrator runs instead.
 pub(crate) fn ensure(client: &mut Client, s: &str, ns: i32, url: &str) -> Result<i32> {
+    let mut ns = ns;
     if let Some(found) = read_meta(client, s)? {
-        if found.0 == SCHEMA_VERSION {
-            return Ok(found.1);
+        ns = found.1; // the namespace recorded when the schema was created stays
+        if found.0 == SCHEMA_VERSION && found.2.as_deref() == Some(digest(&ddl_body(s, ns)).as_str()) {
+            return Ok(ns);
         }
         if found.0 > SCHEMA_VERSION {
             return Err(Error::Coordinator {
@@ -169,17 +198,18 @@ pub(crate) fn ensure(client: &mut Client, s: &str, ns: i32, url: &str) -> Result
     }
 }
 
-/// `(version, namespace)`, or `None` if the schema or its `meta` table does not exist.
-fn read_meta(client: &mut Client, s: &str) -> Result<Option<(i32, i32)>> {
+/// `(version, namespace, DDL digest)`, or `None` if the schema or its `meta` table does not exist.
+fn read_meta(client: &mut Client, s: &str) -> Result<Option<(i32, i32, Option<String>)>> {
     let sql = format!(
         "SELECT (SELECT value FROM {s}.meta WHERE key = 'schema_version'), \
-                (SELECT value FROM {s}.meta WHERE key = 'namespace')"
+                (SELECT value FROM {s}.meta WHERE key = 'namespace'), \
+                (SELECT value FROM {s}.meta WHERE key = 'schema_digest')"
     );
     match client.query_one(&sql, &[]) {
         Ok(row) => {
             let parse = |v: Option<String>| v.and_then(|v| v.parse::<i32>().ok());
             match (parse(row.get(0)), parse(row.get(1))) {
-                (Some(v), Some(n)) => Ok(Some((v, n))),
+                (Some(v), Some(n)) => Ok(Some((v, n, row.get(2)))),
                 _ => Ok(None),
             }
         }
