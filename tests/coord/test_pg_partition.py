@@ -154,3 +154,78 @@ def test_a_partitioned_state_editor_cannot_write_over_the_next_one(
         editor.communicate(timeout=30)
     assert state.read() == b"v2", "the cut-off editor's write never lands"
     assert freed_after < LEASE + 2.0, f"freed {freed_after:.2f} s after the cut"
+
+
+CLAIMANT = """
+import sys, threading, ferrolock
+lost = threading.Event()
+claim = ferrolock.connect(sys.argv[1]).claims("partition").claim(["src/api"], on_lost=lost.set)
+claim.acquire()
+print("claimed", flush=True)
+sys.stdin.readline()
+print("on_lost" if lost.wait(30) else "no on_lost", flush=True)
+try:
+    claim.ensure_held()
+    print("held", flush=True)
+except ferrolock.LockLost:
+    print("LockLost", flush=True)
+"""
+
+TASK_CLAIMANT = """
+import sys, ferrolock
+tasks = ferrolock.connect(sys.argv[1]).tasks("partition")
+print(tasks.claim("t1", by="cut-off").outcome, flush=True)
+sys.stdin.readline()
+"""
+
+
+def test_a_partitioned_claimant_loses_its_scope_claim_after_the_lease(
+    partitioned_server: tuple[NetnsPair, PgCluster],
+) -> None:
+    pair, cluster = partitioned_server
+    claimant = start_in_client_ns(pair, CLAIMANT, cluster.url(lease="2s", connect_timeout="10"))
+    try:
+        assert claimant.stdout is not None
+        assert claimant.stdin is not None
+        assert claimant.stdout.readline().strip() == "claimed"
+        space = ferrolock.connect(local_url(cluster, lease="2s")).claims("partition")
+        assert space.find_conflict("src") is not None
+        pair.cut()
+        cut = time.monotonic()
+        with space.claim(["src"], timeout=60):
+            freed_after = time.monotonic() - cut
+        claimant.stdin.write("check\n")
+        claimant.stdin.flush()
+        assert claimant.stdout.readline().strip() == "on_lost"
+        assert claimant.stdout.readline().strip() == "LockLost"
+    finally:
+        claimant.kill()
+        claimant.communicate(timeout=30)
+    assert freed_after < LEASE + 2.0, f"freed {freed_after:.2f} s after the cut"
+
+
+def test_a_partitioned_agents_task_returns_to_the_queue_after_the_lease(
+    partitioned_server: tuple[NetnsPair, PgCluster],
+) -> None:
+    pair, cluster = partitioned_server
+    tasks = ferrolock.connect(local_url(cluster, lease="2s")).tasks("partition")
+    tasks.add("t1")
+    agent = start_in_client_ns(pair, TASK_CLAIMANT, cluster.url(lease="2s", connect_timeout="10"))
+    try:
+        assert agent.stdout is not None
+        assert agent.stdout.readline().strip() == "claimed"
+        assert tasks.claim("t1", by="other").outcome == "taken"
+        pair.cut()
+        cut = time.monotonic()
+        taken_over = None
+        while taken_over is None and time.monotonic() - cut < 30:
+            # A task freed by its claimant's death sends no notification (see the README on task
+            # queues), so this looks again every half second; the bound below allows for that.
+            result = tasks.claim_next(by="other", block=True, timeout=0.5)
+            if result == "t1":
+                taken_over = time.monotonic() - cut
+    finally:
+        agent.kill()
+        agent.communicate(timeout=30)
+    assert taken_over is not None, "the cut-off agent's task never returned to the queue"
+    assert taken_over < LEASE + 2.0, f"returned {taken_over:.2f} s after the cut"
