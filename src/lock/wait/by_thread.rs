@@ -8,8 +8,10 @@
 //!
 //! A blocked `flock` cannot be called off without a signal, so a waiter that gives up (timeout,
 //! cancellation, Ctrl-C) leaves its helper blocked: the request is *abandoned*. Its helper unlocks the
-//! moment the kernel grants it and then ends, so an abandoned request never keeps anyone out. Until
-//! then it costs one thread and one descriptor, which is bounded two ways:
+//! moment the kernel grants it and then ends, so an abandoned request keeps nobody waiting (a single
+//! non-blocking attempt made in the microseconds between that grant and the give-back can find the
+//! lock busy, as it could find any passing holder). Until then it costs one thread and one
+//! descriptor, which is bounded two ways:
 //!
 //! * a later wait on the same file, in the same mode, through a descriptor opened with the same flags
 //!   *adopts* an abandoned request instead of starting a helper: its descriptor is pointed at the
