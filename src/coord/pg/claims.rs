@@ -431,25 +431,9 @@ impl PgClaim {
                 .query_typed(&sql.release, &[(&ns, Type::INT4), (&id, Type::INT4)])
                 .map(|rows| rows.first().is_some_and(|r| r.get::<_, bool>(0)))
         });
-        match released {
-            Some(Ok(true)) => {
-                self.inner.pool.checkin(session);
-                Ok(())
-            }
-            // Not held any more, no answer, or an error: closing the session frees whatever it holds.
-            Some(Ok(false)) | None => {
-                self.inner.pool.discard(session);
-                Ok(())
-            }
-            Some(Err(e)) => {
-                self.inner.pool.discard(session);
-                if e.is_closed() {
-                    Ok(())
-                } else {
-                    Err(db_error("release a claim", &e))
-                }
-            }
-        }
+        self.inner
+            .pool
+            .return_after_unlock(session, released, "release a claim")
     }
 }
 

@@ -6,8 +6,8 @@ use std::time::{Duration, Instant};
 use postgres::Client;
 use postgres::types::Type;
 
+use super::Inner;
 use super::session::Session;
-use super::{Inner, db_error};
 use crate::coord::backend::{Fence, Grant};
 use crate::error::{Error, Result};
 
@@ -134,25 +134,7 @@ impl PgGrant {
                 )
                 .map(|rows| rows.first().is_some_and(|r| r.get::<_, bool>(0)))
         });
-        match released {
-            Some(Ok(true)) => {
-                self.inner.pool.checkin(session);
-                Ok(())
-            }
-            // Not held any more, no answer, or an error: closing the session frees whatever it holds.
-            Some(Ok(false)) | None => {
-                self.inner.pool.discard(session);
-                Ok(())
-            }
-            Some(Err(e)) => {
-                self.inner.pool.discard(session);
-                if e.is_closed() {
-                    Ok(())
-                } else {
-                    Err(db_error("release", &e))
-                }
-            }
-        }
+        self.inner.pool.return_after_unlock(session, released, "release")
     }
 }
 

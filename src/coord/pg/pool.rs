@@ -88,6 +88,36 @@ impl Pool {
         self.freed.notify_one();
     }
 
+    /// Takes `session` back after the statement that gave up what it held (`answer`: whether the
+    /// server says it held it, or `None` if no answer came). Kept for reuse only when that is known to
+    /// have worked; otherwise closed, which frees whatever the session still holds. A connection that
+    /// was already closed freed everything too, so only another error is reported.
+    pub(crate) fn return_after_unlock(
+        &self,
+        session: Session,
+        answer: Option<Result<bool, postgres::Error>>,
+        op: &'static str,
+    ) -> Result<()> {
+        match answer {
+            Some(Ok(true)) => {
+                self.checkin(session);
+                Ok(())
+            }
+            Some(Ok(false)) | None => {
+                self.discard(session);
+                Ok(())
+            }
+            Some(Err(e)) => {
+                self.discard(session);
+                if e.is_closed() {
+                    Ok(())
+                } else {
+                    Err(super::db_error(op, &e))
+                }
+            }
+        }
+    }
+
     /// Closes a session (the server then frees anything it held).
     pub(crate) fn discard(&self, session: Session) {
         drop(session);

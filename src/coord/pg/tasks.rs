@@ -564,24 +564,11 @@ impl QueueBackend for PgQueue {
                 &[(&ns, Type::INT4), (&key, Type::INT4)],
             )
         });
-        match unlocked {
-            Some(Ok(_)) => {
-                self.inner.pool.checkin(k.session);
-                Ok(())
-            }
-            Some(Err(e)) => {
-                self.inner.pool.discard(k.session);
-                if e.is_closed() {
-                    Ok(())
-                } else {
-                    Err(db_error("close a task queue", &e))
-                }
-            }
-            None => {
-                self.inner.pool.discard(k.session);
-                Ok(())
-            }
-        }
+        // The key is the keeper's own, so an answer of any kind means it is given back.
+        let unlocked = unlocked.map(|answer| answer.map(|_| true));
+        self.inner
+            .pool
+            .return_after_unlock(k.session, unlocked, "close a task queue")
     }
 }
 
